@@ -1,0 +1,1 @@
+"""fleet: the device agent, state sync and the central brain."""

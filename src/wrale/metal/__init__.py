@@ -1,0 +1,1 @@
+"""metal: everything that runs on the board itself (hardware, safety loops, diagnostics)."""

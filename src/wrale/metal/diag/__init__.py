@@ -1,0 +1,1 @@
+"""metal.diag: diagnostics over snapshots and active hardware tests, with a history."""

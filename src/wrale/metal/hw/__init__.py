@@ -1,0 +1,1 @@
+"""Hardware backends behind typed protocols; only ``registry`` picks a concrete one."""

@@ -1,0 +1,308 @@
+"""The hardware contract: what every backend (simulated or Linux) must provide.
+
+Readings are immutable values with the unit in each name. A sensor that cannot be read
+gives ``None`` for that value (the core treats it as unavailable and fails safe); a
+backend raises ``HardwareError`` subclasses only for actuator failures and unknown lines.
+Reads and writes are plain synchronous calls; a backend whose calls touch files or
+devices sets ``blocking_io = True`` so the core runs them in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+# ----------------------------------------------------------------------------- thermal
+
+
+@dataclass(frozen=True, slots=True)
+class ThermalReading:
+    """Temperatures in °C; ``None`` where the sensor is missing or failed to read."""
+
+    cpu_temp_c: float | None
+    gpu_temp_c: float | None = None
+    ambient_temp_c: float | None = None
+
+
+class ThermalSensors(Protocol):
+    """Reads the board's temperature sensors (CPU required; GPU and ambient optional)."""
+
+    def read_thermal(self) -> ThermalReading: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FanReading:
+    """The fan as last commanded (``duty_pct`` 0-100) and its tachometer (``None``: no tach)."""
+
+    duty_pct: float
+    rpm: float | None
+
+
+class Fan(Protocol):
+    """A PWM fan. ``set_fan_duty`` takes 0-100 % and puts the fan under manual control."""
+
+    def read_fan(self) -> FanReading: ...
+
+    def set_fan_duty(self, percent: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleReading:
+    """CPU frequency cap and the firmware's throttle flags (Raspberry Pi ``get_throttled``).
+
+    ``max_freq_pct`` is the cap in force (100 = full speed). The ``*_now`` flags are bits
+    0-3 of ``get_throttled``; the ``*_occurred`` flags are bits 16-19 (since boot).
+    """
+
+    max_freq_pct: float = 100.0
+    under_voltage_now: bool = False
+    freq_capped_now: bool = False
+    throttled_now: bool = False
+    soft_temp_limit_now: bool = False
+    under_voltage_occurred: bool = False
+    freq_capped_occurred: bool = False
+    throttled_occurred: bool = False
+    soft_temp_limit_occurred: bool = False
+
+    @classmethod
+    def from_bits(cls, bits: int, max_freq_pct: float = 100.0) -> ThrottleReading:
+        """Decode the ``get_throttled`` word."""
+        return cls(
+            max_freq_pct=max_freq_pct,
+            under_voltage_now=bool(bits & 0x1),
+            freq_capped_now=bool(bits & 0x2),
+            throttled_now=bool(bits & 0x4),
+            soft_temp_limit_now=bool(bits & 0x8),
+            under_voltage_occurred=bool(bits & 0x10000),
+            freq_capped_occurred=bool(bits & 0x20000),
+            throttled_occurred=bool(bits & 0x40000),
+            soft_temp_limit_occurred=bool(bits & 0x80000),
+        )
+
+
+class Throttle(Protocol):
+    """CPU frequency capping. ``set_max_freq`` takes the cap in % of full speed (10-100)."""
+
+    def read_throttle(self) -> ThrottleReading: ...
+
+    def set_max_freq(self, percent: float) -> None: ...
+
+
+# ----------------------------------------------------------------------------- power
+
+
+class PowerSource(StrEnum):
+    MAIN = "main"
+    BATTERY = "battery"
+    SOLAR = "solar"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReading:
+    """One supply: whether it can power the board now, and what it delivers."""
+
+    source: PowerSource
+    available: bool
+    voltage_v: float | None = None
+    power_w: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PowerReading:
+    """The board's supply: the source in use, the rail at the board and the battery.
+
+    ``voltage_v``/``current_a``/``power_w`` are measured at the board's 5 V rail.
+    ``battery_pct`` is ``None`` without a battery (or when it cannot be read).
+    ``sources`` lists every source the board has, in no particular order.
+    """
+
+    source: PowerSource
+    voltage_v: float | None
+    current_a: float | None
+    power_w: float | None
+    battery_pct: float | None = None
+    battery_charging: bool = False
+    battery_healthy: bool = True
+    sources: tuple[SourceReading, ...] = ()
+
+    def available(self, source: PowerSource) -> bool:
+        return any(s.source is source and s.available for s in self.sources)
+
+
+class Power(Protocol):
+    """Supplies and their selection, and the board's own shutdown."""
+
+    def read_power(self) -> PowerReading: ...
+
+    def select_source(self, source: PowerSource) -> None:
+        """Prefer ``source``; hardware may still fall over by itself if it disappears."""
+        ...
+
+    def request_shutdown(self, reason: str) -> None:
+        """Ask the operating system for a graceful shutdown (the sim records it)."""
+        ...
+
+
+# ----------------------------------------------------------------------------- tamper
+
+
+class TamperInput(StrEnum):
+    CASE = "case"
+    MOTION = "motion"
+    VOLTAGE = "voltage"
+
+
+@dataclass(frozen=True, slots=True)
+class TamperReading:
+    """Raw tamper inputs; ``None`` where the board has no such sensor.
+
+    ``transitions`` counts the changes each input made since the previous read (latched
+    by the backend), so that a case opened and closed between two samples is not missed.
+    """
+
+    case_open: bool | None
+    motion_detected: bool | None
+    voltage_normal: bool | None
+    transitions: Mapping[TamperInput, int] = field(default_factory=dict)
+
+
+class Tamper(Protocol):
+    def read_tamper(self) -> TamperReading: ...
+
+
+# ----------------------------------------------------------------------------- gpio
+
+
+class Direction(StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Pull(StrEnum):
+    NONE = "none"
+    UP = "up"
+    DOWN = "down"
+
+
+class Edge(StrEnum):
+    NONE = "none"
+    RISING = "rising"
+    FALLING = "falling"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class LineConfig:
+    direction: Direction = Direction.IN
+    pull: Pull = Pull.NONE
+    edge: Edge = Edge.NONE
+    debounce_ms: float = 50.0
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeEvent:
+    """A debounced edge on an input line; ``kind`` is RISING or FALLING."""
+
+    line: int
+    kind: Edge
+    at: float  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class LineState:
+    line: int
+    config: LineConfig
+    value: int
+    pwm_frequency_hz: float | None = None
+    pwm_duty_pct: float | None = None
+
+
+class Gpio(Protocol):
+    """GPIO lines by offset. Unknown or unconfigured lines raise ``NotFoundError``."""
+
+    def configure_line(self, line: int, config: LineConfig) -> None: ...
+
+    def read_line(self, line: int) -> int: ...
+
+    def write_line(self, line: int, value: int) -> None:
+        """Drive an output line to 0 or 1; an input line raises ``ConflictError``."""
+        ...
+
+    def set_pwm(self, line: int, frequency_hz: float, duty_pct: float) -> None:
+        """Hardware PWM on a line; ``UnsupportedError`` where the backend has none."""
+        ...
+
+    def lines(self) -> list[LineState]: ...
+
+    def drain_edge_events(self) -> list[EdgeEvent]:
+        """Edges seen since the last call, oldest first (never blocks)."""
+        ...
+
+
+# ----------------------------------------------------------------------------- simulation
+
+
+class FaultKind(StrEnum):
+    """Faults the simulator can be told to have (and ``POST /v1/sim/faults`` accepts)."""
+
+    FAN_FAILURE = "fan_failure"  # params: mode "stalled" | "degraded", rpm_factor 0-1
+    HEAT_SPIKE = "heat_spike"  # params: watts (extra heat), duration_s
+    AMBIENT_CHANGE = "ambient_change"  # params: celsius
+    MAIN_POWER_LOSS = "main_power_loss"
+    VOLTAGE_SAG = "voltage_sag"  # params: voltage_v
+    BATTERY_FAILURE = "battery_failure"
+    CASE_OPEN = "case_open"
+    MOTION = "motion"  # params: duration_s
+    SENSOR_FAILURE = "sensor_failure"  # params: sensor cpu|gpu|ambient, mode stuck|range|missing
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    kind: FaultKind
+    params: Mapping[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None  # None: until cleared
+
+
+class SimControls(Protocol):
+    """What a simulated board lets tests, demos and ``/v1/sim`` drive."""
+
+    def set_ambient(self, celsius: float) -> None: ...
+
+    def set_load(self, percent: float) -> None: ...
+
+    def inject_fault(self, fault: Fault) -> None:
+        """Start a fault; ``InvalidRequestError`` for parameters out of range."""
+        ...
+
+    def clear_faults(self, kind: FaultKind | None = None) -> int:
+        """End all faults (or those of one kind); returns how many ended."""
+        ...
+
+    def active_faults(self) -> list[Fault]: ...
+
+    def status(self) -> dict[str, Any]:
+        """Physics state for humans: load, ambient, shutdown requests, battery energy."""
+        ...
+
+
+# ----------------------------------------------------------------------------- board
+
+
+class Board(Protocol):
+    """One board's hardware, as the core sees it."""
+
+    name: str
+    model: str
+    backend: str  # "sim" or "linux"
+    blocking_io: bool
+    thermal: ThermalSensors
+    fan: Fan
+    throttle: Throttle
+    power: Power
+    tamper: Tamper
+    gpio: Gpio
+    sim: SimControls | None  # only simulated boards
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""user: the central API, the dashboard and the ``wrale`` command line."""
