@@ -51,11 +51,12 @@ def load_settings(
 ) -> S:
     """Build ``cls`` from its layered sources; raise ``ConfigError`` naming a bad setting."""
     given = {k: v for k, v in (flags or {}).items() if v is not None}
+    base = cls
 
     class _Layered(cls):  # type: ignore[valid-type,misc]
         @classmethod
         def settings_customise_sources(
-            cls_,
+            cls,
             settings_cls: type[BaseSettings],
             init_settings: PydanticBaseSettingsSource,
             env_settings: PydanticBaseSettingsSource,
@@ -64,12 +65,12 @@ def load_settings(
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings, _TomlSource(settings_cls, config_file))
 
-    _Layered.__name__ = cls.__name__
+    _Layered.__name__ = base.__name__
     try:
         layered = _Layered(**given)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, cls), errors=exc.errors(include_url=False)) from None
-    return cls.model_construct(**{name: getattr(layered, name) for name in cls.model_fields})
+        raise ConfigError(_describe(exc, base), errors=exc.errors(include_url=False)) from None
+    return base.model_construct(**{name: getattr(layered, name) for name in base.model_fields})
 
 
 def _describe(exc: ValidationError, cls: type[BaseSettings]) -> str:

@@ -8,6 +8,7 @@
     │   ├── UnsafeOperationError the physical safety rules refuse it (says why)
     │   └── LockdownError        tamper lockdown refuses actuator commands
     ├── AuthError                missing or wrong credentials (HTTP 401)
+    ├── UnavailableError         a service we call cannot be reached (HTTP 503)
     └── HardwareError            a backend could not read or drive the hardware
         ├── SensorError
         ├── ActuatorError
@@ -59,6 +60,10 @@ class LockdownError(ConflictError):
 
 class AuthError(WraleError):
     code = "unauthorized"
+
+
+class UnavailableError(WraleError):
+    code = "unavailable"
 
 
 class HardwareError(WraleError):

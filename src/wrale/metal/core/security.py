@@ -1,0 +1,117 @@
+"""Tamper policy: debounce of each tamper input, flapping detection, and what a tamper
+triggers at each security level. Pure: state in, state and decisions out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from wrale.metal.core.events import Severity
+from wrale.metal.hw.base import TamperInput, TamperReading
+from wrale.shared.policy import SecurityLevel, SecurityPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class InputState:
+    """A debounced tamper input: ``tampered`` once the raw value held for ``debounce_s``."""
+
+    tampered: bool | None = None
+    pending: bool | None = None
+    pending_since: float | None = None
+    recent_transitions: tuple[float, ...] = ()
+    flapping_reported_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TamperChange:
+    input: TamperInput
+    tampered: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityState:
+    armed: bool
+    level: SecurityLevel
+    lockdown: bool = False
+    inputs: dict[TamperInput, InputState] = field(default_factory=dict)
+
+
+def raw_tampered(reading: TamperReading) -> dict[TamperInput, bool | None]:
+    """Each input as 'is it in the tampered state' (case open, motion, voltage abnormal)."""
+    return {
+        TamperInput.CASE: reading.case_open,
+        TamperInput.MOTION: reading.motion_detected,
+        TamperInput.VOLTAGE: None if reading.voltage_normal is None else not reading.voltage_normal,
+    }
+
+
+def debounce(prev: InputState, raw: bool | None, now: float, debounce_s: float) -> InputState:
+    """Accept a new value once it has been read unchanged for ``debounce_s`` seconds."""
+    if raw is None:
+        return replace(prev, pending=None, pending_since=None)
+    if prev.tampered is None:
+        return replace(prev, tampered=raw, pending=None, pending_since=None)
+    if raw == prev.tampered:
+        return replace(prev, pending=None, pending_since=None)
+    if prev.pending != raw or prev.pending_since is None:
+        prev = replace(prev, pending=raw, pending_since=now)
+    if now - prev.pending_since >= debounce_s:  # type: ignore[operator]
+        return replace(prev, tampered=raw, pending=None, pending_since=None)
+    return prev
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityStep:
+    state: SecurityState
+    changes: tuple[TamperChange, ...]
+    flapping: tuple[TamperInput, ...]
+
+
+def step_security(
+    state: SecurityState, reading: TamperReading, now: float, policy: SecurityPolicy
+) -> SecurityStep:
+    """Debounce every input, note accepted changes and inputs that flap."""
+    inputs = dict(state.inputs)
+    changes: list[TamperChange] = []
+    flapping: list[TamperInput] = []
+    for name, raw in raw_tampered(reading).items():
+        prev = inputs.get(name, InputState())
+        cur = debounce(prev, raw, now, policy.debounce_s)
+        edges = max(int(reading.transitions.get(name, 0)), 0)
+        if prev.tampered is not None and cur.tampered != prev.tampered:
+            edges = max(edges, 1)
+            changes.append(TamperChange(name, bool(cur.tampered), now))
+        window = tuple(t for t in cur.recent_transitions if t > now - policy.rapid_window_s)
+        window += (now,) * min(edges, policy.rapid_transitions)
+        cur = replace(cur, recent_transitions=window)
+        if len(window) >= policy.rapid_transitions and (
+            cur.flapping_reported_at is None
+            or now - cur.flapping_reported_at >= policy.rapid_window_s
+        ):
+            flapping.append(name)
+            cur = replace(cur, flapping_reported_at=now)
+        inputs[name] = cur
+    new_state = replace(state, inputs=inputs)
+    if state.armed and state.level is SecurityLevel.HIGH and any(c.tampered for c in changes):
+        new_state = replace(new_state, lockdown=True)
+    return SecurityStep(new_state, tuple(changes), tuple(flapping))
+
+
+@dataclass(frozen=True, slots=True)
+class TamperResponse:
+    severity: Severity
+    alert: bool
+    lockdown: bool
+
+
+def tamper_response(armed: bool, level: SecurityLevel) -> TamperResponse:
+    """What a tamper triggers: LOW an event, MEDIUM an alert, HIGH an alert and lockdown."""
+    if not armed:
+        return TamperResponse(Severity.INFO, alert=False, lockdown=False)
+    match level:
+        case SecurityLevel.LOW:
+            return TamperResponse(Severity.WARNING, alert=False, lockdown=False)
+        case SecurityLevel.MEDIUM:
+            return TamperResponse(Severity.CRITICAL, alert=True, lockdown=False)
+        case SecurityLevel.HIGH:
+            return TamperResponse(Severity.CRITICAL, alert=True, lockdown=True)
