@@ -70,7 +70,8 @@ def load_settings(
         layered = _Layered(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, base), errors=exc.errors(include_url=False)) from None
-    return base.model_construct(**{name: getattr(layered, name) for name in base.model_fields})
+    result: S = layered  # an instance of a subclass of ``cls``
+    return result
 
 
 def _describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
