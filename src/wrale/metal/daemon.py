@@ -1,0 +1,150 @@
+"""``wrale metald``: the hardware daemon of one board (entry point; wires the pieces).
+
+Kept free of the CLI framework so that the daemon stays lean in memory on the board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from wrale.metal.core.engine import MetalCore
+from wrale.metal.core.server import create_metald_server
+from wrale.metal.core.store import DeviceStore
+from wrale.metal.diag import DiagnosticsService
+from wrale.metal.hw.registry import create_board, resolve_backend
+from wrale.shared.clock import Clock, ScaledClock, SystemClock
+from wrale.shared.config import BackendName, MetalSettings, load_settings
+from wrale.shared.errors import ConfigError
+from wrale.shared.logging import setup_logging
+
+log = logging.getLogger("wrale.metald")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wrale metald",
+        description="Hardware daemon of one board: safety loops, local HTTP API, diagnostics. "
+        "Settings: defaults < --config TOML < WRALE_METAL_* environment < these flags.",
+    )
+    p.add_argument("--config", type=Path, help="TOML file, e.g. /etc/wrale/metald.toml")
+    p.add_argument("--backend", choices=[b.value for b in BackendName])
+    p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8421)")
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        default=None,
+        help="development mode: accepts the default API key",
+    )
+    p.add_argument("--data-dir", type=Path, help="where the board's SQLite store lives")
+    p.add_argument("--device-name")
+    p.add_argument("--sample-interval", type=float, dest="sample_interval_s")
+    p.add_argument("--sim-speed", type=float, help="simulated seconds per real second")
+    p.add_argument("--sim-seed", type=int)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def settings_from_args(args: argparse.Namespace) -> MetalSettings:
+    sim: dict[str, Any] = {}
+    if args.sim_speed is not None:
+        sim["speed"] = args.sim_speed
+    if args.sim_seed is not None:
+        sim["seed"] = args.sim_seed
+    flags: dict[str, Any] = {
+        "backend": args.backend,
+        "listen": args.listen,
+        "dev": args.dev,
+        "data_dir": args.data_dir,
+        "device_name": args.device_name,
+        "sample_interval_s": args.sample_interval_s,
+        "log_level": args.log_level,
+        "sim": sim or None,
+    }
+    return load_settings(MetalSettings, config_file=args.config, flags=flags)
+
+
+async def serve(
+    settings: MetalSettings,
+    api_key: str,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run metald until ``stop`` is set (or SIGINT / SIGTERM)."""
+    backend = resolve_backend(settings)
+    clock: Clock = SystemClock()
+    if backend is BackendName.SIM and settings.sim.speed != 1.0:
+        clock = ScaledClock(settings.sim.speed)
+    board = create_board(settings.model_copy(update={"backend": backend}), clock)
+    store = DeviceStore(
+        settings.data_dir / "metald.db",
+        event_retention=settings.event_retention,
+        diag_retention=settings.diag_retention,
+    )
+    core = MetalCore(
+        board,
+        store=store,
+        clock=clock,
+        thermal=settings.thermal,
+        power=settings.power,
+        security=settings.security,
+        gpio_lines=settings.gpio,
+        sample_interval_s=settings.sample_interval_s,
+        device_name=settings.device_name,
+    )
+    diagnostics = DiagnosticsService(core)
+    server = create_metald_server(core, api_key=api_key, diagnostics=diagnostics)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await core.start()
+        host, port = await server.start(*settings.listen_address())
+        log.info(
+            "metald %s on %s (%s backend) listening on http://%s:%d",
+            settings.device_name,
+            board.model,
+            board.backend,
+            host,
+            port,
+        )
+        if on_ready:
+            on_ready(host, port)
+        await core.run(stop)
+    finally:
+        await server.close()
+        board.close()
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_from_args(args)
+        api_key = settings.effective_api_key()
+    except ConfigError as exc:
+        print(f"wrale metald: {exc.message}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings, api_key))
+    except OSError as exc:
+        print(f"wrale metald: cannot listen on {settings.listen}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover
+        pass
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

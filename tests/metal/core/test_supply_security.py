@@ -1,0 +1,89 @@
+"""Supply stability window and tamper policy (pure, deterministic)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wrale.metal.core.events import EventType, Severity
+from wrale.metal.core.security import (
+    InputState,
+    SecurityState,
+    debounce,
+    step_security,
+    tamper_response,
+)
+from wrale.metal.core.supply import SupplyWindow
+from wrale.metal.hw.base import TamperInput, TamperReading
+from wrale.shared.policy import PowerPolicy, SecurityLevel, SecurityPolicy
+
+
+def test_supply_window_stats_and_events() -> None:
+    w = SupplyWindow(PowerPolicy(window_s=10))
+    events: list[EventType] = []
+    for t in range(6):
+        events += w.add(float(t), 5.1, 0.8, True)
+    assert events == []
+    events += w.add(6.0, 4.6, 2.0, True)  # sag + spike + ripple at once
+    assert {EventType.VOLTAGE_SAG, EventType.CURRENT_SPIKE, EventType.VOLTAGE_RIPPLE} <= set(events)
+    assert w.add(7.0, 4.6, 0.8, True) == []  # sag already reported: edge-triggered
+    s = w.stats()
+    assert s.min_voltage_v == 4.6 and s.max_voltage_v == 5.1
+    assert s.ripple_v == 0.5 and s.current_spikes == 1
+    assert w.add(8.0, 5.0, 0.8, False) == []
+    assert w.add(9.0, 5.1, 0.8, True) == [EventType.POWER_CYCLE]
+    for t in range(10, 30):  # old samples leave the window
+        w.add(float(t), 5.1, 0.8, True)
+    s = w.stats()
+    assert s.samples == 11 and s.power_cycles == 0 and s.ripple_v == 0.0
+
+
+@given(st.lists(st.tuples(st.floats(0, 6), st.floats(0, 5), st.booleans()), max_size=100))
+def test_supply_window_never_exceeds_its_span(samples: list[tuple[float, float, bool]]) -> None:
+    w = SupplyWindow(PowerPolicy(window_s=5))
+    for i, (v, a, main) in enumerate(samples):
+        w.add(float(i), v, a, main)
+        assert w.stats().samples <= 6
+
+
+def test_debounce_needs_a_stable_value() -> None:
+    s = debounce(InputState(), False, 0.0, 0.5)
+    assert s.tampered is False
+    s = debounce(s, True, 1.0, 0.5)
+    assert s.tampered is False and s.pending is True
+    s = debounce(s, False, 1.2, 0.5)  # bounce back: pending dropped
+    assert s.tampered is False and s.pending is None
+    s = debounce(s, True, 2.0, 0.5)
+    s = debounce(s, True, 2.5, 0.5)
+    assert s.tampered is True
+
+
+def reading(case: bool, transitions: int = 0) -> TamperReading:
+    return TamperReading(case, False, True, {TamperInput.CASE: transitions})
+
+
+def test_high_level_locks_down_and_flapping_is_reported() -> None:
+    pol = SecurityPolicy(level=SecurityLevel.HIGH, debounce_s=0, rapid_transitions=4)
+    state = SecurityState(armed=True, level=SecurityLevel.HIGH)
+    state = step_security(state, reading(False), 0.0, pol).state
+    step = step_security(state, reading(True, 1), 1.0, pol)
+    assert [c.input for c in step.changes] == [TamperInput.CASE]
+    assert step.state.lockdown
+    step = step_security(step.state, reading(True, 5), 2.0, pol)
+    assert step.flapping == (TamperInput.CASE,)
+    again = step_security(step.state, reading(True, 5), 3.0, pol)
+    assert again.flapping == ()  # once per window
+
+
+def test_disarmed_board_never_locks_down() -> None:
+    pol = SecurityPolicy(level=SecurityLevel.HIGH, debounce_s=0)
+    state = SecurityState(armed=False, level=SecurityLevel.HIGH)
+    state = step_security(state, reading(False), 0.0, pol).state
+    assert not step_security(state, reading(True, 1), 1.0, pol).state.lockdown
+
+
+def test_tamper_response_by_level() -> None:
+    assert tamper_response(False, SecurityLevel.HIGH).severity is Severity.INFO
+    assert not tamper_response(True, SecurityLevel.LOW).alert
+    assert tamper_response(True, SecurityLevel.MEDIUM).alert
+    assert tamper_response(True, SecurityLevel.HIGH).lockdown
