@@ -548,7 +548,7 @@ class MetalCore:
     def _sensor_events(self, r: Readings) -> list[Event]:
         out: list[Event] = []
         prev = self._prev
-        for name in ("cpu_temp", *r.available):
+        for name in r.available:
             if name == "thermal":
                 continue
             was = True if prev is None else prev.available.get(name, True)
