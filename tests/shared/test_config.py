@@ -32,12 +32,14 @@ def test_layers_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WRALE_METAL_LISTEN", "127.0.0.1:9001")
     monkeypatch.setenv("WRALE_METAL_THERMAL__PROFILE", "cool")
     s = load_settings(MetalSettings, config_file=toml)
-    assert s.listen == "127.0.0.1:9001" and s.thermal.profile is FanProfile.COOL
+    assert s.listen == "127.0.0.1:9001"
+    assert s.thermal.profile is FanProfile.COOL
     s = load_settings(
         MetalSettings, config_file=toml, flags={"listen": "127.0.0.1:9002", "sim": {"speed": 60}}
     )
     assert s.listen == "127.0.0.1:9002"
-    assert s.sim.speed == 60 and s.sim.ambient_c == 30  # flags merge into the file's section
+    assert s.sim.speed == 60
+    assert s.sim.ambient_c == 30
     assert s.device_name == "from-file"
 
 
@@ -85,7 +87,8 @@ def test_api_key_rules() -> None:
 async def test_clocks() -> None:
     fake = FakeClock(start=100.0)
     await fake.sleep(5)
-    assert fake.now() == 105.0 and fake.monotonic() == 5.0
+    assert fake.now() == 105.0
+    assert fake.monotonic() == 5.0
     with pytest.raises(ValueError, match="back"):
         fake.advance(-1)
     scaled = ScaledClock(60.0, base=fake)

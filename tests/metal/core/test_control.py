@@ -80,9 +80,11 @@ def test_override_is_free_when_cool_and_expires() -> None:
     cool = control.decide_thermal(ThermalReading(40.0), control.INITIAL_THERMAL, POLICY, None, 0)
     control.check_fan_override(0, 60, cool, POLICY)
     d = control.decide_thermal(ThermalReading(40.0), cool, POLICY, FanOverride(80, 10.0), 5.0)
-    assert d.fan_pct == 80 and d.override_active
+    assert d.fan_pct == 80
+    assert d.override_active
     d = control.decide_thermal(ThermalReading(40.0), d, POLICY, FanOverride(80, 10.0), 11.0)
-    assert d.fan_pct == 0 and not d.override_active
+    assert d.fan_pct == 0
+    assert not d.override_active
 
 
 @pytest.mark.parametrize(
@@ -140,8 +142,10 @@ def test_gpu_and_ambient_have_their_own_thresholds() -> None:
     d = control.decide_thermal(
         ThermalReading(50.0, 81.0, 30.0), control.INITIAL_THERMAL, POLICY, None, 0
     )
-    assert d.gpu_status is ThermalStatus.CRITICAL and d.status is ThermalStatus.CRITICAL
-    assert d.fan_pct == 100 and not d.throttled  # throttling follows the CPU
+    assert d.gpu_status is ThermalStatus.CRITICAL
+    assert d.status is ThermalStatus.CRITICAL
+    assert d.fan_pct == 100
+    assert not d.throttled
     d = control.decide_thermal(
         ThermalReading(50.0, 50.0, 42.0), control.INITIAL_THERMAL, POLICY, None, 0
     )

@@ -54,7 +54,8 @@ async def test_failed_fan_at_full_load_throttles_and_recovers() -> None:
     snap = core.current()
     assert seen_warning_first, "a warning comes before the critical state"
     assert snap.decision.status is ThermalStatus.CRITICAL
-    assert snap.decision.fan_pct == 100.0 and snap.decision.throttled
+    assert snap.decision.fan_pct == 100.0
+    assert snap.decision.throttled
     assert board.throttle.read_throttle().max_freq_pct < 100  # applied to the hardware
     assert board.fan.read_fan().duty_pct == pytest.approx(100.0, abs=0.5)
     await run_for(core, board, 600)  # hold there: throttling keeps it below the hard limit
@@ -74,7 +75,8 @@ async def test_failed_fan_at_full_load_throttles_and_recovers() -> None:
     board.sim.set_load(10)
     await run_for(core, board, 900)
     snap = core.current()
-    assert snap.decision.status is ThermalStatus.NORMAL and not snap.decision.throttled
+    assert snap.decision.status is ThermalStatus.NORMAL
+    assert not snap.decision.throttled
     kinds = await types_of(core)
     assert {EventType.THROTTLE_OFF, EventType.THERMAL_NORMAL, EventType.FAN_RECOVERED} <= set(kinds)
 
@@ -128,7 +130,8 @@ async def test_tamper_events_and_lockdown_survive_a_restart(tmp_path: Path) -> N
     await run_for(core, board, 2)
     assert core.current().security.lockdown
     tamper = [e for e in await core.events() if e.type is EventType.TAMPER]
-    assert tamper and tamper[0].severity is Severity.CRITICAL
+    assert tamper
+    assert tamper[0].severity is Severity.CRITICAL
     with pytest.raises(LockdownError):
         await core.set_fan_override(50, 60)
     core.store.close()  # metald stops (or the power goes)
@@ -137,7 +140,8 @@ async def test_tamper_events_and_lockdown_survive_a_restart(tmp_path: Path) -> N
     core2 = make_core(board2, DeviceStore(db), security=policy)
     await core2.start()
     kinds = await types_of(core2)
-    assert EventType.TAMPER in kinds and EventType.LOCKDOWN in kinds
+    assert EventType.TAMPER in kinds
+    assert EventType.LOCKDOWN in kinds
     assert core2.current().security.lockdown
     with pytest.raises(LockdownError):
         await core2.set_fan_override(50, 60)
@@ -155,7 +159,8 @@ async def test_override_floor_expiry_and_gpio() -> None:
     core = make_core(board, gpio_lines=lines)
     await core.start()
     snap = await core.set_fan_override(0, 30)
-    assert snap.decision.fan_pct == 0 and snap.decision.override_active
+    assert snap.decision.fan_pct == 0
+    assert snap.decision.override_active
     await run_for(core, board, 31)
     assert core.current().override is None
     assert EventType.FAN_OVERRIDE_ENDED in await types_of(core)
@@ -182,7 +187,8 @@ async def test_lost_cpu_sensor_fails_safe_and_recovers() -> None:
     board.sim.inject_fault(Fault(FaultKind.SENSOR_FAILURE, {"sensor": "cpu", "mode": "missing"}))
     await run_for(core, board, 2)
     snap = core.current()
-    assert snap.decision.fan_pct == 100 and snap.decision.throttled
+    assert snap.decision.fan_pct == 100
+    assert snap.decision.throttled
     assert not snap.available["cpu_temp"]
     board.sim.clear_faults()
     await run_for(core, board, 2)
@@ -198,7 +204,8 @@ async def test_subscribers_get_events_after_they_are_stored_and_run_loop_samples
     async with core.subscribe() as queue:
         task = asyncio.create_task(core.run(stop))
         first = await asyncio.wait_for(queue.get(), 5)
-        assert first.type is EventType.METALD_STARTED and first.id is not None
+        assert first.type is EventType.METALD_STARTED
+        assert first.id is not None
         snap = await asyncio.wait_for(core.wait_snapshot(10), 5)
         assert snap.seq > 10
         stop.set()

@@ -41,4 +41,5 @@ def test_diag_history_newest_first() -> None:
     store = DeviceStore(":memory:", diag_retention=10)
     store.add_diag_results([{"name": f"t{i}", "timestamp": i} for i in range(15)])
     hist = store.diag_history(limit=100)
-    assert len(hist) == 10 and hist[0]["name"] == "t14"
+    assert len(hist) == 10
+    assert hist[0]["name"] == "t14"

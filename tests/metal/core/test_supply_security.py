@@ -28,14 +28,18 @@ def test_supply_window_stats_and_events() -> None:
     assert {EventType.VOLTAGE_SAG, EventType.CURRENT_SPIKE, EventType.VOLTAGE_RIPPLE} <= set(events)
     assert w.add(7.0, 4.6, 0.8, True) == []  # sag already reported: edge-triggered
     s = w.stats()
-    assert s.min_voltage_v == 4.6 and s.max_voltage_v == 5.1
-    assert s.ripple_v == 0.5 and s.current_spikes == 1
+    assert s.min_voltage_v == 4.6
+    assert s.max_voltage_v == 5.1
+    assert s.ripple_v == 0.5
+    assert s.current_spikes == 1
     assert w.add(8.0, 5.0, 0.8, False) == []
     assert w.add(9.0, 5.1, 0.8, True) == [EventType.POWER_CYCLE]
     for t in range(10, 30):  # old samples leave the window
         w.add(float(t), 5.1, 0.8, True)
     s = w.stats()
-    assert s.samples == 11 and s.power_cycles == 0 and s.ripple_v == 0.0
+    assert s.samples == 11
+    assert s.power_cycles == 0
+    assert s.ripple_v == 0.0
 
 
 @given(st.lists(st.tuples(st.floats(0, 6), st.floats(0, 5), st.booleans()), max_size=100))
@@ -50,9 +54,11 @@ def test_debounce_needs_a_stable_value() -> None:
     s = debounce(InputState(), False, 0.0, 0.5)
     assert s.tampered is False
     s = debounce(s, True, 1.0, 0.5)
-    assert s.tampered is False and s.pending is True
+    assert s.tampered is False
+    assert s.pending is True
     s = debounce(s, False, 1.2, 0.5)  # bounce back: pending dropped
-    assert s.tampered is False and s.pending is None
+    assert s.tampered is False
+    assert s.pending is None
     s = debounce(s, True, 2.0, 0.5)
     s = debounce(s, True, 2.5, 0.5)
     assert s.tampered is True
