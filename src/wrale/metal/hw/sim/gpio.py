@@ -40,8 +40,9 @@ class _Line:
 
 
 class SimGpio:
-    def __init__(self, rt: Runtime, clock: Clock,
-                 settings: Mapping[str, GpioLineSettings] | None = None) -> None:
+    def __init__(
+        self, rt: Runtime, clock: Clock, settings: Mapping[str, GpioLineSettings] | None = None
+    ) -> None:
         self._rt = rt
         self._clock = clock
         self._lines: dict[int, _Line] = {}
@@ -85,7 +86,9 @@ class SimGpio:
             self._settle()
             return [
                 LineState(
-                    line=n, config=s.config, value=s.value,
+                    line=n,
+                    config=s.config,
+                    value=s.value,
                     pwm_frequency_hz=s.pwm[0] if s.pwm else None,
                     pwm_duty_pct=s.pwm[1] if s.pwm else None,
                 )
@@ -132,8 +135,9 @@ class SimGpio:
     def _output(self, line: int) -> _Line:
         state = self._get(line)
         if state.config.direction is not Direction.OUT:
-            raise ConflictError(f"GPIO {line} is an input; configure it as an output first",
-                                line=line)
+            raise ConflictError(
+                f"GPIO {line} is an input; configure it as an output first", line=line
+            )
         return state
 
     def _drive(self, line: int, state: _Line, value: int) -> None:
@@ -216,7 +220,9 @@ def _checked(line: int, config: LineConfig) -> LineConfig:
         raise NotFoundError(f"GPIO {line!r} does not exist (BCM lines 0-27)", line=line)
     try:
         config = LineConfig(
-            Direction(config.direction), Pull(config.pull), Edge(config.edge),
+            Direction(config.direction),
+            Pull(config.pull),
+            Edge(config.edge),
             check_number("debounce_ms", config.debounce_ms, 0.0, 10_000.0, line=line),
         )
     except ValueError as exc:

@@ -25,6 +25,7 @@ CELL_EMPTY_V, CELL_FULL_V = 3.0, 4.2  # one Li-ion cell
 RIPPLE_SIGMA_V = 0.01
 FAILOVER_ORDER = (PowerSource.MAIN, PowerSource.BATTERY, PowerSource.SOLAR)
 EMPTY_WH = 1e-9
+RESTART_PCT = 5.0  # after running empty the UPS waits for this much charge before restarting
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,7 @@ class SimPower:
         self.main_lost = False
         self.sag_v: float | None = None
         self.battery_failed = False
+        self.cut_off = self.energy_wh <= 0  # ran empty: unavailable until RESTART_PCT
         self.state = PowerState(PowerSource.MAIN, MAIN_V, 0.0, frozenset(), 0.0, 0.0)
 
     def has(self, source: PowerSource) -> bool:
@@ -68,7 +70,7 @@ class SimPower:
         available = set()
         if not self.main_lost:
             available.add(PowerSource.MAIN)
-        if self.has(PowerSource.BATTERY) and not self.battery_failed and self.energy_wh > 0:
+        if self.has(PowerSource.BATTERY) and not self.battery_failed and not self.cut_off:
             available.add(PowerSource.BATTERY)
         if solar_w > 0 and solar_w >= demand_w:
             available.add(PowerSource.SOLAR)
@@ -88,8 +90,10 @@ class SimPower:
 
     def _rail_v(self, active: PowerSource | None, draw_w: float) -> float:
         if active is PowerSource.MAIN:
-            return self.sag_v if self.sag_v is not None else MAIN_V - MAIN_SOURCE_OHM * (
-                draw_w / MAIN_V
+            return (
+                self.sag_v
+                if self.sag_v is not None
+                else MAIN_V - MAIN_SOURCE_OHM * (draw_w / MAIN_V)
             )
         if active is PowerSource.BATTERY:
             return BATTERY_RAIL_V
@@ -113,14 +117,22 @@ class SimPower:
         if flow:
             energy = self.energy_wh + flow * dt_s / 3600.0
             self.energy_wh = min(self.capacity_wh, energy if energy > EMPTY_WH else 0.0)
+            if self.energy_wh == 0.0:
+                self.cut_off = True
+            elif self.cut_off and self.energy_wh >= self._restart_wh():
+                self.cut_off = False
+
+    def _restart_wh(self) -> float:
+        return self.capacity_wh * RESTART_PCT / 100.0 - EMPTY_WH
 
     def seconds_to_battery_event(self) -> float:
-        """Time until the battery runs empty or full at the present flow (inf: never)."""
+        """Time until the battery runs empty, restarts or is full at the present flow."""
         flow = self.state.battery_flow_w
         if flow < 0:
             return self.energy_wh / -flow * 3600.0
         if flow > 0:
-            return (self.capacity_wh - self.energy_wh) / flow * 3600.0
+            goal = self._restart_wh() if self.cut_off else self.capacity_wh
+            return max(0.0, goal - self.energy_wh) / flow * 3600.0
         return math.inf
 
     def battery_pct(self) -> float | None:
@@ -152,7 +164,8 @@ class SimPower:
             return SourceReading(source, available, volts, s.draw_w if s.active is source else 0.0)
         if source is PowerSource.BATTERY:
             pct = self.battery_pct()
-            cell_v = None if pct is None else CELL_EMPTY_V + (CELL_FULL_V - CELL_EMPTY_V) * pct / 100
+            span_v = CELL_FULL_V - CELL_EMPTY_V
+            cell_v = None if pct is None else CELL_EMPTY_V + span_v * pct / 100.0
             return SourceReading(source, available, cell_v, max(0.0, -s.battery_flow_w))
         return SourceReading(source, available, SOLAR_RAIL_V if s.solar_w > 0 else 0.0, s.solar_w)
 

@@ -15,8 +15,11 @@ VOLTAGE_NORMAL_MIN_V = 4.75  # below this the supply monitor reports abnormal
 class SimTamper:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
-        self._state = {TamperInput.CASE: False, TamperInput.MOTION: False,
-                       TamperInput.VOLTAGE: True}
+        self._state = {
+            TamperInput.CASE: False,
+            TamperInput.MOTION: False,
+            TamperInput.VOLTAGE: True,
+        }
         self._transitions = dict.fromkeys(TamperInput, 0)
 
     def observe(self, *, case_open: bool, motion: bool, voltage_normal: bool) -> None:

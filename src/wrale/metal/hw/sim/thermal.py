@@ -33,7 +33,7 @@ def demand_w(load_pct: float, max_freq_pct: float, extra_w: float = 0.0) -> floa
 def conductance_w_per_k(airflow: float) -> float:
     """Heat conductance to ambient for an airflow fraction 0-1 of the fan's maximum."""
     airflow = min(1.0, max(0.0, airflow))
-    return G_PASSIVE_W_PER_K + G_FAN_W_PER_K * airflow**AIRFLOW_EXPONENT
+    return G_PASSIVE_W_PER_K + G_FAN_W_PER_K * math.pow(airflow, AIRFLOW_EXPONENT)
 
 
 def steady_temp_c(ambient_c: float, heat_w: float, airflow: float) -> float:

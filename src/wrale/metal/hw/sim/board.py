@@ -1,0 +1,285 @@
+"""``SimBoard``: a simulated Raspberry Pi 5-class board with physics driven by a clock.
+
+It owns the components, integrates their physics in sub-steps up to the clock's time
+before every read, and takes orders from tests, demos and ``/v1/sim`` (``SimControls``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from wrale.metal.hw.base import (
+    Board,
+    Fan,
+    Fault,
+    FaultKind,
+    Gpio,
+    Power,
+    PowerSource,
+    SimControls,
+    Tamper,
+    ThermalSensors,
+    Throttle,
+)
+from wrale.metal.hw.sim.checks import check_number
+from wrale.metal.hw.sim.fan import SimFan
+from wrale.metal.hw.sim.fault_params import normalize
+from wrale.metal.hw.sim.faults import Effects, FaultBook, effects_of
+from wrale.metal.hw.sim.gpio import SimGpio
+from wrale.metal.hw.sim.power import SimPower
+from wrale.metal.hw.sim.runtime import Noise
+from wrale.metal.hw.sim.tamper import VOLTAGE_NORMAL_MIN_V, SimTamper
+from wrale.metal.hw.sim.thermal import SimThermal, conductance_w_per_k, demand_w, steady_temp_c
+from wrale.metal.hw.sim.throttle import SimThrottle
+from wrale.shared.clock import Clock, FakeClock
+from wrale.shared.config import GpioLineSettings, SimSettings
+from wrale.shared.errors import InvalidRequestError
+
+MAX_STEP_S = 0.5  # while the fan speed (hence the cooling) is changing
+SETTLED_STEP_S = 5.0  # otherwise heat and cooling are constant: the exponential is exact
+MIN_STEP_S = 1e-6
+STOCK_IDLE_AIRFLOW = 75 / 255  # the board starts as if idling under the firmware's fan curve
+
+
+class SimBoard:
+    """A simulated board; satisfies ``Board`` and is its own ``SimControls`` (``board.sim``)."""
+
+    backend = "sim"
+    blocking_io = False
+
+    def __init__(
+        self,
+        settings: SimSettings = SimSettings(),  # noqa: B008 - frozen, shared safely
+        *,
+        name: str = "board",
+        clock: Clock | None = None,
+        gpio_lines: Mapping[str, GpioLineSettings] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = name
+        self.model = settings.model
+        self.clock: Clock = clock if clock is not None else FakeClock()
+        self.shutdown_requests: list[str] = []
+        self._lock = threading.RLock()
+        self._t = self.clock.monotonic()
+        self._wall_offset = self.clock.now() - self._t
+        self._load_pct = settings.load_pct
+        self._ambient_c = settings.ambient_c
+        self._faults = FaultBook()
+        self._effects = Effects()
+        noise = Noise(settings.seed, enabled=settings.noise)
+        start_c = steady_temp_c(
+            settings.ambient_c, demand_w(settings.load_pct, 100.0), STOCK_IDLE_AIRFLOW
+        )
+        self._thermal = SimThermal(self, noise, temp_c=start_c, ambient_c=settings.ambient_c)
+        self._fan = SimFan(self, noise)
+        self._throttle = SimThrottle(self)
+        self._power = SimPower(self, noise, settings, self.shutdown_requests)
+        self._tamper = SimTamper(self)
+        self._gpio = SimGpio(self, self.clock, gpio_lines)
+        # The Board protocol's attributes are settable, hence invariant: expose them typed
+        # as the protocols, keep the concrete components for the physics.
+        self.thermal: ThermalSensors = self._thermal
+        self.fan: Fan = self._fan
+        self.throttle: Throttle = self._throttle
+        self.power: Power = self._power
+        self.tamper: Tamper = self._tamper
+        self.gpio: Gpio = self._gpio
+        self.sim: SimControls | None = self
+        self._refresh()
+
+    # ------------------------------------------------------------------ time and physics
+
+    def advance(self, dt_s: float) -> None:
+        """Move the board's ``FakeClock`` on by ``dt_s`` seconds and integrate physics."""
+        if not isinstance(self.clock, FakeClock):
+            raise TypeError("advance() needs a board on a FakeClock; this one follows its clock")
+        if not math.isfinite(dt_s) or dt_s < 0:
+            raise ValueError(f"dt_s must be a finite number >= 0, got {dt_s!r}")
+        with self._lock:
+            self.clock.advance(dt_s)
+            self.sync()
+
+    def sync(self) -> None:
+        """Integrate physics up to ``clock.monotonic()`` (every read does this first)."""
+        with self._lock:
+            target = self.clock.monotonic()
+            self._wall_offset = self.clock.now() - target
+            while self._t < target:
+                dt = min(
+                    SETTLED_STEP_S if self._fan.settled() else MAX_STEP_S,
+                    self._faults.next_end - self._t,
+                    self._power.seconds_to_battery_event(),
+                )
+                remaining = target - self._t
+                if dt >= remaining:
+                    self._step(remaining, target)
+                else:
+                    dt = max(dt, MIN_STEP_S)
+                    self._step(dt, self._t + dt)
+
+    def _step(self, dt: float, t_end: float) -> None:
+        self._fan.step(dt)
+        self._thermal.step(dt, conductance_w_per_k(self._fan.airflow()))
+        self._power.step(dt)
+        self._t = t_end
+        if self._faults.expire(t_end):
+            self._apply_effects()
+        self._refresh()
+
+    def _apply_effects(self) -> None:
+        effects = self._effects = effects_of(self._faults.faults())
+        self._fan.failure = effects.fan_failure
+        self._thermal.failures = effects.sensors
+        self._power.main_lost = effects.main_lost
+        self._power.sag_v = effects.sag_v
+        self._power.battery_failed = effects.battery_failed
+
+    def _refresh(self) -> None:
+        """Recompute what follows from the state now: supply, heat, flags, tamper inputs."""
+        effects = self._effects
+        demand = demand_w(self._load_pct, self._throttle.max_freq_pct, effects.extra_heat_w)
+        supply = self._power.evaluate(demand, self._t + self._wall_offset)
+        self._fan.powered = supply.active is not None
+        self._thermal.heat_w = supply.draw_w
+        self._thermal.ambient_c = self.ambient_c
+        self._throttle.observe(supply.rail_v, self._thermal.temp_c)
+        self._tamper.observe(
+            case_open=effects.case_open,
+            motion=effects.motion,
+            voltage_normal=supply.rail_v >= VOLTAGE_NORMAL_MIN_V,
+        )
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._lock:
+            self.sync()
+            yield
+
+    @contextmanager
+    def changing(self) -> Iterator[None]:
+        with self._lock:
+            self.sync()
+            try:
+                yield
+            finally:
+                self._refresh()
+
+    # ------------------------------------------------------------------ what tests look at
+
+    @property
+    def load_pct(self) -> float:
+        return self._load_pct
+
+    @property
+    def ambient_c(self) -> float:
+        """Ambient temperature in force (a timed ``ambient_change`` fault overrides it)."""
+        override = self._effects.ambient_c
+        return self._ambient_c if override is None else override
+
+    @property
+    def soc_temp_c(self) -> float:
+        """The SoC's true temperature, without sensor noise or failures."""
+        with self.reading():
+            return self._thermal.temp_c
+
+    def close(self) -> None:
+        """Nothing to release; the board keeps answering so late readers do not crash."""
+
+    # ------------------------------------------------------------------ SimControls
+
+    def set_ambient(self, celsius: float) -> None:
+        value = check_number("ambient_c", celsius, -40.0, 80.0)
+        with self.changing():
+            self._ambient_c = value
+
+    def set_load(self, percent: float) -> None:
+        value = check_number("load_pct", percent, 0.0, 100.0)
+        with self.changing():
+            self._load_pct = value
+
+    def drive_input(self, line: int, value: int | None) -> None:
+        """An external signal on a GPIO input (``None`` releases it); see ``SimGpio``."""
+        self._gpio.drive_input(line, value)
+
+    def inject_fault(self, fault: Fault) -> None:
+        fault = normalize(fault)
+        if fault.kind is FaultKind.BATTERY_FAILURE and not self._power.has(PowerSource.BATTERY):
+            raise InvalidRequestError(
+                "battery_failure: this simulated board has no battery", kind=fault.kind.value
+            )
+        with self.changing():
+            if fault.kind is FaultKind.AMBIENT_CHANGE and fault.duration_s is None:
+                self._ambient_c = fault.params["celsius"]  # a lasting change, nothing to clear
+                return
+            if fault.kind is FaultKind.SENSOR_FAILURE and fault.params["mode"] == "stuck":
+                fault = self._stuck_here(fault)
+            self._faults.add(fault, self._t)
+            self._apply_effects()
+
+    def _stuck_here(self, fault: Fault) -> Fault:
+        """A stuck sensor without ``value_c`` keeps reading what it reads now."""
+        if "value_c" in fault.params:
+            return fault
+        sensor = fault.params["sensor"]
+        value = self._thermal.sense(sensor)
+        if value is None:
+            value = self._thermal.true_c(sensor)
+        return Fault(fault.kind, {**fault.params, "value_c": value}, fault.duration_s)
+
+    def clear_faults(self, kind: FaultKind | None = None) -> int:
+        if kind is not None:
+            try:
+                kind = FaultKind(kind)
+            except ValueError:
+                raise InvalidRequestError(f"unknown fault kind {kind!r}") from None
+        with self.changing():
+            ended = self._faults.clear(kind)
+            if ended:
+                self._apply_effects()
+            return ended
+
+    def active_faults(self) -> list[Fault]:
+        with self.reading():
+            return self._faults.faults()
+
+    def status(self) -> dict[str, Any]:
+        with self.reading():
+            supply = self._power.state
+            return {
+                "name": self.name,
+                "model": self.model,
+                "sim_time_s": self._t,
+                "load_pct": self._load_pct,
+                "ambient_c": self.ambient_c,
+                "soc_temp_c": self._thermal.temp_c,
+                "fan_duty_pct": self._fan.duty_pct,
+                "fan_rpm": self._fan.rpm,
+                "max_freq_pct": self._throttle.max_freq_pct,
+                "power_source": supply.active.value if supply.active else None,
+                "selected_source": self._power.selected.value,
+                "rail_v": supply.rail_v,
+                "power_w": supply.draw_w,
+                "battery_wh": self._power.energy_wh,
+                "battery_capacity_wh": self._power.capacity_wh,
+                "battery_pct": self._power.battery_pct(),
+                "solar_w": supply.solar_w,
+                "shutdown_requests": list(self.shutdown_requests),
+                "faults": [
+                    {
+                        "kind": f.kind.value,
+                        "params": dict(f.params),
+                        "duration_s": f.duration_s,
+                        "remaining_s": left,
+                    }
+                    for f, left in self._faults.remaining_s(self._t)
+                ],
+            }
+
+
+def _conforms(board: SimBoard) -> Board:  # mypy checks SimBoard against the Board protocol
+    return board
