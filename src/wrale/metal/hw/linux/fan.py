@@ -1,7 +1,7 @@
-"""The PWM fan through its hwmon device (Pi 5: ``pwmfan``): ``pwm1``, ``pwm1_enable``, ``fan1_input``.
+"""The PWM fan through its hwmon device (Pi 5 ``pwmfan``: pwm1, pwm1_enable, fan1_input).
 
-Writes are validated and raise ``ActuatorError`` naming the file; reads never raise. On a
-Pi 5 the kernel's thermal governor also drives ``pwm1`` through the fan's cooling device.
+Writes raise ``ActuatorError`` naming the file; reads never raise. On a Pi 5 the kernel's
+thermal governor also writes ``pwm1`` (through the fan's cooling device).
 """
 
 from __future__ import annotations
@@ -70,4 +70,3 @@ class LinuxFan:
             write_value(enable, MANUAL)
         write_value(directory / "pwm1", duty_to_pwm(percent))
         self._last_duty_pct = float(percent)
-

@@ -17,7 +17,10 @@ UNDER_VOLTAGE_NOW = 0x1
 UNDER_VOLTAGE_OCCURRED = 0x10000
 VOLT_HWMON = "rpi_volt"
 # Where other kernels put the firmware node when the configured path does not exist.
-FALLBACK_GLOBS = ("devices/platform/*/*firmware/get_throttled", "devices/platform/*firmware/get_throttled")
+FALLBACK_GLOBS = (
+    "devices/platform/*/*firmware/get_throttled",
+    "devices/platform/*firmware/get_throttled",
+)
 
 
 def parse_throttled(text: str) -> int:

@@ -108,10 +108,14 @@ class LinuxPower:
     def select_source(self, source: PowerSource) -> None:
         """Record the preference only: supplies on a Linux board switch in hardware."""
         self.preferred_source = PowerSource(source)
-        log.info("power source %s preferred; the hardware decides which supply feeds the board", source)
+        log.info(
+            "power source %s preferred; the hardware decides which supply feeds the board", source
+        )
 
     def request_shutdown(self, reason: str) -> None:
-        log.warning("shutdown requested (%s): running %s", reason, shlex.join(self._shutdown_command))
+        log.warning(
+            "shutdown requested (%s): running %s", reason, shlex.join(self._shutdown_command)
+        )
         self.shutdown_requests.append(reason)
         self._run(self._shutdown_command)
 
@@ -152,8 +156,10 @@ def _active(
     if available.get(PowerSource.MAIN):
         return PowerSource.MAIN
     battery = states.get(PowerSource.BATTERY)
-    if available.get(PowerSource.BATTERY) and battery and (
-        battery.online or battery.status == "Discharging"
+    if (
+        available.get(PowerSource.BATTERY)
+        and battery
+        and (battery.online or battery.status == "Discharging")
     ):
         return PowerSource.BATTERY
     if available.get(PowerSource.SOLAR):

@@ -33,7 +33,8 @@ class LinuxThermal:
     def __init__(self, paths: LinuxPaths, clock: Clock, health: HealthLog) -> None:
         root = paths.sysfs_root
         self._health = health
-        cpu_zone, gpu_zone, ambient = paths.cpu_thermal_zone, paths.gpu_thermal_zone, paths.ambient_hwmon
+        cpu_zone, gpu_zone = paths.cpu_thermal_zone, paths.gpu_thermal_zone
+        ambient = paths.ambient_hwmon
         self._cpu = Locator.single(lambda: find_thermal_zone(root, cpu_zone), clock)
         self._gpu = (
             Locator.single(lambda: find_thermal_zone(root, gpu_zone), clock) if gpu_zone else None

@@ -6,6 +6,7 @@ The cap is written to every policy as a share of ``cpuinfo_max_freq`` (never bel
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from wrale.metal.hw.base import ThrottleReading
@@ -48,10 +49,8 @@ class LinuxThrottle:
             except (OSError, ValueError) as exc:
                 raise ActuatorError(f"cannot read {policy / 'cpuinfo_max_freq'}: {exc}") from exc
             target = round(full * percent / 100)
-            try:
+            with contextlib.suppress(OSError, ValueError):  # no floor known: kernel clamps
                 target = max(target, read_int(policy / "cpuinfo_min_freq"))
-            except (OSError, ValueError):
-                pass  # no floor known: the kernel clamps if it must
             write_value(policy / "scaling_max_freq", target)
 
     def _max_freq_pct(self) -> float:
