@@ -1,0 +1,157 @@
+"""``LinuxBoard``: the sysfs, hwmon, cpufreq, power_supply and libgpiod readers as one Board.
+
+Every path hangs off ``LinuxPaths.sysfs_root`` (tests use a tree in ``tmp_path``); the
+GPIO object and the shutdown runner are injectable. Wiring only: no logic of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from wrale.metal.hw.base import (
+    Direction,
+    Edge,
+    Fan,
+    Gpio,
+    LineConfig,
+    Power,
+    Pull,
+    SimControls,
+    Tamper,
+    TamperInput,
+    ThermalSensors,
+    Throttle,
+)
+from wrale.metal.hw.linux.edges import EdgeTap
+from wrale.metal.hw.linux.fan import LinuxFan
+from wrale.metal.hw.linux.firmware import FirmwareFlags
+from wrale.metal.hw.linux.gpio import GpiodGpio
+from wrale.metal.hw.linux.power import LinuxPower, RunCommand
+from wrale.metal.hw.linux.pwm import SysfsPwm
+from wrale.metal.hw.linux.sysfs import SYS, HealthLog, read_text
+from wrale.metal.hw.linux.tamper import CASE_LINE, MOTION_LINE, LinuxTamper
+from wrale.metal.hw.linux.thermal import LinuxThermal
+from wrale.metal.hw.linux.throttle import LinuxThrottle
+from wrale.shared.clock import Clock, SystemClock
+from wrale.shared.config import GpioLineSettings, LinuxPaths
+from wrale.shared.errors import WraleError
+
+if TYPE_CHECKING:
+    from wrale.metal.hw.base import Board
+
+log = logging.getLogger("wrale.metal.hw.linux")
+
+FALLBACK_MODEL = "Linux board"
+
+
+def detect_linux_hardware(sysfs_root: Path = SYS) -> bool:
+    """True when the kernel exposes a thermal zone with a ``temp`` file."""
+    return any(p.is_file() for p in sysfs_root.glob("class/thermal/thermal_zone*/temp"))
+
+
+def default_model_path(sysfs_root: Path) -> Path:
+    """``/proc/device-tree/model``, or ``<root>/proc/device-tree/model`` beside a test tree."""
+    base = Path("/") if sysfs_root == SYS else sysfs_root.parent
+    return base / "proc/device-tree/model"
+
+
+def read_model(path: Path) -> str:
+    try:
+        return read_text(path) or FALLBACK_MODEL
+    except (OSError, ValueError):
+        return FALLBACK_MODEL
+
+
+def line_config(settings: GpioLineSettings) -> LineConfig:
+    return LineConfig(
+        direction=Direction(settings.direction),
+        pull=Pull(settings.pull),
+        edge=Edge(settings.edge),
+        debounce_ms=settings.debounce_ms,
+    )
+
+
+class LinuxBoard:
+    """A real board read through the kernel's interfaces; ``blocking_io`` is True.
+
+    ``gpio`` replaces the libgpiod chip at ``paths.gpio_chip`` (opened on first use);
+    ``model_path`` the device-tree model file; ``run_command`` the shutdown runner
+    (argv in, raises ``ActuatorError``); ``pwm_chip`` the discovered RP1 PWM0 chip.
+    """
+
+    backend = "linux"
+    blocking_io = True
+
+    def __init__(
+        self,
+        paths: LinuxPaths = LinuxPaths(),  # noqa: B008 - frozen settings, safe to share
+        *,
+        name: str = "board",
+        gpio_lines: Mapping[str, GpioLineSettings] | None = None,
+        clock: Clock | None = None,
+        gpio: Gpio | None = None,
+        model_path: Path | None = None,
+        run_command: RunCommand | None = None,
+        pwm_chip: Path | None = None,
+    ) -> None:
+        clock = clock or SystemClock()
+        root = paths.sysfs_root
+        health = HealthLog()
+        self.name = name
+        self.model = read_model(model_path or default_model_path(root))
+        self.paths = paths
+        self.sim: SimControls | None = None
+        self.gpio_lines = {n: s.line for n, s in (gpio_lines or {}).items()}
+        flags = FirmwareFlags(paths, clock, health)
+        self.thermal: ThermalSensors = LinuxThermal(paths, clock, health)
+        self.fan: Fan = LinuxFan(paths, clock, health)
+        self.throttle: Throttle = LinuxThrottle(paths, flags, clock, health)
+        self.power: Power = LinuxPower(paths, clock, health, run=run_command)
+        if gpio is None:
+            pwm = SysfsPwm(root, chip_dir=pwm_chip, clock=clock)
+            gpio = GpiodGpio(paths.gpio_chip, clock, pwm=pwm)
+        self._tap = EdgeTap(gpio)
+        self.gpio: Gpio = self._tap
+        configs = {s.line: line_config(s) for s in (gpio_lines or {}).values()}
+        self._configure_named(gpio_lines or {}, configs)
+        tamper_lines = {
+            TamperInput.CASE: (paths.case_switch_line, CASE_LINE),
+            TamperInput.MOTION: (paths.motion_line, MOTION_LINE),
+        }
+        self.tamper: Tamper = LinuxTamper(
+            self._tap,
+            flags,
+            clock,
+            health,
+            lines={
+                name: (line, configs.get(line, default))
+                for name, (line, default) in tamper_lines.items()
+                if line is not None
+            },
+        )
+        self._closed = False
+
+    def close(self) -> None:
+        """Release the GPIO lines; safe to call more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._tap.close()
+
+    def _configure_named(
+        self, gpio_lines: Mapping[str, GpioLineSettings], configs: Mapping[int, LineConfig]
+    ) -> None:
+        for line_name, settings in gpio_lines.items():
+            try:
+                self.gpio.configure_line(settings.line, configs[settings.line])
+            except WraleError as exc:
+                log.error("GPIO line %r (%d) not configured: %s", line_name, settings.line, exc)
+
+
+if TYPE_CHECKING:
+
+    def _satisfies_board(board: LinuxBoard) -> Board:
+        return board  # mypy checks LinuxBoard against the Board protocol

@@ -1,0 +1,350 @@
+"""A Raspberry Pi 5 sysfs tree in ``tmp_path`` and a fake libgpiod chip, for the Linux backend.
+
+``FakeSys`` writes the files the kernel would (in kernel units: m°C, µV, kHz, hex flags) and
+lets tests change them; ``FakeChip`` stands in for ``/dev/gpiochip0``, absent on this machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import gpiod
+from gpiod.line import Bias, Direction, Edge, Value
+
+from wrale.metal.hw.linux import GpiodGpio, LinuxBoard, SysfsPwm
+from wrale.shared.clock import Clock, FakeClock
+from wrale.shared.config import GpioLineSettings, LinuxPaths
+
+PI5_MODEL = "Raspberry Pi 5 Model B Rev 1.0"
+THROTTLED = "devices/platform/soc/soc:firmware/get_throttled"  # LinuxPaths' default
+RP1 = "devices/platform/axi/1000120000.pcie"
+CPUFREQ = "devices/system/cpu/cpufreq/policy0"
+PI5_MAX_KHZ, PI5_MIN_KHZ = 2_400_000, 1_500_000
+
+
+class FakeSys:
+    """A Pi 5 as the kernel shows it: one ``cpu-thermal`` zone, hwmon ``cpu_thermal``,
+    ``rp1_adc``, ``pwmfan`` and ``rpi_volt``, one cpufreq policy for the four cores, the
+    fan's PWM chip plus RP1 PWM0 (``dtoverlay=pwm-2chan``), and no power_supply entries.
+    """
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        cpu_temp_c: float = 52.3,
+        fan: bool = True,
+        get_throttled: str | None = THROTTLED,
+        rpi_volt: bool = True,
+        pwm_overlay: bool = True,
+    ) -> None:
+        self.base = tmp_path
+        self.sys = tmp_path / "sys"
+        self.model_path = tmp_path / "proc/device-tree/model"
+        self.model_path.parent.mkdir(parents=True)
+        self.model_path.write_bytes(PI5_MODEL.encode() + b"\x00")  # device tree: NUL-ended
+        self._throttled = get_throttled
+        self._hwmon_count = 0
+        self._zone("thermal_zone0", "cpu-thermal", cpu_temp_c)
+        self.add_hwmon("cpu_thermal", "devices/virtual/thermal/thermal_zone0", temp1_input=52300)
+        self.add_hwmon("rp1_adc", f"{RP1}/1f000c8000.adc", temp1_input=47900, in1_input=1452)
+        if fan:
+            self.add_hwmon(
+                "pwmfan", "devices/platform/cooling_fan", pwm1=75, pwm1_enable=2, fan1_input=2430
+            )
+        if rpi_volt:
+            self.add_hwmon(
+                "rpi_volt", "devices/platform/soc/soc:firmware/rpi-hwmon", in0_lcrit_alarm=0
+            )
+        if get_throttled is not None:
+            self.write(get_throttled, "0")
+        for name, value in {
+            "cpuinfo_max_freq": PI5_MAX_KHZ,
+            "cpuinfo_min_freq": PI5_MIN_KHZ,
+            "scaling_max_freq": PI5_MAX_KHZ,
+            "scaling_min_freq": PI5_MIN_KHZ,
+            "scaling_cur_freq": PI5_MIN_KHZ,
+            "scaling_governor": "ondemand",
+            "affected_cpus": "0 1 2 3",
+        }.items():
+            self.write(f"{CPUFREQ}/{name}", value)
+        self._pwm_chip("pwmchip0", f"{RP1}/1f0009c000.pwm")  # the fan's PWM1
+        self.pwm_chip = self._pwm_chip("pwmchip2", f"{RP1}/1f00098000.pwm") if pwm_overlay else None
+        (self.sys / "class/power_supply").mkdir(parents=True)
+
+    # ------------------------------------------------------------------ wiring
+
+    def paths(self, **overrides: Any) -> LinuxPaths:
+        return LinuxPaths(sysfs_root=self.sys, **overrides)
+
+    def board(
+        self,
+        *,
+        chip: FakeChip | None = None,
+        clock: Clock | None = None,
+        gpio_lines: Mapping[str, GpioLineSettings] | None = None,
+        commands: list[Sequence[str]] | None = None,
+        **path_overrides: Any,
+    ) -> LinuxBoard:
+        """A LinuxBoard over this tree, GPIO on ``chip`` and shutdown captured in ``commands``."""
+        clock = clock or FakeClock()
+        captured = commands if commands is not None else []
+        return LinuxBoard(
+            self.paths(**path_overrides),
+            gpio_lines=gpio_lines,
+            clock=clock,
+            gpio=self.gpio(chip or FakeChip(), clock),
+            run_command=lambda argv: captured.append(list(argv)),
+        )
+
+    def gpio(self, chip: FakeChip, clock: Clock | None = None) -> GpiodGpio:
+        pwm = SysfsPwm(self.sys, clock=clock)
+        return GpiodGpio("/dev/gpiochip0", clock, pwm=pwm, open_chip=chip.open)
+
+    # ------------------------------------------------------------------ files
+
+    def write(self, rel: str, value: object) -> None:
+        path = self.sys / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{value}\n")
+
+    def read(self, rel: str) -> str:
+        return (self.sys / rel).read_text().strip()
+
+    def remove(self, rel: str) -> None:
+        path = self.sys / rel
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        else:
+            shutil.rmtree(path)
+
+    # ------------------------------------------------------------------ devices
+
+    def add_hwmon(self, name: str, device: str, **attributes: object) -> str:
+        """A hwmon device under ``device``, linked as the next ``class/hwmon/hwmonN``."""
+        hwmon = f"hwmon{self._hwmon_count}"
+        self._hwmon_count += 1
+        target = self.sys / device / "hwmon" / hwmon
+        target.mkdir(parents=True)
+        (target / "name").write_text(f"{name}\n")
+        for attribute, value in attributes.items():
+            (target / attribute).write_text(f"{value}\n")
+        link = self.sys / "class/hwmon" / hwmon
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+        return f"class/hwmon/{hwmon}"
+
+    def hwmon(self, name: str) -> str:
+        for entry in sorted((self.sys / "class/hwmon").iterdir()):
+            if (entry / "name").read_text().strip() == name:
+                return f"class/hwmon/{entry.name}"
+        raise LookupError(name)
+
+    def remove_hwmon(self, name: str) -> None:
+        link = self.sys / self.hwmon(name)
+        shutil.rmtree(link.resolve())
+        link.unlink()
+
+    def add_power_supply(self, entry: str, kind: str, **attributes: object) -> None:
+        """``class/power_supply/<entry>`` with ``type`` and attributes in kernel units."""
+        self.write(f"class/power_supply/{entry}/type", kind)
+        self.set_supply(entry, **attributes)
+
+    def set_supply(self, entry: str, **attributes: object) -> None:
+        for attribute, value in attributes.items():
+            self.write(f"class/power_supply/{entry}/{attribute}", value)
+
+    # ------------------------------------------------------------------ values
+
+    def set_cpu_temp(self, celsius: float) -> None:
+        self.write("class/thermal/thermal_zone0/temp", round(celsius * 1000))
+
+    def set_fan_rpm(self, rpm: int) -> None:
+        self.write(f"{self.hwmon('pwmfan')}/fan1_input", rpm)
+
+    def fan_pwm(self) -> int:
+        return int(self.read(f"{self.hwmon('pwmfan')}/pwm1"))
+
+    def fan_enable(self) -> str:
+        return self.read(f"{self.hwmon('pwmfan')}/pwm1_enable")
+
+    def set_throttled(self, bits: int) -> None:
+        """As the kernel prints it: bare hex."""
+        assert self._throttled is not None
+        self.write(self._throttled, f"{bits:x}")
+
+    def set_undervoltage_alarm(self, on: bool) -> None:
+        self.write(f"{self.hwmon('rpi_volt')}/in0_lcrit_alarm", int(on))
+
+    def scaling_max_freq(self) -> int:
+        return int(self.read(f"{CPUFREQ}/scaling_max_freq"))
+
+    def export_pwm(self, channel: int) -> Path:
+        """What the kernel does on ``echo N > export``: the channel directory appears."""
+        assert self.pwm_chip is not None
+        directory = self.pwm_chip / f"pwm{channel}"
+        directory.mkdir()
+        for name, value in {
+            "period": 0,
+            "duty_cycle": 0,
+            "enable": 0,
+            "polarity": "normal",
+        }.items():
+            (directory / name).write_text(f"{value}\n")
+        return directory
+
+    # ------------------------------------------------------------------ internals
+
+    def _zone(self, zone: str, kind: str, celsius: float) -> None:
+        target = self.sys / "devices/virtual/thermal" / zone
+        target.mkdir(parents=True)
+        (target / "type").write_text(f"{kind}\n")
+        (target / "temp").write_text(f"{round(celsius * 1000)}\n")
+        (target / "policy").write_text("step_wise\n")
+        link = self.sys / "class/thermal" / zone
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target)
+
+    def _pwm_chip(self, chip: str, device: str) -> Path:
+        device_dir = self.sys / device
+        device_dir.mkdir(parents=True, exist_ok=True)
+        directory = self.sys / "class/pwm" / chip
+        directory.mkdir(parents=True)
+        (directory / "device").symlink_to(device_dir)
+        (directory / "npwm").write_text("4\n")
+        (directory / "export").write_text("")
+        (directory / "unexport").write_text("")
+        return directory
+
+
+class FakeLineRequest:
+    """One libgpiod line request on a ``FakeChip``."""
+
+    def __init__(self, chip: FakeChip, settings: dict[int, gpiod.LineSettings]) -> None:
+        self.chip = chip
+        self.settings = settings
+        self.events: list[gpiod.EdgeEvent] = []
+        self.released = False
+        for line, s in settings.items():
+            if s.direction is Direction.OUTPUT:
+                chip.outputs[line] = s.output_value
+
+    def get_value(self, line: int | str) -> Value:
+        self._check()
+        return Value.ACTIVE if self.chip.level(int(line)) else Value.INACTIVE
+
+    def set_value(self, line: int | str, value: Value) -> None:
+        self._check()
+        self.chip.outputs[int(line)] = value
+
+    def reconfigure_lines(self, config: dict[Any, gpiod.LineSettings | None]) -> None:
+        self._check()
+        for line, s in config.items():
+            self.settings[line] = s or gpiod.LineSettings()
+            if self.settings[line].direction is Direction.OUTPUT:
+                self.chip.outputs[line] = self.settings[line].output_value
+            else:
+                self.chip.outputs.pop(line, None)
+
+    def wait_edge_events(self, timeout: timedelta | float | None = None) -> bool:
+        self._check()
+        return bool(self.events)
+
+    def read_edge_events(self, max_events: int | None = None) -> list[gpiod.EdgeEvent]:
+        self._check()
+        events, self.events = self.events, []
+        return events
+
+    def release(self) -> None:
+        self.released = True
+        for line in self.settings:
+            self.chip.requests.pop(line, None)
+            self.chip.outputs.pop(line, None)
+
+    def _check(self) -> None:
+        if self.released:
+            raise gpiod.RequestReleasedError()
+
+
+class FakeChip:
+    """Stands in for ``gpiod.Chip`` (RP1 on a Pi 5 has 54 lines; BCM 0-27 on the header).
+
+    ``drive(line, level)`` is the outside world changing an input; edges are queued on the
+    line's request as the kernel would (no debounce here: that is the kernel's job).
+    """
+
+    def __init__(self, num_lines: int = 54, *, busy: Iterable[int] = ()) -> None:
+        self.num_lines = num_lines
+        self.busy = set(busy)  # lines another program holds
+        self.external: dict[int, int] = {}
+        self.outputs: dict[int, Value] = {}
+        self.requests: dict[int, FakeLineRequest] = {}
+        self.consumers: list[str | None] = []
+        self.opened: list[str] = []
+        self.closed = False
+        self._seq = 0
+
+    def open(self, path: str) -> FakeChip:
+        self.opened.append(path)
+        return self
+
+    def get_info(self) -> SimpleNamespace:
+        return SimpleNamespace(name="gpiochip0", label="pinctrl-rp1", num_lines=self.num_lines)
+
+    def request_lines(
+        self,
+        config: dict[Any, gpiod.LineSettings | None],
+        consumer: str | None = None,
+        event_buffer_size: int | None = None,
+        output_values: dict[int | str, Value] | None = None,
+    ) -> FakeLineRequest:
+        settings = {int(line): s or gpiod.LineSettings() for line, s in config.items()}
+        for line in settings:
+            if line >= self.num_lines:
+                raise ValueError("line offset of out range")
+            if line in self.busy or line in self.requests:
+                raise OSError(errno.EBUSY, "Device or resource busy")
+        request = FakeLineRequest(self, settings)
+        self.consumers.append(consumer)
+        for line in settings:
+            self.requests[line] = request
+        return request
+
+    def close(self) -> None:
+        self.closed = True
+
+    def level(self, line: int) -> int:
+        """What the line reads: the driven output, else the outside signal, else the bias."""
+        if line in self.outputs:
+            return int(self.outputs[line] == Value.ACTIVE)
+        if line in self.external:
+            return self.external[line]
+        request = self.requests.get(line)
+        pulled_up = request is not None and request.settings[line].bias is Bias.PULL_UP
+        return int(pulled_up)
+
+    def drive(self, line: int, level: int) -> None:
+        before = self.level(line)
+        self.external[line] = level
+        after = self.level(line)
+        request = self.requests.get(line)
+        if request is None or before == after:
+            return
+        edge = request.settings[line].edge_detection
+        rising = after == 1
+        if edge is Edge.BOTH or edge is (Edge.RISING if rising else Edge.FALLING):
+            self._seq += 1
+            kind = gpiod.EdgeEvent.Type.RISING_EDGE if rising else gpiod.EdgeEvent.Type.FALLING_EDGE
+            request.events.append(
+                gpiod.EdgeEvent(kind.value, time.time_ns(), line, self._seq, self._seq)
+            )
+
+    def settings(self, line: int) -> gpiod.LineSettings:
+        return self.requests[line].settings[line]
