@@ -95,3 +95,9 @@ async def test_clocks() -> None:
     fake.advance(2)
     assert scaled.monotonic() == pytest.approx(120.0)
     assert scaled.now() == pytest.approx(105.0 + 120.0)
+
+
+def test_power_supply_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WRALE_METAL_LINUX__POWER_SUPPLIES", '{"mains": "AC"}')
+    with pytest.raises(ConfigError, match="linux.power_supplies"):
+        load_settings(MetalSettings)

@@ -130,6 +130,14 @@ class LinuxPaths(_Section):
     motion_line: int | None = None
     shutdown_command: tuple[str, ...] = ("systemctl", "poweroff")
 
+    @field_validator("power_supplies")
+    @classmethod
+    def _sources(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = set(value) - {"main", "battery", "solar"}
+        if unknown:
+            raise ValueError(f"unknown power source(s) {sorted(unknown)}: use main, battery, solar")
+        return value
+
 
 class GpioLineSettings(_Section):
     """A named GPIO line as the operator wires it."""
