@@ -99,5 +99,5 @@ async def test_clocks() -> None:
 
 def test_power_supply_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WRALE_METAL_LINUX__POWER_SUPPLIES", '{"mains": "AC"}')
-    with pytest.raises(ConfigError, match="linux.power_supplies"):
+    with pytest.raises(ConfigError, match=r"linux\.power_supplies"):
         load_settings(MetalSettings)
