@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import PowerSource
@@ -119,8 +120,8 @@ def test_garbage_attribute_reads_none(ups: FakeSys) -> None:
     assert reading.power_w is None
 
 
-def test_unknown_source_name_is_a_config_error(fake: FakeSys) -> None:
-    with pytest.raises(ConfigError, match="wind"):
+def test_unknown_source_name_is_refused_by_the_settings(fake: FakeSys) -> None:
+    with pytest.raises(ValidationError, match="wind"):
         fake.board(power_supplies={"wind": "turbine"})
 
 

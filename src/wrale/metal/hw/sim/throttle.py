@@ -1,7 +1,8 @@
 """CPU frequency cap and the Raspberry Pi ``get_throttled`` flags, latched since boot.
 
-The sim models only the cap the core sets, not the firmware's own thermal throttling, so
-a broken control loop shows up as heat instead of being hidden by the firmware.
+The cap is the one the core sets (the OS's cpufreq limit); the flags are the firmware's
+own view (under-voltage, soft temperature limit), which an OS cap does not set. The sim
+does not slow the CPU by itself, so a broken control loop shows up as heat.
 """
 
 from __future__ import annotations
@@ -29,20 +30,20 @@ class SimThrottle:
         occurred = self._occurred
         occurred["uv"] |= self._under_voltage
         occurred["temp"] |= self._soft_temp
-        occurred["capped"] |= self.max_freq_pct < 100.0
+        occurred["capped"] |= self._under_voltage or self._soft_temp
 
     def read_throttle(self) -> ThrottleReading:
         with self._rt.reading():
-            capped = self.max_freq_pct < 100.0
+            capped = self._under_voltage or self._soft_temp
             return ThrottleReading(
                 max_freq_pct=self.max_freq_pct,
                 under_voltage_now=self._under_voltage,
                 freq_capped_now=capped,
-                throttled_now=capped,
+                throttled_now=self._soft_temp,
                 soft_temp_limit_now=self._soft_temp,
                 under_voltage_occurred=self._occurred["uv"],
                 freq_capped_occurred=self._occurred["capped"],
-                throttled_occurred=self._occurred["capped"],
+                throttled_occurred=self._occurred["temp"],
                 soft_temp_limit_occurred=self._occurred["temp"],
             )
 
