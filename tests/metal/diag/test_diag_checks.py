@@ -240,10 +240,14 @@ def test_rail_voltage_bands(volts: float) -> None:
     status, _ = judge_voltage(volts, volts, 5.0, 4.8, 5.0)
     if volts < 4.8:
         assert status is FAIL
-    elif 4.75 <= volts <= 5.25:
+    elif 4.9 <= volts <= 5.25:
         assert status is PASS
     else:
         assert status is WARNING
+
+
+def test_rail_warns_close_to_critical() -> None:
+    assert judge_voltage(4.85, 4.85, 5.0, 4.8, 5.0)[0] is WARNING
 
 
 def test_rail_warns_between_critical_and_the_band_when_critical_is_lower() -> None:

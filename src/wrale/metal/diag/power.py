@@ -8,6 +8,8 @@ from wrale.metal.diag.evidence import Evidence, finite
 from wrale.metal.diag.result import DiagResult, DiagStatus, DiagType, Reading
 from wrale.metal.hw.base import PowerSource
 
+CRITICAL_MARGIN_V = 0.1  # a rail this close to the critical voltage is worth a warning
+
 
 def _result(
     name: str,
@@ -37,10 +39,12 @@ def judge_voltage(
             DiagStatus.WARNING,
             f"supply at {high_v:.2f} V, above {nominal_v:g} V +{tolerance_pct:g} %",
         )
-    if low_v < nominal_v - band:
+    warn_below = max(nominal_v - band, critical_v + CRITICAL_MARGIN_V)
+    if low_v < warn_below:
         return (
             DiagStatus.WARNING,
-            f"supply low at {low_v:.2f} V, below {nominal_v:g} V -{tolerance_pct:g} %",
+            f"supply low at {low_v:.2f} V, below {warn_below:.2f} V "
+            f"(critical at {critical_v:.2f} V)",
         )
     return DiagStatus.PASS, f"supply within {nominal_v:g} V ±{tolerance_pct:g} %"
 
