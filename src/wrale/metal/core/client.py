@@ -1,0 +1,457 @@
+"""MetalClient: metald's operations for the edge agent and the CLI, in-process or over HTTP.
+
+Both implementations return the dicts the HTTP API returns and raise the same ``WraleError``
+subclasses; httpx is imported only by ``HttpMetalClient`` so metald itself never loads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, Self
+from urllib.parse import quote
+
+from wrale.metal.core import api
+from wrale.metal.core.api_models import (
+    AmbientBody,
+    ArmBody,
+    ClearFaultsQuery,
+    DiagRunBody,
+    EventQuery,
+    FanOverrideBody,
+    FaultBody,
+    GpioBody,
+    HistoryQuery,
+    LoadBody,
+    parse,
+)
+from wrale.metal.core.engine import MetalCore
+from wrale.metal.core.ports import Diagnostics
+from wrale.shared.errors import (
+    AuthError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+    WraleError,
+)
+
+if TYPE_CHECKING:
+    import httpx
+
+JsonDict = dict[str, Any]
+
+
+class MetalClient(Protocol):
+    """Everything the edge agent and the CLI ask of metald. Usable as ``async with``."""
+
+    async def health(self) -> JsonDict: ...
+    async def state(self) -> JsonDict: ...
+    async def thermal(self) -> JsonDict: ...
+    async def power(self) -> JsonDict: ...
+    async def security(self) -> JsonDict: ...
+    async def gpio(self) -> JsonDict: ...
+
+    async def set_fan(self, percent: float, duration_s: float = 300.0) -> JsonDict:
+        """Override the fan; ``UnsafeOperationError`` below the safety floor. Returns thermal."""
+        ...
+
+    async def clear_fan(self) -> JsonDict: ...
+    async def arm(self, level: str | None = None) -> JsonDict: ...
+    async def disarm(self) -> JsonDict: ...
+    async def gpio_write(self, line: str, value: int) -> JsonDict: ...
+    async def gpio_pwm(self, line: str, frequency_hz: float, duty_percent: float) -> JsonDict: ...
+    async def diag_tests(self) -> list[str]: ...
+    async def run_diag(self, tests: list[str] | None = None) -> list[JsonDict]: ...
+    async def diag_history(self, limit: int = 50) -> list[JsonDict]: ...
+
+    async def events(
+        self,
+        since_id: int | None = None,
+        limit: int = 100,
+        *,
+        types: list[str] | None = None,
+        min_severity: str | None = None,
+    ) -> list[JsonDict]:
+        """Stored events after ``since_id`` (oldest first), or else the latest ``limit``."""
+        ...
+
+    def stream_events(self, since_id: int | None = None) -> AsyncGenerator[JsonDict, None]:
+        """Live events (after the stored ones following ``since_id``, when given)."""
+        ...
+
+    async def sim_status(self) -> JsonDict: ...
+    async def sim_set_ambient(self, celsius: float) -> JsonDict: ...
+    async def sim_set_load(self, percent: float) -> JsonDict: ...
+
+    async def sim_inject_fault(
+        self, fault: str, duration_s: float | None = None, **params: Any
+    ) -> JsonDict: ...
+
+    async def sim_clear_faults(self, fault: str | None = None) -> JsonDict: ...
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+def _fault_body(fault: str, duration_s: float | None, params: dict[str, Any]) -> JsonDict:
+    body: JsonDict = {"fault": fault, **params}
+    if duration_s is not None:
+        body["duration_s"] = duration_s
+    return body
+
+
+def _event_query(
+    since_id: int | None, limit: int, types: list[str] | None, min_severity: str | None
+) -> JsonDict:
+    q: JsonDict = {"since_id": since_id, "limit": limit, "min_severity": min_severity}
+    if types:
+        q["type"] = types
+    return {k: v for k, v in q.items() if v is not None}
+
+
+# ----------------------------------------------------------------------------- in process
+
+
+class InProcessMetalClient(MetalClient):
+    """Calls the ``MetalCore`` directly (``wrale device run``: metald and agent in one process)."""
+
+    def __init__(self, core: MetalCore, diagnostics: Diagnostics | None = None) -> None:
+        self.core = core
+        self.diagnostics = diagnostics
+
+    async def health(self) -> JsonDict:
+        return api.health(self.core)
+
+    async def state(self) -> JsonDict:
+        return api.state(self.core)
+
+    async def thermal(self) -> JsonDict:
+        return api.thermal(self.core)
+
+    async def power(self) -> JsonDict:
+        return api.power(self.core)
+
+    async def security(self) -> JsonDict:
+        return api.security(self.core)
+
+    async def gpio(self) -> JsonDict:
+        return api.gpio(self.core)
+
+    async def set_fan(self, percent: float, duration_s: float = 300.0) -> JsonDict:
+        body = parse(FanOverrideBody, {"percent": percent, "duration_s": duration_s})
+        return await api.set_fan(self.core, body)
+
+    async def clear_fan(self) -> JsonDict:
+        return await api.clear_fan(self.core)
+
+    async def arm(self, level: str | None = None) -> JsonDict:
+        return await api.arm(self.core, parse(ArmBody, {"level": level}))
+
+    async def disarm(self) -> JsonDict:
+        return await api.disarm(self.core)
+
+    async def gpio_write(self, line: str, value: int) -> JsonDict:
+        return await api.gpio_set(self.core, line, parse(GpioBody, {"value": value}))
+
+    async def gpio_pwm(self, line: str, frequency_hz: float, duty_percent: float) -> JsonDict:
+        pwm = {"frequency_hz": frequency_hz, "duty_percent": duty_percent}
+        return await api.gpio_set(self.core, line, parse(GpioBody, {"pwm": pwm}))
+
+    async def diag_tests(self) -> list[str]:
+        tests: list[str] = api.diag_tests(self.diagnostics)["tests"]
+        return tests
+
+    async def run_diag(self, tests: list[str] | None = None) -> list[JsonDict]:
+        body = parse(DiagRunBody, {"tests": tests})
+        results: list[JsonDict] = (await api.run_diag(self.diagnostics, body))["results"]
+        return results
+
+    async def diag_history(self, limit: int = 50) -> list[JsonDict]:
+        q = parse(HistoryQuery, {"limit": limit})
+        items: list[JsonDict] = (await api.diag_history(self.diagnostics, q.limit))["items"]
+        return items
+
+    async def events(
+        self,
+        since_id: int | None = None,
+        limit: int = 100,
+        *,
+        types: list[str] | None = None,
+        min_severity: str | None = None,
+    ) -> list[JsonDict]:
+        q = parse(EventQuery, _event_query(since_id, limit, types, min_severity))
+        return await api.events(self.core, q)
+
+    async def stream_events(self, since_id: int | None = None) -> AsyncGenerator[JsonDict, None]:
+        q = parse(EventQuery, _event_query(since_id, 100, None, None))
+        async with api.EventFeed(self.core, q) as feed:
+            async for e in feed:
+                yield e.to_dict()
+
+    async def sim_status(self) -> JsonDict:
+        return api.sim_status(self.core)
+
+    async def sim_set_ambient(self, celsius: float) -> JsonDict:
+        return await api.sim_set_ambient(self.core, parse(AmbientBody, {"celsius": celsius}))
+
+    async def sim_set_load(self, percent: float) -> JsonDict:
+        return await api.sim_set_load(self.core, parse(LoadBody, {"percent": percent}))
+
+    async def sim_inject_fault(
+        self, fault: str, duration_s: float | None = None, **params: Any
+    ) -> JsonDict:
+        body = parse(FaultBody, _fault_body(fault, duration_s, params))
+        return await api.sim_inject_fault(self.core, body)
+
+    async def sim_clear_faults(self, fault: str | None = None) -> JsonDict:
+        q = parse(ClearFaultsQuery, {"fault": fault})
+        return await api.sim_clear_faults(self.core, q)
+
+    async def aclose(self) -> None:
+        return None
+
+
+# ----------------------------------------------------------------------------- over HTTP
+
+
+def _error_classes() -> dict[str, type[WraleError]]:
+    found: dict[str, type[WraleError]] = {}
+    todo: list[type[WraleError]] = [WraleError]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.code, cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+_BY_STATUS: dict[int, type[WraleError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: NotFoundError,
+    409: ConflictError,
+    502: UnavailableError,
+    503: UnavailableError,
+    504: UnavailableError,
+}
+
+
+def error_from_response(status: int, body: Any) -> WraleError:
+    """The ``WraleError`` an error response stands for, chosen by its code (else status)."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        code, message = str(err.get("code", "")), str(err.get("message", ""))
+        raw = err.get("details")
+        details = (
+            {str(k): v for k, v in raw.items() if k != "message"} if isinstance(raw, dict) else {}
+        )
+    else:
+        code, message, details = "", f"metald answered HTTP {status}", {}
+    cls = _error_classes().get(code)
+    if cls is None:
+        cls = _BY_STATUS.get(status, InvalidRequestError if status < 500 else WraleError)
+    exc = cls(message or f"metald answered HTTP {status}", **details)
+    exc.details.setdefault("http_status", status)
+    return exc
+
+
+def _line_path(line: str) -> str:
+    return f"/v1/gpio/{quote(line, safe='')}"
+
+
+class HttpMetalClient(MetalClient):
+    """Talks to a metald over its HTTP API (``wrale edge``, ``wrale metal …``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 5.0,
+        stream_idle_timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        self._httpx = httpx
+        self.base_url = base_url.rstrip("/")
+        self._stream_timeout = httpx.Timeout(timeout, read=stream_idle_timeout)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def _unreachable(self, exc: Exception) -> UnavailableError:
+        return UnavailableError(f"metald at {self.base_url} cannot be reached: {exc}")
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        try:
+            resp = await self._client.request(method, path, json=body, params=params)
+        except self._httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            data = None
+            if resp.is_success:
+                raise UnavailableError(
+                    f"metald at {self.base_url} sent an unreadable answer to {method} {path}"
+                ) from None
+        if not resp.is_success:
+            raise error_from_response(resp.status_code, data)
+        return data
+
+    async def _dict(self, method: str, path: str, **kw: Any) -> JsonDict:
+        data = await self._call(method, path, **kw)
+        if not isinstance(data, dict):
+            raise UnavailableError(f"metald at {self.base_url} sent no object for {path}")
+        return data
+
+    async def _list(self, method: str, path: str, key: str | None = None, **kw: Any) -> list[Any]:
+        data = await self._call(method, path, **kw)
+        if key is not None and isinstance(data, dict):
+            data = data.get(key)
+        if not isinstance(data, list):
+            raise UnavailableError(f"metald at {self.base_url} sent no list for {path}")
+        return data
+
+    async def health(self) -> JsonDict:
+        return await self._dict("GET", "/healthz")
+
+    async def state(self) -> JsonDict:
+        return await self._dict("GET", "/v1/state")
+
+    async def thermal(self) -> JsonDict:
+        return await self._dict("GET", "/v1/thermal")
+
+    async def power(self) -> JsonDict:
+        return await self._dict("GET", "/v1/power")
+
+    async def security(self) -> JsonDict:
+        return await self._dict("GET", "/v1/security")
+
+    async def gpio(self) -> JsonDict:
+        return await self._dict("GET", "/v1/gpio")
+
+    async def set_fan(self, percent: float, duration_s: float = 300.0) -> JsonDict:
+        body = {"percent": percent, "duration_s": duration_s}
+        return await self._dict("PUT", "/v1/thermal/fan", body=body)
+
+    async def clear_fan(self) -> JsonDict:
+        return await self._dict("DELETE", "/v1/thermal/fan")
+
+    async def arm(self, level: str | None = None) -> JsonDict:
+        body = {} if level is None else {"level": level}
+        return await self._dict("POST", "/v1/security/arm", body=body)
+
+    async def disarm(self) -> JsonDict:
+        return await self._dict("POST", "/v1/security/disarm")
+
+    async def gpio_write(self, line: str, value: int) -> JsonDict:
+        return await self._dict("PUT", _line_path(line), body={"value": value})
+
+    async def gpio_pwm(self, line: str, frequency_hz: float, duty_percent: float) -> JsonDict:
+        body = {"pwm": {"frequency_hz": frequency_hz, "duty_percent": duty_percent}}
+        return await self._dict("PUT", _line_path(line), body=body)
+
+    async def diag_tests(self) -> list[str]:
+        return await self._list("GET", "/v1/diag", "tests")
+
+    async def run_diag(self, tests: list[str] | None = None) -> list[JsonDict]:
+        body = {} if tests is None else {"tests": tests}
+        return await self._list("POST", "/v1/diag/run", "results", body=body)
+
+    async def diag_history(self, limit: int = 50) -> list[JsonDict]:
+        return await self._list("GET", "/v1/diag/history", "items", params={"limit": limit})
+
+    async def events(
+        self,
+        since_id: int | None = None,
+        limit: int = 100,
+        *,
+        types: list[str] | None = None,
+        min_severity: str | None = None,
+    ) -> list[JsonDict]:
+        params = _event_query(since_id, limit, types, min_severity)
+        return await self._list("GET", "/v1/events", params=params)
+
+    async def stream_events(self, since_id: int | None = None) -> AsyncGenerator[JsonDict, None]:
+        headers = {"Accept": "text/event-stream"}
+        if since_id is not None:
+            headers["Last-Event-ID"] = str(since_id)
+        try:
+            async with self._client.stream(
+                "GET",
+                "/v1/events",
+                params={"stream": "true"},
+                headers=headers,
+                timeout=self._stream_timeout,
+            ) as resp:
+                if not resp.is_success:
+                    await resp.aread()
+                    try:
+                        body = resp.json()
+                    except ValueError:
+                        body = None
+                    raise error_from_response(resp.status_code, body)
+                data: list[str] = []
+                async for line in resp.aiter_lines():
+                    if line:
+                        field, _, value = line.partition(":")
+                        if field == "data":
+                            data.append(value.removeprefix(" "))
+                    elif data:
+                        yield self._sse_data(data)
+                        data = []
+        except self._httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _sse_data(self, lines: list[str]) -> JsonDict:
+        try:
+            event = json.loads("\n".join(lines))
+        except ValueError:
+            raise UnavailableError(f"metald at {self.base_url} sent an unreadable event") from None
+        if not isinstance(event, dict):
+            raise UnavailableError(f"metald at {self.base_url} sent an unreadable event")
+        return event
+
+    async def sim_status(self) -> JsonDict:
+        return await self._dict("GET", "/v1/sim")
+
+    async def sim_set_ambient(self, celsius: float) -> JsonDict:
+        return await self._dict("PUT", "/v1/sim/ambient", body={"celsius": celsius})
+
+    async def sim_set_load(self, percent: float) -> JsonDict:
+        return await self._dict("PUT", "/v1/sim/load", body={"percent": percent})
+
+    async def sim_inject_fault(
+        self, fault: str, duration_s: float | None = None, **params: Any
+    ) -> JsonDict:
+        body = _fault_body(fault, duration_s, params)
+        return await self._dict("POST", "/v1/sim/faults", body=body)
+
+    async def sim_clear_faults(self, fault: str | None = None) -> JsonDict:
+        params = {} if fault is None else {"fault": fault}
+        return await self._dict("DELETE", "/v1/sim/faults", params=params)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
