@@ -211,3 +211,21 @@ async def test_subscribers_get_events_after_they_are_stored_and_run_loop_samples
         stop.set()
         await asyncio.wait_for(task, 5)
     assert board.clock.monotonic() >= 10  # the loop slept on the board's fake clock
+
+
+async def test_rapid_samples_never_fake_a_fan_failure_but_a_degraded_fan_is_caught() -> None:
+    board = SimBoard(SimSettings(seed=7))
+    core = make_core(board)
+    await core.start()
+    for _ in range(10):  # every API call samples at once: no time passes, the fan spins up
+        await core.set_fan_override(80, 600)
+    assert EventType.FAN_FAILURE not in await types_of(core)
+    await run_for(core, board, 10)
+    assert EventType.FAN_FAILURE not in await types_of(core)
+    assert not core.current().fan_failed
+
+    board.sim.inject_fault(Fault(FaultKind.FAN_FAILURE, {"mode": "degraded", "rpm_factor": 0.3}))
+    await run_for(core, board, 5)
+    failures = [e for e in await core.events(limit=1000) if e.type is EventType.FAN_FAILURE]
+    assert len(failures) == 1
+    assert core.current().fan_failed

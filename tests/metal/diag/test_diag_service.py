@@ -20,7 +20,7 @@ from wrale.metal.hw.base import FanReading, Fault, FaultKind
 from wrale.metal.hw.sim import SimBoard
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
-from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from wrale.shared.errors import InvalidRequestError, NotFoundError, UnavailableError
 from wrale.shared.policy import SecurityLevel, SecurityPolicy
 
 Result = dict[str, Any]
@@ -292,9 +292,9 @@ async def test_two_runs_at_once_take_turns(core: MetalCore, diag: DiagnosticsSer
     assert not core.current().decision.override_active
 
 
-async def test_running_before_the_first_sample_is_a_conflict(boot: Boot) -> None:
+async def test_running_before_the_first_sample_is_unavailable(boot: Boot) -> None:
     core = await boot(started=False)
-    with pytest.raises(ConflictError):
+    with pytest.raises(UnavailableError):
         await DiagnosticsService(core).run()
 
 

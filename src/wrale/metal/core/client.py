@@ -269,6 +269,9 @@ def _line_path(line: str) -> str:
     return f"/v1/gpio/{quote(line, safe='')}"
 
 
+DIAG_TIMEOUT_S = 120.0
+
+
 class HttpMetalClient(MetalClient):
     """Talks to a metald over its HTTP API (``wrale edge``, ``wrale metal …``)."""
 
@@ -303,9 +306,11 @@ class HttpMetalClient(MetalClient):
         *,
         body: Any = None,
         params: dict[str, Any] | None = None,
+        read_s: float | None = None,
     ) -> Any:
+        wait = self._httpx.USE_CLIENT_DEFAULT if read_s is None else read_s
         try:
-            resp = await self._client.request(method, path, json=body, params=params)
+            resp = await self._client.request(method, path, json=body, params=params, timeout=wait)
         except self._httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         try:
@@ -378,7 +383,8 @@ class HttpMetalClient(MetalClient):
 
     async def run_diag(self, tests: list[str] | None = None) -> list[JsonDict]:
         body = {} if tests is None else {"tests": tests}
-        return await self._list("POST", "/v1/diag/run", "results", body=body)
+        # Active tests (fan spin-up, loopback) take seconds of real time by nature.
+        return await self._list("POST", "/v1/diag/run", "results", body=body, read_s=DIAG_TIMEOUT_S)
 
     async def diag_history(self, limit: int = 50) -> list[JsonDict]:
         return await self._list("GET", "/v1/diag/history", "items", params={"limit": limit})

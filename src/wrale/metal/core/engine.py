@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from wrale.metal.core import control
-from wrale.metal.core.control import BatteryAction, FanOverride, ThermalDecision, ThermalStatus
+from wrale.metal.core import alarms, control
+from wrale.metal.core.control import BatteryAction, FanOverride, ThermalDecision
 from wrale.metal.core.events import Event, EventType, Severity
-from wrale.metal.core.security import SecurityState, step_security, tamper_response
+from wrale.metal.core.security import SecurityState, step_security
 from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.core.store import DeviceStore
 from wrale.metal.core.supply import SupplyWindow
@@ -33,7 +33,6 @@ from wrale.metal.hw.base import (
     PowerSource,
     Pull,
     SimControls,
-    TamperInput,
     TamperReading,
     ThermalReading,
     ThrottleReading,
@@ -42,11 +41,11 @@ from wrale.shared.clock import Clock
 from wrale.shared.config import GpioLineSettings
 from wrale.shared.errors import (
     AuthError,
-    ConflictError,
     HardwareError,
     InvalidRequestError,
     LockdownError,
     NotFoundError,
+    UnavailableError,
     UnsupportedError,
 )
 from wrale.shared.policy import PowerPolicy, SecurityLevel, SecurityPolicy, ThermalPolicy
@@ -54,8 +53,6 @@ from wrale.shared.policy import PowerPolicy, SecurityLevel, SecurityPolicy, Ther
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FAN_CHECK_MIN_DUTY_PCT = 30.0
-FAN_CHECK_SETTLE_STEPS = 3
 SUBSCRIBER_QUEUE = 1000
 
 
@@ -106,9 +103,7 @@ class MetalCore:
             armed=self.security_policy.armed, level=self.security_policy.level
         )
         self._prev: Readings | None = None
-        self._fan_low_steps = 0
-        self._fan_failed = False
-        self._rpm_per_pct: float | None = None
+        self._fan = alarms.FanHealth()
         self._last_tamper_at: float | None = None
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._tick_lock = asyncio.Lock()
@@ -199,11 +194,28 @@ class MetalCore:
 
             await self._hw(self._apply, readings, decision, source, battery)
 
-            events += self._thermal_events(decision, readings)
-            events += self._power_events(readings, battery)
-            events += self._security_events(sec.state, sec.changes, sec.flapping, now)
-            events += self._sensor_events(readings)
-            events += self._gpio_events(readings.edges)
+            prev = self._prev
+            events += alarms.thermal_events(self._decision, decision, readings.thermal, now)
+            events += self._fan.observe(
+                readings.fan, self.thermal_policy.fan_stall_rpm, now_mono, now
+            )
+            events += alarms.power_events(
+                prev.power if prev else None, readings.power, self._battery, battery, now
+            )
+            p = readings.power
+            kinds = self._supply.add(
+                now_mono, p.voltage_v, p.current_a, p.available(PowerSource.MAIN)
+            )
+            events += alarms.supply_events(kinds, p, self._supply.stats(), now)
+            events += alarms.security_events(
+                self._security, sec.state, sec.changes, sec.flapping, now
+            )
+            if any(c.tampered for c in sec.changes):
+                self._last_tamper_at = now
+            events += alarms.sensor_events(
+                prev.available if prev else None, readings.available, now
+            )
+            events += alarms.gpio_events(readings.edges, self._line_names)
 
             override = self._override
             if override is not None and not decision.override_active:
@@ -242,7 +254,7 @@ class MetalCore:
                 supply=self._supply.stats(),
                 security=self._security,
                 available=readings.available,
-                fan_failed=self._fan_failed,
+                fan_failed=self._fan.failed,
                 last_tamper_at=self._last_tamper_at,
             )
             self.snapshot = snap
@@ -322,268 +334,7 @@ class MetalCore:
     # ------------------------------------------------------------------ events
 
     def _event(self, type_: EventType, severity: Severity, message: str, **data: Any) -> Event:
-        return Event(type_, severity, self.clock.now(), message, data)
-
-    def _thermal_events(self, d: ThermalDecision, r: Readings) -> list[Event]:
-        prev = self._decision
-        out: list[Event] = []
-        cpu = r.thermal.cpu_temp_c
-        temps = {
-            "cpu_temp_c": cpu,
-            "gpu_temp_c": r.thermal.gpu_temp_c,
-            "ambient_temp_c": r.thermal.ambient_temp_c,
-        }
-        if d.status is not prev.status:
-            if d.status is ThermalStatus.CRITICAL:
-                out.append(
-                    self._event(
-                        EventType.THERMAL_CRITICAL,
-                        Severity.CRITICAL,
-                        "temperature critical: fan at 100 %",
-                        **temps,
-                    )
-                )
-            elif d.status is ThermalStatus.WARNING:
-                msg = (
-                    "temperature back below critical"
-                    if prev.status is ThermalStatus.CRITICAL
-                    else "temperature above warning"
-                )
-                out.append(self._event(EventType.THERMAL_WARNING, Severity.WARNING, msg, **temps))
-            else:
-                out.append(
-                    self._event(
-                        EventType.THERMAL_NORMAL, Severity.INFO, "temperature normal again", **temps
-                    )
-                )
-        if d.throttled and not prev.throttled:
-            out.append(
-                self._event(
-                    EventType.THROTTLE_ON,
-                    Severity.WARNING,
-                    f"CPU frequency capped at {d.max_freq_pct:.0f} %",
-                    max_freq_pct=d.max_freq_pct,
-                    **temps,
-                )
-            )
-        elif prev.throttled and not d.throttled:
-            out.append(
-                self._event(
-                    EventType.THROTTLE_OFF, Severity.INFO, "CPU back at full speed", **temps
-                )
-            )
-        out += self._fan_health(r.fan)
-        return out
-
-    def _fan_health(self, fan: FanReading) -> list[Event]:
-        """A fan commanded to spin whose tachometer stays low has failed (or is degraded)."""
-        if fan.rpm is None:
-            return []
-        duty = fan.duty_pct
-        low = False
-        if duty >= FAN_CHECK_MIN_DUTY_PCT:
-            expected = 0.5 * self._rpm_per_pct * duty if self._rpm_per_pct else 0.0
-            if fan.rpm < max(self.thermal_policy.fan_stall_rpm, expected):
-                low = True
-            elif not self._fan_failed and self._fan_low_steps == 0:
-                ratio = fan.rpm / duty
-                self._rpm_per_pct = max(self._rpm_per_pct or 0.0, ratio)
-        self._fan_low_steps = self._fan_low_steps + 1 if low else 0
-        if self._fan_low_steps >= FAN_CHECK_SETTLE_STEPS and not self._fan_failed:
-            self._fan_failed = True
-            return [
-                self._event(
-                    EventType.FAN_FAILURE,
-                    Severity.CRITICAL,
-                    f"fan at {duty:.0f} % duty reads {fan.rpm:.0f} RPM",
-                    duty_pct=duty,
-                    fan_rpm=fan.rpm,
-                )
-            ]
-        if self._fan_failed and not low and duty >= FAN_CHECK_MIN_DUTY_PCT:
-            self._fan_failed = False
-            return [
-                self._event(
-                    EventType.FAN_RECOVERED,
-                    Severity.INFO,
-                    f"fan spinning again at {fan.rpm:.0f} RPM",
-                    fan_rpm=fan.rpm,
-                )
-            ]
-        return []
-
-    def _power_events(self, r: Readings, battery: BatteryAction) -> list[Event]:
-        out: list[Event] = []
-        p = r.power
-        prev = self._prev.power if self._prev else None
-        if prev is not None and p.source is not prev.source:
-            sev = Severity.INFO if p.source is PowerSource.MAIN else Severity.WARNING
-            out.append(
-                self._event(
-                    EventType.SOURCE_FAILOVER,
-                    sev,
-                    f"power source {prev.source.value} → {p.source.value}",
-                    from_source=prev.source.value,
-                    to_source=p.source.value,
-                    battery_pct=p.battery_pct,
-                )
-            )
-        if prev is not None and prev.battery_healthy and not p.battery_healthy:
-            out.append(
-                self._event(
-                    EventType.BATTERY_FAILURE, Severity.CRITICAL, "battery failed or disconnected"
-                )
-            )
-        if battery is not self._battery:
-            pct = p.battery_pct
-            if battery is BatteryAction.SHED_LOAD:
-                out.append(
-                    self._event(
-                        EventType.BATTERY_LOW,
-                        Severity.WARNING,
-                        f"battery low at {pct:.0f} %",
-                        battery_pct=pct,
-                    )
-                )
-                out.append(
-                    self._event(
-                        EventType.LOAD_SHED,
-                        Severity.WARNING,
-                        "shedding load: CPU capped",
-                        battery_pct=pct,
-                    )
-                )
-            elif battery is BatteryAction.SHUTDOWN:
-                out.append(
-                    self._event(
-                        EventType.BATTERY_CRITICAL,
-                        Severity.CRITICAL,
-                        f"battery critical at {pct:.0f} %",
-                        battery_pct=pct,
-                    )
-                )
-                out.append(
-                    self._event(
-                        EventType.SHUTDOWN_REQUESTED,
-                        Severity.CRITICAL,
-                        "graceful shutdown requested",
-                        battery_pct=pct,
-                    )
-                )
-            elif self._battery is BatteryAction.SHED_LOAD:
-                out.append(
-                    self._event(
-                        EventType.LOAD_RESTORED, Severity.INFO, "load restored", battery_pct=pct
-                    )
-                )
-        for kind in self._supply.add(
-            self.clock.monotonic(), p.voltage_v, p.current_a, p.available(PowerSource.MAIN)
-        ):
-            out.append(self._supply_event(kind, p))
-        return out
-
-    def _supply_event(self, kind: EventType, p: PowerReading) -> Event:
-        s = self._supply.stats()
-        messages = {
-            EventType.VOLTAGE_SAG: (Severity.CRITICAL, f"supply sagged to {p.voltage_v} V"),
-            EventType.VOLTAGE_RIPPLE: (Severity.WARNING, f"supply ripple {s.ripple_v} V p-p"),
-            EventType.CURRENT_SPIKE: (Severity.WARNING, f"current spike {p.current_a} A"),
-            EventType.POWER_CYCLE: (Severity.WARNING, "main power came back"),
-        }
-        sev, msg = messages[kind]
-        return self._event(
-            kind, sev, msg, voltage_v=p.voltage_v, current_a=p.current_a, ripple_v=s.ripple_v
-        )
-
-    def _security_events(
-        self, state: SecurityState, changes: Any, flapping: Any, now: float
-    ) -> list[Event]:
-        out: list[Event] = []
-        resp = tamper_response(state.armed, state.level)
-        what = {
-            TamperInput.CASE: ("case opened", "case closed"),
-            TamperInput.MOTION: ("motion detected", "motion stopped"),
-            TamperInput.VOLTAGE: ("supply voltage abnormal", "supply voltage normal"),
-        }
-        for change in changes:
-            on, off = what[change.input]
-            if change.tampered:
-                self._last_tamper_at = now
-                out.append(
-                    self._event(
-                        EventType.TAMPER,
-                        resp.severity,
-                        on,
-                        input=change.input.value,
-                        armed=state.armed,
-                        level=state.level.value,
-                        alert=resp.alert,
-                    )
-                )
-            else:
-                out.append(
-                    self._event(
-                        EventType.TAMPER_CLEARED, Severity.INFO, off, input=change.input.value
-                    )
-                )
-        for name in flapping:
-            out.append(
-                self._event(
-                    EventType.RAPID_TRANSITIONS,
-                    Severity.WARNING,
-                    f"{name.value} sensor is flapping",
-                    input=name.value,
-                )
-            )
-        if state.lockdown and not self._security.lockdown:
-            out.append(
-                self._event(
-                    EventType.LOCKDOWN,
-                    Severity.CRITICAL,
-                    "tamper lockdown: actuator commands refused until disarmed",
-                )
-            )
-        return out
-
-    def _sensor_events(self, r: Readings) -> list[Event]:
-        out: list[Event] = []
-        prev = self._prev
-        for name in r.available:
-            if name == "thermal":
-                continue
-            was = True if prev is None else prev.available.get(name, True)
-            now_ok = r.available.get(name, True)
-            if was and not now_ok:
-                out.append(
-                    self._event(
-                        EventType.SENSOR_FAILURE,
-                        Severity.CRITICAL if name == "cpu_temp" else Severity.WARNING,
-                        f"{name} sensor unavailable",
-                        sensor=name,
-                    )
-                )
-            elif not was and now_ok:
-                out.append(
-                    self._event(
-                        EventType.SENSOR_RECOVERED,
-                        Severity.INFO,
-                        f"{name} sensor back",
-                        sensor=name,
-                    )
-                )
-        return out
-
-    def _gpio_events(self, edges: list[EdgeEvent]) -> list[Event]:
-        return [
-            Event(
-                EventType.GPIO_EDGE,
-                Severity.INFO,
-                e.at,
-                f"{self._line_names.get(e.line, e.line)} {e.kind.value}",
-                {"line": e.line, "name": self._line_names.get(e.line), "edge": e.kind.value},
-            )
-            for e in edges
-        ]
+        return alarms.ev(type_, severity, self.clock.now(), message, **data)
 
     async def _emit(self, events: list[Event]) -> None:
         """Persist first (a power cut loses nothing), then tell subscribers."""
@@ -621,7 +372,7 @@ class MetalCore:
 
     def current(self) -> Snapshot:
         if self.snapshot is None:
-            raise ConflictError("metald has not taken its first sample yet")
+            raise UnavailableError("metald has not taken its first sample yet")
         return self.snapshot
 
     async def wait_snapshot(self, after_seq: int) -> Snapshot:
