@@ -1,86 +1,116 @@
 """Process settings: defaults < TOML file (``--config``) < ``WRALE_*`` environment < flags.
 
-Each process has one settings class; ``load_settings`` layers the sources and turns any
-invalid value into a ``ConfigError`` that names the setting, so the process stops with a
-message an operator can act on.
+Each process has one settings model; ``load_settings`` merges the sources and validates
+the result, turning any invalid value into a ``ConfigError`` that names the setting (and
+its environment variable), so the process stops with a message an operator can act on.
+
+The layering is done here rather than with pydantic-settings: on the board every megabyte
+counts, and importing pydantic-settings alone costs 6.5 MB of resident memory (measured,
+see docs/architecture.md) for what is some forty lines.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from wrale.shared.errors import ConfigError
 from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
 
 DEV_API_KEY = "wrale-dev-key"  # accepted only with --dev
 
-S = TypeVar("S", bound=BaseSettings)
+
+class Settings(BaseModel):
+    """Base of every process's settings; ``ENV_PREFIX`` names its environment variables."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    ENV_PREFIX: ClassVar[str] = "WRALE_"
 
 
-class _TomlSource(PydanticBaseSettingsSource):
-    """Reads one TOML file; a missing or malformed file is a ConfigError, not a default."""
+S = TypeVar("S", bound=Settings)
 
-    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
-        super().__init__(settings_cls)
-        self._data: dict[str, Any] = {}
-        if path is None:
-            return
-        try:
-            self._data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist", path=str(path)) from None
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"config file {path} cannot be read: {exc}", path=str(path)) from exc
 
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self._data.get(field_name), field_name, False
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or malformed file is a ConfigError, not a default."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", path=str(path)) from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}", path=str(path)) from exc
 
-    def __call__(self) -> dict[str, Any]:
-        return dict(self._data)
+
+def read_env(cls: type[Settings], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``PREFIX_A__B=v`` as ``{"a": {"b": v}}``, for top-level settings ``cls`` has.
+
+    Values that look like JSON objects or arrays are decoded; the rest stay strings and
+    are converted by validation. Other variables under the prefix (a client's URL, say)
+    are left alone.
+    """
+    out: dict[str, Any] = {}
+    prefix = cls.ENV_PREFIX.upper()
+    for name, raw in environ.items():
+        if not name.upper().startswith(prefix):
+            continue
+        path = name[len(prefix) :].lower().split("__")
+        if path[0] not in cls.model_fields:
+            continue
+        value: Any = raw
+        if raw.strip()[:1] in ("{", "["):
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"environment variable {name} is not valid JSON: {exc}") from None
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {name} clashes with another one")
+        node[path[-1]] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; tables merge key by key, anything else replaces."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(dict(merged[key]), value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def load_settings(
-    cls: type[S], *, config_file: Path | None = None, flags: Mapping[str, Any] | None = None
+    cls: type[S],
+    *,
+    config_file: Path | None = None,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> S:
     """Build ``cls`` from its layered sources; raise ``ConfigError`` naming a bad setting."""
-    given = {k: v for k, v in (flags or {}).items() if v is not None}
-    base = cls
-
-    class _Layered(cls):  # type: ignore[valid-type,misc]
-        @classmethod
-        def settings_customise_sources(
-            cls,
-            settings_cls: type[BaseSettings],
-            init_settings: PydanticBaseSettingsSource,
-            env_settings: PydanticBaseSettingsSource,
-            dotenv_settings: PydanticBaseSettingsSource,
-            file_secret_settings: PydanticBaseSettingsSource,
-        ) -> tuple[PydanticBaseSettingsSource, ...]:
-            return (init_settings, env_settings, _TomlSource(settings_cls, config_file))
-
-    _Layered.__name__ = base.__name__
+    data: dict[str, Any] = read_toml(config_file) if config_file is not None else {}
+    data = deep_merge(data, read_env(cls, os.environ if environ is None else environ))
+    data = deep_merge(data, {k: v for k, v in (flags or {}).items() if v is not None})
     try:
-        layered = _Layered(**given)
+        return cls.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, base), errors=exc.errors(include_url=False)) from None
-    result: S = layered  # an instance of a subclass of ``cls``
-    return result
+        raise ConfigError(_describe(exc, cls), errors=exc.errors(include_url=False)) from None
 
 
-def _describe(exc: ValidationError, cls: type[BaseSettings]) -> str:
-    prefix = str(cls.model_config.get("env_prefix", ""))
+def _describe(exc: ValidationError, cls: type[Settings]) -> str:
     lines = []
     for err in exc.errors(include_url=False):
         loc = [str(p) for p in err["loc"]]
         name = ".".join(loc) or "(settings)"
-        env = prefix + "__".join(loc).upper()
+        env = cls.ENV_PREFIX + "__".join(loc).upper()
         lines.append(f"setting '{name}' (env {env}): {err['msg']}")
     return "invalid configuration: " + "; ".join(lines)
 
@@ -143,19 +173,17 @@ class GpioLineSettings(_Section):
     """A named GPIO line as the operator wires it."""
 
     line: int = Field(ge=0, le=1023)
-    direction: str = Field(default="in", pattern="^(in|out)$")
-    pull: str = Field(default="none", pattern="^(none|up|down)$")
-    edge: str = Field(default="none", pattern="^(none|rising|falling|both)$")
+    direction: Literal["in", "out"] = "in"
+    pull: Literal["none", "up", "down"] = "none"
+    edge: Literal["none", "rising", "falling", "both"] = "none"
     debounce_ms: float = Field(default=50.0, ge=0, le=10_000)
     loopback_to: str | None = Field(default=None, description="line name wired to this one")
 
 
-class MetalSettings(BaseSettings):
+class MetalSettings(Settings):
     """Settings of ``wrale metald``: env ``WRALE_METAL_*``, nested with ``__``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="WRALE_METAL_", env_nested_delimiter="__", extra="forbid", frozen=True
-    )
+    ENV_PREFIX: ClassVar[str] = "WRALE_METAL_"
 
     backend: BackendName = BackendName.AUTO
     listen: str = "127.0.0.1:8421"
@@ -166,7 +194,7 @@ class MetalSettings(BaseSettings):
     sample_interval_s: float = Field(default=1.0, ge=0.05, le=60)
     event_retention: int = Field(default=10_000, ge=100, le=10_000_000)
     diag_retention: int = Field(default=1_000, ge=10, le=1_000_000)
-    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     thermal: ThermalPolicy = ThermalPolicy()
     power: PowerPolicy = PowerPolicy()
     security: SecurityPolicy = SecurityPolicy()

@@ -45,7 +45,7 @@ class ArmBody(_Body):
 
 
 class PwmBody(_Body):
-    frequency_hz: Annotated[Number, Field(gt=0, le=10_000_000)]
+    frequency_hz: Annotated[Number, Field(gt=0, le=10_000_000)] = 25_000.0  # fan PWM default
     duty_percent: Percent
 
 

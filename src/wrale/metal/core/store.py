@@ -48,6 +48,7 @@ class DeviceStore:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA cache_size=-512")  # KiB: the board has little memory
         self._db.executescript(_SCHEMA)
         self._appended = 0
 
