@@ -27,6 +27,7 @@ from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.events import Event, Severity
 from wrale.metal.core.ports import Diagnostics
 from wrale.metal.core.snapshot import Snapshot
+from wrale.metal.core.snapshot import line_dict as snapshot_line_dict
 from wrale.metal.hw.base import Fault, LineState, SimControls
 from wrale.shared.errors import NotFoundError, UnavailableError, UnsupportedError
 
@@ -102,17 +103,7 @@ async def disarm(core: MetalCore) -> dict[str, Any]:
 
 def line_dict(core: MetalCore, st: LineState) -> dict[str, Any]:
     name = next((n for n, cfg in core.gpio_lines.items() if cfg.line == st.line), None)
-    return {
-        "name": name,
-        "line": st.line,
-        "direction": st.config.direction.value,
-        "pull": st.config.pull.value,
-        "edge": st.config.edge.value,
-        "value": st.value,
-        "pwm": None
-        if st.pwm_frequency_hz is None
-        else {"frequency_hz": st.pwm_frequency_hz, "duty_percent": st.pwm_duty_pct},
-    }
+    return snapshot_line_dict(st, name)
 
 
 async def gpio_line(core: MetalCore, name: str) -> dict[str, Any]:

@@ -133,16 +133,7 @@ class Snapshot:
 
     def gpio_dict(self) -> dict[str, Any]:
         return {
-            name: {
-                "line": st.line,
-                "direction": st.config.direction.value,
-                "pull": st.config.pull.value,
-                "edge": st.config.edge.value,
-                "value": st.value,
-                "pwm": None
-                if st.pwm_frequency_hz is None
-                else {"frequency_hz": st.pwm_frequency_hz, "duty_percent": st.pwm_duty_pct},
-            }
+            name: {k: v for k, v in line_dict(st, name).items() if k != "name"}
             for name, st in self.gpio.items()
         }
 
@@ -156,6 +147,21 @@ class Snapshot:
             "seq": self.seq,
             "updated_at": self.at,
         }
+
+
+def line_dict(st: LineState, name: str | None) -> dict[str, Any]:
+    """One GPIO line as the API shows it."""
+    return {
+        "name": name,
+        "line": st.line,
+        "direction": st.config.direction.value,
+        "pull": st.config.pull.value,
+        "edge": st.config.edge.value,
+        "value": st.value,
+        "pwm": None
+        if st.pwm_frequency_hz is None
+        else {"frequency_hz": st.pwm_frequency_hz, "duty_percent": st.pwm_duty_pct},
+    }
 
 
 def _r(value: float | None, digits: int = 2) -> float | None:
