@@ -104,6 +104,8 @@ class MetalCore:
         )
         self._prev: Readings | None = None
         self._fan = alarms.FanHealth()
+        self._failing: set[str] = set()  # actuators whose last drive failed
+        self._pending: list[Event] = []  # raised while driving, stored with the step
         self._last_tamper_at: float | None = None
         self._subscribers: set[asyncio.Queue[Event]] = set()
         self._tick_lock = asyncio.Lock()
@@ -193,6 +195,8 @@ class MetalCore:
             sec = step_security(self._security, readings.tamper, now_mono, self.security_policy)
 
             await self._hw(self._apply, readings, decision, source, battery)
+            events += self._pending
+            self._pending = []
 
             prev = self._prev
             events += alarms.thermal_events(self._decision, decision, readings.thermal, now)
@@ -315,21 +319,43 @@ class MetalCore:
         if abs(r.throttle.max_freq_pct - d.max_freq_pct) > 0.05:
             self._drive("throttle", b.throttle.set_max_freq, d.max_freq_pct)
         if source is not r.power.source:
-            self._drive("power", b.power.select_source, source)
+            self._drive("power source", b.power.select_source, source)
         if battery is BatteryAction.SHUTDOWN and self._battery is not BatteryAction.SHUTDOWN:
             pct = r.power.battery_pct
             self._drive(
-                "power",
+                "shutdown",
                 b.power.request_shutdown,
                 f"battery critical at {pct if pct is None else round(pct, 1)} %",
             )
 
-    @staticmethod
-    def _drive(name: str, fn: Callable[[Any], None], value: Any) -> None:
+    def _drive(self, name: str, fn: Callable[[Any], None], value: Any) -> None:
+        """Drive one actuator; a failure is logged and raised as an event once, not every
+        step, and so is the recovery."""
         try:
             fn(value)
-        except (HardwareError, OSError):
-            log.exception("could not drive %s to %s", name, value)
+        except (HardwareError, OSError) as exc:
+            if name not in self._failing:
+                self._failing.add(name)
+                log.warning("cannot drive the %s to %s: %s", name, value, exc)
+                self._pending.append(
+                    self._event(
+                        EventType.ACTUATOR_FAILURE,
+                        Severity.CRITICAL,
+                        f"cannot drive the {name}: {exc}",
+                        actuator=name,
+                    )
+                )
+            return
+        if name in self._failing:
+            self._failing.discard(name)
+            self._pending.append(
+                self._event(
+                    EventType.ACTUATOR_RECOVERED,
+                    Severity.INFO,
+                    f"the {name} answers again",
+                    actuator=name,
+                )
+            )
 
     # ------------------------------------------------------------------ events
 
