@@ -7,13 +7,13 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: demo test check bench format install install-dev clean
+.PHONY: demo test check bench format install install-dev clean migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e '.[central]'
 	@touch $@
 
 $(DEV_STAMP): pyproject.toml | $(BIN)/python
@@ -48,3 +48,8 @@ format: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis wrale-data
+
+## migration: write an Alembic revision for model changes, e.g. make migration m="add racks"
+migration: $(DEV_STAMP)
+	d=$$(mktemp -d) && $(BIN)/python -c "import sys; from pathlib import Path; from wrale.fleet.brain.schema import autogenerate; autogenerate(sys.argv[1], Path(sys.argv[2]))" "$(m)" "$$d"; rm -rf "$$d"
+	$(BIN)/ruff format -q src/wrale/fleet/brain/migrations && $(BIN)/ruff check --fix -q src/wrale/fleet/brain/migrations

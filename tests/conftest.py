@@ -7,6 +7,10 @@ and on a ``FakeClock``, so tests advance its physics instead of sleeping.
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +18,9 @@ from hypothesis import HealthCheck, settings
 from wrale.metal.hw.sim import SimBoard
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import SimSettings
+
+if TYPE_CHECKING:
+    from wrale.fleet.brain.db import Database
 
 # CI runs the same examples every time (no flaky shrinking on a loaded machine);
 # a developer's run explores new ones.
@@ -28,3 +35,176 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def sim_board() -> SimBoard:
     """A fresh simulated Pi 5 (seed 1, FakeClock, 10 % load, 25 °C, 20 Wh battery)."""
     return SimBoard(SimSettings(seed=1), clock=FakeClock())
+
+
+# ----------------------------------------------------------------------------- central
+
+PG_ADMIN_DSN = os.environ.get("WRALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _pg_or_skip() -> None:
+    """PostgreSQL must be there in CI; on a developer's machine its tests skip."""
+    import asyncpg
+
+    async def ping() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_DSN, timeout=3)
+        await conn.close()
+
+    try:
+        run_sync(ping())
+    except (OSError, asyncpg.PostgresError) as exc:
+        msg = (
+            f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({exc}); start it with "
+            "'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start'"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database holding the schema, copied for each test (fast isolation)."""
+    import asyncpg
+
+    _pg_or_skip()
+    name = f"wrale_tpl_{os.getpid()}"
+
+    async def setup() -> None:
+        from wrale.fleet.brain.db import Database
+        from wrale.fleet.brain.models import Base
+
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        db = Database(_pg_url(name))
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await db.dispose()
+
+    async def teardown() -> None:
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+    run_sync(setup())
+    yield name
+    run_sync(teardown())
+
+
+def _pg_url(name: str) -> str:
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    return f"{base}/{name}"
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """The central database, on SQLite and on PostgreSQL, with the schema in place."""
+    from wrale.fleet.brain.db import Database
+    from wrale.fleet.brain.models import Base
+
+    if request.param == "sqlite":
+        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'central.db'}")
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        yield db
+        await db.dispose()
+        return
+    import asyncpg
+
+    template = request.getfixturevalue("pg_template")
+    name = f"wrale_t_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    await admin.close()
+    db = Database(_pg_url(name))
+    yield db
+    await db.dispose()
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+@pytest.fixture
+async def central(database: Database, tmp_path: Path) -> AsyncIterator[Central]:
+    """The central API in process (real database, real app), with its first admin logged in."""
+    import httpx
+
+    from wrale.shared.config import CentralSettings
+    from wrale.user.api.app import create_app
+
+    settings = CentralSettings(
+        data_dir=tmp_path,
+        secret_key="test-secret-key-0123456789abcdef",
+        admin_password=ADMIN_PASSWORD,
+        dev=True,
+    )
+    app = create_app(settings, database=database, migrate=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://central") as http:
+            c = Central(http=http, db=database, app=app)
+            c.admin = await c.login("admin", ADMIN_PASSWORD)
+            yield c
+
+
+@dataclass
+class Central:
+    http: Any
+    db: Database
+    app: Any
+    admin: dict[str, str] = field(default_factory=dict)
+
+    async def login(self, username: str, password: str) -> dict[str, str]:
+        r = await self.http.post(
+            "/api/v1/auth/login", json={"username": username, "password": password}
+        )
+        assert r.status_code == 200, r.text
+        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+
+    async def user(self, role: str, username: str | None = None) -> dict[str, str]:
+        """A new user with ``role`` in the admin's tenant, logged in; returns its headers."""
+        name = username or f"{role}-{next(_counter)}"
+        r = await self.http.post(
+            "/api/v1/users",
+            headers=self.admin,
+            json={"username": name, "password": "password-123", "role": role},
+        )
+        assert r.status_code == 201, r.text
+        return await self.login(name, "password-123")
+
+    async def other_tenant_admin(self) -> dict[str, str]:
+        """An admin of a second tenant (made directly in the database)."""
+        from wrale.fleet.brain.models import Tenant, User
+        from wrale.fleet.brain.services.identity import hash_password
+
+        name = f"other-{next(_counter)}"
+        async with self.db.session() as s:
+            t = Tenant(name=name)
+            s.add(t)
+            await s.flush()
+            s.add(
+                User(
+                    tenant_id=t.id,
+                    username=name,
+                    role="admin",
+                    password_hash=hash_password("password-123"),
+                )
+            )
+        return await self.login(name, "password-123")

@@ -227,3 +227,40 @@ class MetalSettings(Settings):
             "setting 'api_key' (env WRALE_METAL_API_KEY) must be set to a secret of 16+ "
             "characters; the default key is accepted only with --dev"
         )
+
+
+# ----------------------------------------------------------------------------- central
+
+
+class CentralSettings(Settings):
+    """Settings of ``wrale central``: env ``WRALE_*`` (e.g. ``WRALE_DATABASE_URL``)."""
+
+    ENV_PREFIX: ClassVar[str] = "WRALE_"
+
+    database_url: str = "sqlite+aiosqlite:///./wrale-data/central.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    dev: bool = False
+    data_dir: Path = Path("./wrale-data")
+    secret_key: SecretStr | None = Field(
+        default=None, description="signs access tokens; every replica needs the same one"
+    )
+    admin_password: SecretStr | None = None
+    access_token_ttl_s: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_ttl_s: int = Field(default=14 * 86_400, ge=3600, le=365 * 86_400)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_lockout_s: int = Field(default=300, ge=1, le=86_400)
+    audit_retention_days: int = Field(default=365, ge=1, le=36_500)
+    telemetry_raw_retention_h: float = Field(default=48.0, gt=0, le=24 * 365)
+    telemetry_1m_retention_d: float = Field(default=30.0, gt=0, le=3650)
+    telemetry_1h_retention_d: float = Field(default=730.0, gt=0, le=36_500)
+    maintenance_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    mqtt_url: str | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+        return value

@@ -1,0 +1,1 @@
+"""Domain services of the central server: plain async functions over a session."""

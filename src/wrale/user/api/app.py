@@ -1,0 +1,96 @@
+"""``create_app(settings)``: the central server's FastAPI application, no module singletons.
+
+On start it migrates the schema (unless told not to), creates the first admin, and keeps
+nothing in memory that another replica would need.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from wrale import __version__
+from wrale.fleet.brain import schema
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services.identity import AuthConfig
+from wrale.shared.config import CentralSettings
+from wrale.user.api import errors
+from wrale.user.api.deps import AppState
+from wrale.user.api.routes import health
+from wrale.user.api.routes import identity as identity_routes
+
+log = logging.getLogger("wrale.central")
+API = "/api/v1"
+
+
+def secret_key(settings: CentralSettings) -> str:
+    """The configured signing key, or one generated once and kept in the data directory."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
+    path = Path(settings.data_dir) / "secret.key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    log.warning(
+        "generated a signing key in %s; replicas need WRALE_SECRET_KEY set to one key", path
+    )
+    return key
+
+
+def create_app(
+    settings: CentralSettings, *, database: Database | None = None, migrate: bool = True
+) -> FastAPI:
+    db = database or Database(settings.database_url)
+    state = AppState(
+        settings=settings,
+        db=db,
+        auth=AuthConfig(
+            secret_key=secret_key(settings),
+            access_ttl_s=settings.access_token_ttl_s,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+            max_failures=settings.login_max_failures,
+            lockout_s=settings.login_lockout_s,
+        ),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            await schema.upgrade(db)
+        async with db.session() as session:
+            pw = settings.admin_password.get_secret_value() if settings.admin_password else None
+            generated = await identity.bootstrap(session, pw)
+        if generated:
+            print(
+                f"\n  first start: created user 'admin' with password {generated}\n"
+                "  (shown once; set WRALE_ADMIN_PASSWORD to choose it)\n",
+                flush=True,
+            )
+        yield
+        if database is None:
+            await db.dispose()
+
+    app = FastAPI(
+        title="Wrale Fleet",
+        version=__version__,
+        description="Physical-first fleet management: the central server's API.",
+        lifespan=lifespan,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    app.state.wrale = state
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(identity_routes.router, prefix=API)
+    return app

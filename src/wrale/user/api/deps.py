@@ -1,0 +1,94 @@
+"""Request dependencies as ``Annotated`` aliases: the app state, a database session, the
+authenticated principal and pagination parameters."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services.identity import AuthConfig
+from wrale.fleet.brain.services.principal import Principal
+from wrale.shared.config import CentralSettings
+from wrale.shared.errors import AuthError, InvalidRequestError
+
+
+@dataclass
+class AppState:
+    settings: CentralSettings
+    db: Database
+    auth: AuthConfig
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.wrale
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.db.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def bearer_of(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError("missing bearer token (Authorization: Bearer …)")
+    return token.strip()
+
+
+async def get_principal(request: Request, state: StateDep, session: SessionDep) -> Principal:
+    source = request.client.host if request.client else None
+    principal = await identity.authenticate(session, bearer_of(request), state.auth, source)
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+# ----------------------------------------------------------------------------- pagination
+
+
+@dataclass(frozen=True)
+class PageParams:
+    after: str | None
+    limit: int
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("cursor: not a cursor this API gave out") from None
+    if not raw or len(raw) > 64 or not raw.isprintable():
+        raise InvalidRequestError("cursor: not a cursor this API gave out")
+    return raw
+
+
+def page_params(
+    cursor: Annotated[str | None, Query(max_length=100, description="from next_cursor")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> PageParams:
+    return PageParams(decode_cursor(cursor) if cursor else None, limit)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]

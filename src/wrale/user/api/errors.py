@@ -1,0 +1,117 @@
+"""The one domain → HTTP translation of the central API: ``{"error": {code, message,
+details}}`` with the right 4xx. Anything else is a bug, answered 500 and logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.principal import ForbiddenError, Principal
+from wrale.shared.errors import (
+    AuthError,
+    ConflictError,
+    InvalidRequestError,
+    NotFoundError,
+    UnavailableError,
+    WraleError,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS: tuple[tuple[type[WraleError], int], ...] = (
+    (NotFoundError, 404),
+    (InvalidRequestError, 422),
+    (ConflictError, 409),
+    (AuthError, 401),
+    (ForbiddenError, 403),
+    (UnavailableError, 503),
+)
+
+
+def error_json(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(WraleError)
+    async def _domain(request: Request, exc: WraleError) -> JSONResponse:
+        status = next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
+        if status == 500:
+            log.error("unmapped %s: %s", type(exc).__name__, exc.message)
+            return error_json(500, "internal_error", "internal error (this is a bug)")
+        if isinstance(exc, ForbiddenError):
+            await _audit_denied(request, exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error_json(status, exc.code, exc.message, _jsonable(exc.details), headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+        details = [
+            {
+                "loc": [str(p) for p in e.get("loc", ())],
+                "msg": str(e.get("msg")),
+                "type": str(e.get("type")),
+            }
+            for e in errors
+        ]
+        return error_json(422, "invalid_request", message, {"errors": details})
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not_found",
+            405: "method_not_allowed",
+            409: "conflict",
+            422: "invalid_request",
+        }
+        return error_json(
+            exc.status_code,
+            codes.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_json(500, "internal_error", "internal error (this is a bug)")
+
+
+async def _audit_denied(request: Request, exc: ForbiddenError) -> None:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    state = getattr(request.app.state, "wrale", None)
+    if principal is None or state is None:
+        return
+    try:
+        async with state.db.session() as session:
+            audit.record(
+                session,
+                principal,
+                "auth.permission_denied",
+                outcome="denied",
+                details={"method": request.method, "path": request.url.path, "reason": exc.message},
+            )
+    except Exception:  # the denial is answered even if auditing it fails
+        log.exception("could not audit a permission denial")
+
+
+def _jsonable(details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v if isinstance(v, str | int | float | bool | None | list | dict) else str(v)
+        for k, v in details.items()
+    }

@@ -1,0 +1,1 @@
+"""Request and response schemas of the central API (``XCreate`` / ``XUpdate`` / ``XPublic``)."""

@@ -1,0 +1,33 @@
+"""Schemas every area shares: pages of items and small helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from wrale.user.api.deps import PageParams, encode_cursor
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def page_of(rows: Sequence[Any], params: PageParams, view: Callable[[Any], T]) -> Page[T]:
+    """A page from ``limit + 1`` rows fetched in order: the extra row says there is more."""
+    items = list(rows[: params.limit])
+    more = len(rows) > params.limit
+    return Page[T](
+        items=[view(r) for r in items],
+        next_cursor=encode_cursor(items[-1].id) if more and items else None,
+    )
