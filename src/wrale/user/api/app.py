@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from wrale import __version__
 from wrale.fleet.brain import schema
+from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
@@ -62,6 +63,7 @@ def create_app(
             max_failures=settings.login_max_failures,
             lockout_s=settings.login_lockout_s,
         ),
+        bus=EventBus(),
     )
 
     @asynccontextmanager

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
@@ -25,6 +26,7 @@ class AppState:
     settings: CentralSettings
     db: Database
     auth: AuthConfig
+    bus: EventBus
 
 
 def get_state(request: Request) -> AppState:

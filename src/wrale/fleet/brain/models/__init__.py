@@ -9,5 +9,22 @@ from wrale.fleet.brain.models.identity import (
     Tenant,
     User,
 )
+from wrale.fleet.brain.models.registry import Device, DeviceCredential, EnrollmentToken
+from wrale.fleet.brain.models.topology import Rack, Room, Site, Zone
 
-__all__ = ["ApiToken", "AuditEntry", "Base", "LoginThrottle", "RefreshToken", "Tenant", "User"]
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Device",
+    "DeviceCredential",
+    "EnrollmentToken",
+    "LoginThrottle",
+    "Rack",
+    "RefreshToken",
+    "Room",
+    "Site",
+    "Tenant",
+    "User",
+    "Zone",
+]
