@@ -24,7 +24,17 @@ from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.shared.config import CentralSettings
 from wrale.user.api import errors
 from wrale.user.api.deps import AppState
-from wrale.user.api.routes import health
+from wrale.user.api.routes import (
+    alerts,
+    devices,
+    enrollment,
+    groups,
+    health,
+    policies,
+    telemetry,
+    topology,
+    ws,
+)
 from wrale.user.api.routes import identity as identity_routes
 
 log = logging.getLogger("wrale.central")
@@ -94,5 +104,16 @@ def create_app(
     app.state.wrale = state
     errors.install(app)
     app.include_router(health.router)
-    app.include_router(identity_routes.router, prefix=API)
+    for router in (
+        identity_routes.router,
+        devices.router,
+        enrollment.router,
+        topology.router,
+        groups.router,
+        telemetry.router,
+        alerts.router,
+        policies.router,
+        ws.router,
+    ):
+        app.include_router(router, prefix=API)
     return app

@@ -1,5 +1,6 @@
 """Database models of the central server; importing this package registers them all."""
 
+from wrale.fleet.brain.models import alerts, groups, policies, telemetry
 from wrale.fleet.brain.models.audit import AuditEntry
 from wrale.fleet.brain.models.base import Base
 from wrale.fleet.brain.models.identity import (
@@ -13,6 +14,10 @@ from wrale.fleet.brain.models.registry import Device, DeviceCredential, Enrollme
 from wrale.fleet.brain.models.topology import Rack, Room, Site, Zone
 
 __all__ = [
+    "alerts",
+    "groups",
+    "policies",
+    "telemetry",
     "ApiToken",
     "AuditEntry",
     "Base",

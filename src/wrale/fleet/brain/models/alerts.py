@@ -1,0 +1,3 @@
+"""Database models: alerts (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Database models: groups (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Database models: policies (being built)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Database models: telemetry (being built)."""
+
+from __future__ import annotations

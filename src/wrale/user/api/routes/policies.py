@@ -1,0 +1,7 @@
+"""Routes of the central API: policies (being built)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
