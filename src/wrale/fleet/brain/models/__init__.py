@@ -14,10 +14,6 @@ from wrale.fleet.brain.models.registry import Device, DeviceCredential, Enrollme
 from wrale.fleet.brain.models.topology import Rack, Room, Site, Zone
 
 __all__ = [
-    "alerts",
-    "groups",
-    "policies",
-    "telemetry",
     "ApiToken",
     "AuditEntry",
     "Base",
@@ -32,4 +28,8 @@ __all__ = [
     "Tenant",
     "User",
     "Zone",
+    "alerts",
+    "groups",
+    "policies",
+    "telemetry",
 ]
