@@ -22,7 +22,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.shared.config import CentralSettings
-from wrale.user.api import errors
+from wrale.user.api import errors, openapi
 from wrale.user.api.deps import AppState
 from wrale.user.api.routes import (
     alerts,
@@ -103,6 +103,7 @@ def create_app(
     )
     app.state.wrale = state
     errors.install(app)
+    openapi.install(app)
     app.include_router(health.router)
     for router in (
         identity_routes.router,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -16,7 +16,7 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
-from wrale.fleet.brain.services.principal import Principal
+from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.config import CentralSettings
 from wrale.shared.errors import AuthError, InvalidRequestError
 
@@ -61,6 +61,22 @@ async def get_principal(request: Request, state: StateDep, session: SessionDep) 
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits ``needed`` or better, checked before the body is validated
+    (so a viewer learns "403", not what a valid request would look like)."""
+
+    async def dependency(request: Request, p: PrincipalDep) -> Principal:
+        p.require(needed, f"{request.method} {request.url.path}")
+        return p
+
+    return dependency
+
+
+ViewerDep = PrincipalDep
+OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
+AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
 
 
 # ----------------------------------------------------------------------------- pagination

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from wrale.fleet.brain.models import ApiToken, AuditEntry, User
 from wrale.fleet.brain.services import audit, identity
 from wrale.fleet.brain.services.principal import Role
-from wrale.user.api.deps import PageDep, PrincipalDep, SessionDep, StateDep
+from wrale.user.api.deps import AdminDep, OperatorDep, PageDep, PrincipalDep, SessionDep, StateDep
 from wrale.user.api.schemas.common import Page, page_of
 from wrale.user.api.schemas.identity import (
     ApiTokenCreate,
@@ -74,7 +74,7 @@ async def me(p: PrincipalDep) -> MePublic:
 
 
 @router.get("/users", tags=["users"])
-async def list_users(p: PrincipalDep, session: SessionDep, page: PageDep) -> Page[UserPublic]:
+async def list_users(p: AdminDep, session: SessionDep, page: PageDep) -> Page[UserPublic]:
     p.require(Role.ADMIN, "listing users")
     stmt = select(User).where(User.tenant_id == p.tenant_id)
     if page.after:
@@ -84,7 +84,7 @@ async def list_users(p: PrincipalDep, session: SessionDep, page: PageDep) -> Pag
 
 
 @router.post("/users", status_code=201, tags=["users"])
-async def create_user(body: UserCreate, p: PrincipalDep, session: SessionDep) -> UserPublic:
+async def create_user(body: UserCreate, p: AdminDep, session: SessionDep) -> UserPublic:
     user = await identity.create_user(session, p, body.username, body.password, body.role)
     return UserPublic.model_validate(identity.user_view(user))
 
@@ -99,7 +99,7 @@ async def get_user(user_id: str, p: PrincipalDep, session: SessionDep) -> UserPu
 
 @router.patch("/users/{user_id}", tags=["users"])
 async def update_user(
-    user_id: str, body: UserUpdate, p: PrincipalDep, session: SessionDep
+    user_id: str, body: UserUpdate, p: AdminDep, session: SessionDep
 ) -> UserPublic:
     user = await identity.update_user(
         session, p, user_id, role=body.role, disabled=body.disabled, password=body.password
@@ -108,7 +108,7 @@ async def update_user(
 
 
 @router.delete("/users/{user_id}", status_code=204, tags=["users"])
-async def delete_user(user_id: str, p: PrincipalDep, session: SessionDep) -> Response:
+async def delete_user(user_id: str, p: AdminDep, session: SessionDep) -> Response:
     await identity.delete_user(session, p, user_id)
     return Response(status_code=204)
 
@@ -117,7 +117,7 @@ async def delete_user(user_id: str, p: PrincipalDep, session: SessionDep) -> Res
 
 
 @router.get("/api-tokens", tags=["api-tokens"])
-async def list_tokens(p: PrincipalDep, session: SessionDep, page: PageDep) -> Page[ApiTokenPublic]:
+async def list_tokens(p: AdminDep, session: SessionDep, page: PageDep) -> Page[ApiTokenPublic]:
     p.require(Role.ADMIN, "listing API tokens")
     stmt = select(ApiToken).where(ApiToken.tenant_id == p.tenant_id)
     if page.after:
@@ -127,9 +127,7 @@ async def list_tokens(p: PrincipalDep, session: SessionDep, page: PageDep) -> Pa
 
 
 @router.post("/api-tokens", status_code=201, tags=["api-tokens"])
-async def create_token(
-    body: ApiTokenCreate, p: PrincipalDep, session: SessionDep
-) -> ApiTokenCreated:
+async def create_token(body: ApiTokenCreate, p: AdminDep, session: SessionDep) -> ApiTokenCreated:
     token, secret = await identity.create_api_token(
         session, p, body.name, body.role, body.expires_in_s
     )
@@ -137,7 +135,7 @@ async def create_token(
 
 
 @router.delete("/api-tokens/{token_id}", tags=["api-tokens"])
-async def revoke_token(token_id: str, p: PrincipalDep, session: SessionDep) -> ApiTokenPublic:
+async def revoke_token(token_id: str, p: AdminDep, session: SessionDep) -> ApiTokenPublic:
     token = await identity.revoke_api_token(session, p, token_id)
     return ApiTokenPublic.model_validate(identity.token_view(token))
 
@@ -165,7 +163,7 @@ def _audit_view(e: AuditEntry) -> AuditPublic:
 
 @router.get("/audit", tags=["audit"])
 async def list_audit(
-    p: PrincipalDep,
+    p: OperatorDep,
     session: SessionDep,
     page: PageDep,
     action: Annotated[str | None, Query(max_length=64)] = None,
