@@ -3,8 +3,6 @@ authenticated principal and pagination parameters."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -18,7 +16,7 @@ from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.config import CentralSettings
-from wrale.shared.errors import AuthError, InvalidRequestError
+from wrale.shared.errors import AuthError
 
 
 @dataclass
@@ -88,25 +86,21 @@ class PageParams:
     limit: int
 
 
+CURSOR_PATTERN = r"^[0-9a-f]{32}$"
+
+
 def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidRequestError("cursor: not a cursor this API gave out") from None
-    if not raw or len(raw) > 64 or not raw.isprintable():
-        raise InvalidRequestError("cursor: not a cursor this API gave out")
-    return raw
+    """A cursor is the last id of the page (time-ordered, 32 hex digits)."""
+    return last_id
 
 
 def page_params(
-    cursor: Annotated[str | None, Query(max_length=100, description="from next_cursor")] = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="next_cursor of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PageParams:
-    return PageParams(decode_cursor(cursor) if cursor else None, limit)
+    return PageParams(cursor, limit)
 
 
 PageDep = Annotated[PageParams, Depends(page_params)]

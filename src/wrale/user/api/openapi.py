@@ -52,6 +52,9 @@ def install(app: FastAPI) -> None:
                         "description": text,
                         "content": {"application/json": {"schema": ref}},
                     }
+        ready = doc.get("paths", {}).get("/readyz", {}).get("get")
+        if ready is not None:
+            ready["responses"]["503"] = {"description": "Database unreachable or schema old"}
         schemas = doc["components"]["schemas"]
         schemas.pop("HTTPValidationError", None)
         schemas.pop("ValidationError", None)

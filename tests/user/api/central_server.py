@@ -1,0 +1,79 @@
+"""A real central server (uvicorn in a thread, its own event loop) on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.models import Base
+from wrale.shared.config import CentralSettings
+from wrale.user.api.app import create_app
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+@dataclass
+class ThreadedCentral:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+    def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> str:
+        r = httpx.post(
+            f"{self.url}/api/v1/auth/login",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        r.raise_for_status()
+        return str(r.json()["access_token"])
+
+
+def start_central(
+    data_dir: Path, database_url: str | None = None, *, migrate: bool = True
+) -> ThreadedCentral:
+    """Start a central server; ``migrate`` runs the real migrations as ``wrale central`` does."""
+    url_db = database_url or f"sqlite+aiosqlite:///{data_dir / 'central.db'}"
+    settings = CentralSettings(
+        database_url=url_db,
+        data_dir=data_dir,
+        dev=True,
+        secret_key="test-secret-key-0123456789abcdef",
+        admin_password=ADMIN_PASSWORD,
+        login_max_failures=1000,
+    )
+
+    async def schema() -> None:
+        db = Database(url_db)
+        async with db.engine.begin() as conn:
+            await conn.run_sync(Base.metadata.create_all)
+        await db.dispose()
+
+    if not migrate:
+        asyncio.run(schema())
+    app = create_app(settings, migrate=migrate)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("central server did not start")
+        time.sleep(0.05)
+    return ThreadedCentral(f"http://127.0.0.1:{port}", server, thread)

@@ -1,0 +1,65 @@
+"""Property-based API test: schemathesis generates requests from the app's own OpenAPI
+document (valid and invalid ones) against a real server, and checks that no answer is a
+5xx and every answer matches the documented schema."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.user.api.central_server import ThreadedCentral, start_central
+
+EXAMPLES = int(os.environ.get("WRALE_FUZZ_EXAMPLES", "25"))
+# Calls that would end the fuzzing session itself.
+SKIP = {"POST /api/v1/auth/logout"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedCentral]:
+    central = start_central(Path(tmp_path_factory.mktemp("fuzz")))
+    yield central
+    central.stop()
+
+
+def make_check(
+    strategy: st.SearchStrategy[schemathesis.Case], base_url: str, headers: dict[str, str]
+) -> Callable[[], None]:
+    @given(data=st.data())
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(data: st.DataObject) -> None:
+        case = data.draw(strategy)
+        case.call_and_validate(base_url=base_url, headers=headers)
+
+    return check
+
+
+@pytest.mark.slow
+def test_no_server_errors_and_schema_holds(server: ThreadedCentral) -> None:
+    schema = schemathesis.openapi.from_url(f"{server.url}/openapi.json")
+    headers = {"Authorization": f"Bearer {server.login()}"}
+    failures: list[str] = []
+    tested = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.label in SKIP:
+            continue
+        check = make_check(operation.as_strategy(), server.url, headers)
+        try:
+            check()
+        except (Exception, BaseExceptionGroup) as exc:  # collect all failures, report at once
+            failures.append(f"{operation.label}: {str(exc)[:2000]}")
+        tested += 1
+    assert tested >= 10
+    assert not failures, "\n\n".join(failures)
