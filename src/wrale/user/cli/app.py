@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from wrale import __version__
+from wrale.user.cli.central import central_app
 from wrale.user.cli.demo import demo
+from wrale.user.cli.fleet_commands import register as register_fleet_commands
 from wrale.user.cli.metal import metal_app
 
 app = typer.Typer(
@@ -14,6 +16,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(metal_app, name="metal")
+app.add_typer(central_app, name="central")
+register_fleet_commands(app)
 app.command(help="Run a demo: a simulated board with metald (later: central + fleet).")(demo)
 
 

@@ -23,8 +23,8 @@ NAMING = {
 
 
 def new_id() -> str:
-    """A time-ordered id: 12 hex digits of milliseconds, then 20 random ones."""
-    return f"{int(time.time() * 1000):012x}{secrets.token_hex(10)}"
+    """A time-ordered id: 14 hex digits of microseconds, then 18 random ones."""
+    return f"{time.time_ns() // 1000:014x}{secrets.token_hex(9)}"
 
 
 def now() -> float:

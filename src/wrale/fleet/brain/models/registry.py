@@ -65,3 +65,16 @@ class EnrollmentToken(TenantMixin, Base):
     target_group_id: Mapped[str | None] = mapped_column(String(32), default=None)
     target_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     target_rack_id: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+class Counter(Base):
+    """Named counters handed out under a row lock (``device_num`` allocates ``Device.num``).
+
+    The counter's row is the serialisation point of device creation: on PostgreSQL its
+    row lock, on SQLite the write lock taken by the same UPDATE.
+    """
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,167 @@
+"""``wrale central``: the central server (migrate, then serve with uvicorn) and
+``wrale central migrate`` (bring the schema to the newest revision and stop).
+
+An entry point: it wires settings, database and app together and holds no logic of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from wrale.shared.config import CentralSettings, load_settings
+from wrale.shared.errors import ConfigError
+
+central_app = typer.Typer(
+    help="The central server: brain + API. Settings: defaults < --config TOML < WRALE_* "
+    "environment < flags.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="TOML file, e.g. /etc/wrale/central.toml")
+]
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="sqlite+aiosqlite:///PATH (default ./wrale-data/central.db) or "
+        "postgresql+asyncpg://USER@HOST/DB"
+    ),
+]
+DataDirOpt = Annotated[Path | None, typer.Option(help="where the SQLite file and key live")]
+
+
+def _settings(config: Path | None, **flags: Any) -> CentralSettings:
+    try:
+        settings = load_settings(CentralSettings, config_file=config, flags=flags)
+        if "database_url" not in settings.model_fields_set:
+            # no database chosen: the SQLite file lives in the data directory
+            url = f"sqlite+aiosqlite:///{Path(settings.data_dir) / 'central.db'}"
+            settings = settings.model_copy(update={"database_url": url})
+    except ConfigError as exc:
+        typer.echo(f"wrale central: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    return settings
+
+
+async def _migrate(settings: CentralSettings) -> str | None:
+    from wrale.fleet.brain import schema
+    from wrale.fleet.brain.db import Database
+
+    db = Database(settings.database_url)
+    try:
+        await schema.upgrade(db)
+        return await schema.current_revision(db)
+    finally:
+        await db.dispose()
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+async def _serve(settings: CentralSettings) -> None:
+    import uvicorn
+
+    from wrale.shared.logging import setup_logging
+    from wrale.user.api.app import create_app
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """SIGINT / SIGTERM stop the server gracefully and the process exits 0 (as
+            metald does), rather than uvicorn's re-raising the signal once it has stopped."""
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            sigs = (signal.SIGINT, signal.SIGTERM)
+            originals = {sig: signal.signal(sig, self.handle_exit) for sig in sigs}
+            try:
+                yield
+            finally:
+                for sig, handler in originals.items():
+                    signal.signal(sig, handler)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if self.started:  # the real port, even when --port 0 picked one
+                port = self.servers[0].sockets[0].getsockname()[1]
+                url = f"http://{_display_host(settings.host)}:{port}"
+                typer.echo(
+                    f"Wrale Fleet central (schema {revision}) on {url}\n"
+                    f"  API docs: {url}/docs   ready: {url}/readyz   metrics: {url}/metrics"
+                )
+
+    setup_logging(settings.log_level)
+    revision = await _migrate(settings)
+    app = create_app(settings, migrate=False)
+    server = Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level.lower(),
+            lifespan="on",
+            log_config=None,  # the process's logging setup, not uvicorn's own
+        )
+    )
+    await server.serve()
+    if not server.started:
+        raise typer.Exit(1)
+
+
+@central_app.callback()
+def central(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on (127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (8080; 0 picks a free one)")] = None,
+    data_dir: DataDirOpt = None,
+    dev: Annotated[
+        bool | None, typer.Option("--dev", help="development mode", show_default=False)
+    ] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = None,
+) -> None:
+    """Run the central server: upgrade the schema, then serve the API and dashboard."""
+    flags = {
+        "database_url": database_url,
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "dev": dev,
+        "log_level": log_level.upper() if log_level else None,
+    }
+    if ctx.invoked_subcommand is not None:
+        ctx.obj = (config, flags)
+        return
+    settings = _settings(config, **flags)
+    asyncio.run(_serve(settings))
+
+
+@central_app.command()
+def migrate(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Bring the database schema to the newest revision, print it, and stop."""
+    parent: tuple[Path | None, dict[str, Any]] = ctx.obj or (None, {})
+    flags = dict(parent[1])
+    flags["database_url"] = database_url or flags.get("database_url")
+    flags["data_dir"] = data_dir or flags.get("data_dir")
+    settings = _settings(config or parent[0], **flags)
+    revision = asyncio.run(_migrate(settings))
+    typer.echo(f"database schema at revision {revision}")
