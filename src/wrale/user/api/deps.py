@@ -40,7 +40,9 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# "function" scope: the unit of work commits before the response is sent, so a client
+# never sees a 2xx for a change that then fails to commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
 def bearer_of(request: Request) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from wrale.fleet.brain.services import audit
@@ -84,6 +85,17 @@ def install(app: FastAPI) -> None:
             codes.get(exc.status_code, "http_error"),
             str(exc.detail),
             headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Services check what they can; a race between two requests ends here, as a 409.
+        log.info("integrity conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+        return error_json(
+            409,
+            "conflict",
+            "the change conflicts with existing data "
+            "(a duplicate, or something it refers to changed); retry",
         )
 
     @app.exception_handler(Exception)

@@ -1,0 +1,590 @@
+"""Physical topology: sites → rooms → racks → slots, zones, device placement and rack power.
+
+Placement is validated (rack in the tenant, slot within its units, slot free); every change
+is audited. Raises domain errors only; knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wrale.fleet.brain.models import Device, Rack, Room, Site, Zone
+from wrale.fleet.brain.models.base import Base
+from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.principal import Principal, Role
+from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
+
+M = TypeVar("M", bound=Base)
+_ID = re.compile(r"^[0-9a-f]{1,32}$")
+MAX_UNITS = 60
+
+
+async def get(session: AsyncSession, model: type[M], tenant_id: str, obj_id: str, what: str) -> M:
+    """A row of ``model`` in the tenant, or ``NotFoundError`` (another tenant's is not found)."""
+    row = await session.get(model, obj_id) if _ID.match(obj_id) else None
+    if row is None or getattr(row, "tenant_id", None) != tenant_id:
+        raise NotFoundError(f"no {what} {obj_id}", **{f"{what}_id": obj_id})
+    return row
+
+
+def site_view(s: Site) -> dict[str, Any]:
+    return {"id": s.id, "name": s.name, "address": s.address, "created_at": s.created_at}
+
+
+def room_view(r: Room) -> dict[str, Any]:
+    return {"id": r.id, "site_id": r.site_id, "name": r.name, "created_at": r.created_at}
+
+
+def rack_view(r: Rack) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "room_id": r.room_id,
+        "name": r.name,
+        "units": r.units,
+        "power_budget_w": r.power_budget_w,
+        "cooling_zone": r.cooling_zone,
+        "created_at": r.created_at,
+    }
+
+
+def zone_view(z: Zone) -> dict[str, Any]:
+    return {"id": z.id, "name": z.name, "description": z.description, "created_at": z.created_at}
+
+
+def location_view(d: Device) -> dict[str, Any]:
+    return {"device_id": d.id, "rack_id": d.rack_id, "slot_u": d.slot_u, "zone_id": d.zone_id}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+async def flush(session: AsyncSession) -> None:
+    """Write pending changes now, so a clash caught by a unique constraint (two requests
+    racing for one name or slot) is a 409 here rather than a failed commit later."""
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise ConflictError(
+            "another change just took this name or slot; reload and try again"
+        ) from exc
+
+
+async def _unique(
+    session: AsyncSession, model: type[M], what: str, name: str, **scope: Any
+) -> None:
+    stmt = select(func.count()).select_from(model).where(model.name == name)  # type: ignore[attr-defined]
+    for col, value in scope.items():
+        stmt = stmt.where(getattr(model, col) == value)
+    if await session.scalar(stmt):
+        raise ConflictError(f"a {what} named {name!r} already exists here", name=name)
+
+
+async def _count(session: AsyncSession, model: type[Base], *where: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    return before != after
+
+
+# ----------------------------------------------------------------------------- sites
+
+
+async def create_site(
+    session: AsyncSession, p: Principal, name: str, address: str | None = None
+) -> Site:
+    p.require(Role.OPERATOR, "creating sites")
+    await _unique(session, Site, "site", name, tenant_id=p.tenant_id)
+    site = Site(tenant_id=p.tenant_id, name=name, address=address)
+    session.add(site)
+    await flush(session)
+    audit.record(
+        session, p, "site.create", resource_type="site", resource_id=site.id, after=site_view(site)
+    )
+    return site
+
+
+async def update_site(
+    session: AsyncSession, p: Principal, site_id: str, changes: dict[str, Any]
+) -> Site:
+    p.require(Role.OPERATOR, "changing sites")
+    site = await get(session, Site, p.tenant_id, site_id, "site")
+    before = site_view(site)
+    if "name" in changes and changes["name"] != site.name:
+        await _unique(session, Site, "site", changes["name"], tenant_id=p.tenant_id)
+        site.name = changes["name"]
+    if "address" in changes:
+        site.address = changes["address"]
+    if _changed(before, site_view(site)):
+        audit.record(
+            session,
+            p,
+            "site.update",
+            resource_type="site",
+            resource_id=site.id,
+            before=before,
+            after=site_view(site),
+        )
+    await flush(session)
+    return site
+
+
+async def delete_site(
+    session: AsyncSession, p: Principal, site_id: str, *, force: bool = False
+) -> None:
+    p.require(Role.OPERATOR, "deleting sites")
+    site = await get(session, Site, p.tenant_id, site_id, "site")
+    rooms = await _count(session, Room, Room.site_id == site.id)
+    if rooms and not force:
+        raise ConflictError(
+            f"site {site.name!r} still has {rooms} room(s); delete or move them first "
+            "(or, as an admin, delete with force=true)",
+            rooms=rooms,
+        )
+    if force and rooms:
+        p.require(Role.ADMIN, "force-deleting a site with its rooms and racks")
+        racks = select(Rack.id).join(Room, Room.id == Rack.room_id).where(Room.site_id == site.id)
+        await _unplace(session, Device.rack_id.in_(racks))
+    audit.record(
+        session,
+        p,
+        "site.delete",
+        resource_type="site",
+        resource_id=site.id,
+        before=site_view(site),
+        details={"force": force, "rooms": rooms},
+    )
+    await session.delete(site)
+
+
+# ----------------------------------------------------------------------------- rooms
+
+
+async def create_room(session: AsyncSession, p: Principal, site_id: str, name: str) -> Room:
+    p.require(Role.OPERATOR, "creating rooms")
+    site = await get(session, Site, p.tenant_id, site_id, "site")
+    await _unique(session, Room, "room", name, site_id=site.id)
+    room = Room(tenant_id=p.tenant_id, site_id=site.id, name=name)
+    session.add(room)
+    await flush(session)
+    audit.record(
+        session, p, "room.create", resource_type="room", resource_id=room.id, after=room_view(room)
+    )
+    return room
+
+
+async def update_room(
+    session: AsyncSession, p: Principal, room_id: str, changes: dict[str, Any]
+) -> Room:
+    p.require(Role.OPERATOR, "changing rooms")
+    room = await get(session, Room, p.tenant_id, room_id, "room")
+    before = room_view(room)
+    site_id = changes.get("site_id") or room.site_id
+    name = changes.get("name") or room.name
+    if site_id != room.site_id:
+        await get(session, Site, p.tenant_id, site_id, "site")
+    if (site_id, name) != (room.site_id, room.name):
+        await _unique(session, Room, "room", name, site_id=site_id)
+    room.site_id, room.name = site_id, name
+    if _changed(before, room_view(room)):
+        audit.record(
+            session,
+            p,
+            "room.update",
+            resource_type="room",
+            resource_id=room.id,
+            before=before,
+            after=room_view(room),
+        )
+    await flush(session)
+    return room
+
+
+async def delete_room(
+    session: AsyncSession, p: Principal, room_id: str, *, force: bool = False
+) -> None:
+    p.require(Role.OPERATOR, "deleting rooms")
+    room = await get(session, Room, p.tenant_id, room_id, "room")
+    racks = await _count(session, Rack, Rack.room_id == room.id)
+    if racks and not force:
+        raise ConflictError(
+            f"room {room.name!r} still has {racks} rack(s); delete or move them first "
+            "(or, as an admin, delete with force=true)",
+            racks=racks,
+        )
+    if force and racks:
+        p.require(Role.ADMIN, "force-deleting a room with its racks")
+        await _unplace(session, Device.rack_id.in_(select(Rack.id).where(Rack.room_id == room.id)))
+    audit.record(
+        session,
+        p,
+        "room.delete",
+        resource_type="room",
+        resource_id=room.id,
+        before=room_view(room),
+        details={"force": force, "racks": racks},
+    )
+    await session.delete(room)
+
+
+# ----------------------------------------------------------------------------- racks
+
+
+async def create_rack(
+    session: AsyncSession,
+    p: Principal,
+    room_id: str,
+    name: str,
+    *,
+    units: int = 42,
+    power_budget_w: float | None = None,
+    cooling_zone: str | None = None,
+) -> Rack:
+    p.require(Role.OPERATOR, "creating racks")
+    room = await get(session, Room, p.tenant_id, room_id, "room")
+    _check_rack_fields(units, power_budget_w)
+    await _unique(session, Rack, "rack", name, room_id=room.id)
+    rack = Rack(
+        tenant_id=p.tenant_id,
+        room_id=room.id,
+        name=name,
+        units=units,
+        power_budget_w=power_budget_w,
+        cooling_zone=cooling_zone,
+    )
+    session.add(rack)
+    await flush(session)
+    audit.record(
+        session, p, "rack.create", resource_type="rack", resource_id=rack.id, after=rack_view(rack)
+    )
+    return rack
+
+
+def _check_rack_fields(units: int, power_budget_w: float | None) -> None:
+    if not 1 <= units <= MAX_UNITS:
+        raise InvalidRequestError(f"units: a rack has 1 to {MAX_UNITS} units", field="units")
+    if power_budget_w is not None and power_budget_w < 0:
+        raise InvalidRequestError("power_budget_w: must be 0 or more", field="power_budget_w")
+
+
+async def update_rack(
+    session: AsyncSession, p: Principal, rack_id: str, changes: dict[str, Any]
+) -> Rack:
+    """Change a rack; shrinking it below an occupied slot is refused (409)."""
+    p.require(Role.OPERATOR, "changing racks")
+    rack = await get(session, Rack, p.tenant_id, rack_id, "rack")
+    before = rack_view(rack)
+    room_id = changes.get("room_id") or rack.room_id
+    name = changes.get("name") or rack.name
+    units = changes.get("units") or rack.units
+    budget = changes.get("power_budget_w", rack.power_budget_w)
+    _check_rack_fields(units, budget)
+    if room_id != rack.room_id:
+        await get(session, Room, p.tenant_id, room_id, "room")
+    if (room_id, name) != (rack.room_id, rack.name):
+        await _unique(session, Rack, "rack", name, room_id=room_id)
+    if units < rack.units:
+        above = await session.scalar(
+            select(Device)
+            .where(Device.rack_id == rack.id, Device.slot_u > units)
+            .order_by(Device.slot_u.desc())
+            .limit(1)
+        )
+        if above is not None:
+            raise ConflictError(
+                f"rack {rack.name!r} cannot shrink to {units} U: device {above.name!r} "
+                f"({above.id}) sits in slot {above.slot_u}",
+                device_id=above.id,
+                slot_u=above.slot_u,
+            )
+    rack.room_id, rack.name, rack.units, rack.power_budget_w = room_id, name, units, budget
+    if "cooling_zone" in changes:
+        rack.cooling_zone = changes["cooling_zone"]
+    if _changed(before, rack_view(rack)):
+        audit.record(
+            session,
+            p,
+            "rack.update",
+            resource_type="rack",
+            resource_id=rack.id,
+            before=before,
+            after=rack_view(rack),
+        )
+    await flush(session)
+    return rack
+
+
+async def delete_rack(
+    session: AsyncSession, p: Principal, rack_id: str, *, force: bool = False
+) -> None:
+    p.require(Role.OPERATOR, "deleting racks")
+    rack = await get(session, Rack, p.tenant_id, rack_id, "rack")
+    devices = await _count(session, Device, Device.rack_id == rack.id)
+    if devices and not force:
+        raise ConflictError(
+            f"rack {rack.name!r} still holds {devices} device(s); move them first "
+            "(or, as an admin, delete with force=true, which unplaces them)",
+            devices=devices,
+        )
+    if force and devices:
+        p.require(Role.ADMIN, "force-deleting a rack that holds devices")
+        await _unplace(session, Device.rack_id == rack.id)
+    audit.record(
+        session,
+        p,
+        "rack.delete",
+        resource_type="rack",
+        resource_id=rack.id,
+        before=rack_view(rack),
+        details={"force": force, "devices": devices},
+    )
+    await session.delete(rack)
+
+
+async def _unplace(session: AsyncSession, where: Any) -> None:
+    await session.execute(
+        update(Device)
+        .where(where)
+        .values(rack_id=None, slot_u=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# ----------------------------------------------------------------------------- zones
+
+
+async def create_zone(
+    session: AsyncSession, p: Principal, name: str, description: str | None = None
+) -> Zone:
+    p.require(Role.OPERATOR, "creating zones")
+    await _unique(session, Zone, "zone", name, tenant_id=p.tenant_id)
+    zone = Zone(tenant_id=p.tenant_id, name=name, description=description)
+    session.add(zone)
+    await flush(session)
+    audit.record(
+        session, p, "zone.create", resource_type="zone", resource_id=zone.id, after=zone_view(zone)
+    )
+    return zone
+
+
+async def update_zone(
+    session: AsyncSession, p: Principal, zone_id: str, changes: dict[str, Any]
+) -> Zone:
+    p.require(Role.OPERATOR, "changing zones")
+    zone = await get(session, Zone, p.tenant_id, zone_id, "zone")
+    before = zone_view(zone)
+    if "name" in changes and changes["name"] != zone.name:
+        await _unique(session, Zone, "zone", changes["name"], tenant_id=p.tenant_id)
+        zone.name = changes["name"]
+    if "description" in changes:
+        zone.description = changes["description"]
+    if _changed(before, zone_view(zone)):
+        audit.record(
+            session,
+            p,
+            "zone.update",
+            resource_type="zone",
+            resource_id=zone.id,
+            before=before,
+            after=zone_view(zone),
+        )
+    await flush(session)
+    return zone
+
+
+async def delete_zone(
+    session: AsyncSession, p: Principal, zone_id: str, *, force: bool = False
+) -> None:
+    p.require(Role.OPERATOR, "deleting zones")
+    zone = await get(session, Zone, p.tenant_id, zone_id, "zone")
+    devices = await _count(session, Device, Device.zone_id == zone.id)
+    if devices and not force:
+        raise ConflictError(
+            f"zone {zone.name!r} still holds {devices} device(s); move them first "
+            "(or, as an admin, delete with force=true, which takes them out of the zone)",
+            devices=devices,
+        )
+    if force and devices:
+        p.require(Role.ADMIN, "force-deleting a zone that holds devices")
+        await session.execute(
+            update(Device)
+            .where(Device.zone_id == zone.id)
+            .values(zone_id=None)
+            .execution_options(synchronize_session=False)
+        )
+    audit.record(
+        session,
+        p,
+        "zone.delete",
+        resource_type="zone",
+        resource_id=zone.id,
+        before=zone_view(zone),
+        details={"force": force, "devices": devices},
+    )
+    await session.delete(zone)
+
+
+# ----------------------------------------------------------------------------- placement
+
+
+async def place_device(
+    session: AsyncSession, p: Principal, device_id: str, changes: dict[str, Any]
+) -> Device:
+    """Set a device's rack slot and/or zone. Keys present in ``changes`` are set (``None``
+    clears); ``rack_id`` and ``slot_u`` go together."""
+    p.require(Role.OPERATOR, "placing devices")
+    device = await get(session, Device, p.tenant_id, device_id, "device")
+    if not changes:
+        raise InvalidRequestError("give rack_id and slot_u, and/or zone_id")
+    before = location_view(device)
+    if "rack_id" in changes or "slot_u" in changes:
+        rack_id, slot_u = changes.get("rack_id"), changes.get("slot_u")
+        if (rack_id is None) != (slot_u is None):
+            raise InvalidRequestError(
+                "rack_id and slot_u go together (both set to place, both null to unplace)"
+            )
+        if rack_id is not None and slot_u is not None:
+            await _check_slot(session, p.tenant_id, device, rack_id, slot_u)
+        device.rack_id, device.slot_u = rack_id, slot_u
+    if "zone_id" in changes:
+        if changes["zone_id"] is not None:
+            await get(session, Zone, p.tenant_id, changes["zone_id"], "zone")
+        device.zone_id = changes["zone_id"]
+    if before != location_view(device):
+        audit.record(
+            session,
+            p,
+            "device.place",
+            resource_type="device",
+            resource_id=device.id,
+            before=before,
+            after=location_view(device),
+        )
+    await flush(session)
+    return device
+
+
+async def _check_slot(
+    session: AsyncSession, tenant_id: str, device: Device, rack_id: str, slot_u: int
+) -> None:
+    rack = await get(session, Rack, tenant_id, rack_id, "rack")
+    if not 1 <= slot_u <= rack.units:
+        raise InvalidRequestError(
+            f"slot_u: rack {rack.name!r} has slots 1 to {rack.units}; {slot_u} is outside",
+            field="slot_u",
+            units=rack.units,
+        )
+    occupant = await session.scalar(
+        select(Device).where(
+            Device.rack_id == rack.id, Device.slot_u == slot_u, Device.id != device.id
+        )
+    )
+    if occupant is not None:
+        raise ConflictError(
+            f"slot {slot_u} of rack {rack.name!r} is taken by device {occupant.name!r} "
+            f"({occupant.id})",
+            occupant_id=occupant.id,
+            occupant_name=occupant.name,
+        )
+
+
+async def clear_location(session: AsyncSession, p: Principal, device_id: str) -> Device:
+    return await place_device(
+        session, p, device_id, {"rack_id": None, "slot_u": None, "zone_id": None}
+    )
+
+
+# ----------------------------------------------------------------------------- views
+
+
+async def tree(session: AsyncSession, tenant_id: str) -> dict[str, Any]:
+    """The whole physical tree: sites → rooms → racks → devices in slots, plus zones."""
+    t = tenant_id
+    sites = (await session.scalars(select(Site).where(Site.tenant_id == t))).all()
+    rooms = (await session.scalars(select(Room).where(Room.tenant_id == t))).all()
+    racks = (await session.scalars(select(Rack).where(Rack.tenant_id == t))).all()
+    zones = (await session.scalars(select(Zone).where(Zone.tenant_id == t))).all()
+    rows = (
+        await session.execute(
+            select(
+                Device.id, Device.name, Device.status, Device.rack_id, Device.slot_u, Device.zone_id
+            ).where(Device.tenant_id == t)
+        )
+    ).all()
+    in_rack: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    in_zone: dict[str, int] = defaultdict(int)
+    unplaced = 0
+    for d in rows:
+        if d.rack_id:
+            in_rack[d.rack_id].append(
+                {"id": d.id, "name": d.name, "slot_u": d.slot_u, "status": d.status}
+            )
+        if d.zone_id:
+            in_zone[d.zone_id] += 1
+        if not d.rack_id and not d.zone_id:
+            unplaced += 1
+    racks_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in sorted(racks, key=lambda r: r.name):
+        devices = sorted(in_rack[r.id], key=lambda d: d["slot_u"] or 0)
+        racks_of[r.room_id].append({**rack_view(r), "devices": devices})
+    rooms_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for room in sorted(rooms, key=lambda r: r.name):
+        rooms_of[room.site_id].append({**room_view(room), "racks": racks_of[room.id]})
+    return {
+        "sites": [
+            {**site_view(s), "rooms": rooms_of[s.id]} for s in sorted(sites, key=lambda s: s.name)
+        ],
+        "zones": [
+            {**zone_view(z), "device_count": in_zone[z.id]}
+            for z in sorted(zones, key=lambda z: z.name)
+        ],
+        "unplaced_devices": unplaced,
+    }
+
+
+@dataclass
+class RackPower:
+    rack_id: str
+    budget_w: float | None
+    draw_w: float
+    devices_reporting: int
+    devices: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def headroom_w(self) -> float | None:
+        return None if self.budget_w is None else self.budget_w - self.draw_w
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget_w is not None and self.draw_w > self.budget_w
+
+
+async def rack_power(session: AsyncSession, tenant_id: str, rack_id: str) -> RackPower:
+    """A rack's draw: the sum of each device's latest ``power_w`` reading, and its budget."""
+    rack = await get(session, Rack, tenant_id, rack_id, "rack")
+    from wrale.fleet.brain.services.telemetry import latest_values  # another area's service
+
+    devices = (
+        await session.scalars(
+            select(Device).where(Device.rack_id == rack.id).order_by(Device.slot_u)
+        )
+    ).all()
+    latest = await latest_values(session, tenant_id, "power_w", [d.id for d in devices])
+    rows = []
+    for d in devices:
+        at, value = latest.get(d.id, (None, None))
+        rows.append({"id": d.id, "name": d.name, "slot_u": d.slot_u, "power_w": value, "at": at})
+    return RackPower(
+        rack_id=rack.id,
+        budget_w=rack.power_budget_w,
+        draw_w=round(sum(v for _, v in latest.values()), 3),
+        devices_reporting=len(latest),
+        devices=rows,
+    )
