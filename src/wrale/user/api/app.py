@@ -19,17 +19,20 @@ from wrale import __version__
 from wrale.fleet.brain import schema
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.maintenance import MaintenanceRunner
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.shared.config import CentralSettings
 from wrale.user.api import errors, openapi
 from wrale.user.api.deps import AppState
+from wrale.user.api.metrics import CentralMetrics, RequestMetricsMiddleware
 from wrale.user.api.routes import (
     alerts,
     devices,
     enrollment,
     groups,
     health,
+    metrics,
     policies,
     telemetry,
     topology,
@@ -89,7 +92,12 @@ def create_app(
                 "  (shown once; set WRALE_ADMIN_PASSWORD to choose it)\n",
                 flush=True,
             )
-        yield
+        runner = app.state.maintenance = MaintenanceRunner(db, state.bus, settings)
+        runner.start()
+        try:
+            yield
+        finally:
+            await runner.stop()
         if database is None:
             await db.dispose()
 
@@ -102,9 +110,12 @@ def create_app(
         docs_url="/docs",
     )
     app.state.wrale = state
+    app.state.metrics = CentralMetrics()
+    app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     errors.install(app)
     openapi.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     for router in (
         identity_routes.router,
         devices.router,

@@ -10,6 +10,7 @@ from wrale.fleet.brain.models.identity import (
     Tenant,
     User,
 )
+from wrale.fleet.brain.models.leases import Lease
 from wrale.fleet.brain.models.registry import Device, DeviceCredential, EnrollmentToken
 from wrale.fleet.brain.models.topology import Rack, Room, Site, Zone
 
@@ -20,6 +21,7 @@ __all__ = [
     "Device",
     "DeviceCredential",
     "EnrollmentToken",
+    "Lease",
     "LoginThrottle",
     "Rack",
     "RefreshToken",

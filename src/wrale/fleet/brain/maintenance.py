@@ -1,0 +1,213 @@
+"""Background maintenance: every replica runs a ``MaintenanceRunner``; each job is guarded by
+a lease row so it runs once per interval fleet-wide (audit retention, telemetry rollups and
+retention, alert evaluation). A failing job is logged and retried next interval.
+
+It must not keep state another replica needs: the leases live in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import or_, update
+from sqlalchemy.exc import IntegrityError
+
+from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.models import Lease
+from wrale.fleet.brain.services import audit
+from wrale.shared.config import CentralSettings
+
+log = logging.getLogger("wrale.central.maintenance")
+
+
+@dataclass
+class JobContext:
+    """What a job may use: the database, the event bus, settings and an HTTP client."""
+
+    db: Database
+    bus: EventBus
+    settings: CentralSettings
+    http: httpx.AsyncClient
+
+
+JobFn = Callable[[JobContext, float], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    run: JobFn
+
+
+def holder_id() -> str:
+    """Who holds a lease: host, process and a random part (two runners never share one)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+async def acquire_lease(db: Database, name: str, holder: str, ttl_s: float, now: float) -> bool:
+    """Take or renew lease ``name`` until ``now + ttl_s``; False while someone else holds it.
+
+    An atomic conditional UPDATE (expired, or already ours) and, when the row is absent, an
+    INSERT that loses cleanly to a concurrent one: the same on SQLite and PostgreSQL.
+    """
+    async with db.session() as s:
+        result = await s.execute(
+            update(Lease)
+            .where(Lease.name == name, or_(Lease.expires_at <= now, Lease.holder == holder))
+            .values(holder=holder, expires_at=now + ttl_s, acquired_at=now)
+        )
+        if int(result.rowcount or 0) == 1:  # type: ignore[attr-defined]
+            return True
+        if await s.get(Lease, name) is not None:
+            return False
+    try:
+        async with db.session() as s:
+            s.add(Lease(name=name, holder=holder, expires_at=now + ttl_s, acquired_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+async def _audit_retention(ctx: JobContext, now: float) -> None:
+    async with ctx.db.session() as s:
+        gone = await audit.purge(s, ctx.settings.audit_retention_days)
+    if gone:
+        log.info("audit retention: removed %d entries", gone)
+
+
+def _hook(module: str, name: str) -> Callable[..., Awaitable[Any]] | None:
+    """``module.name`` if another part of the brain provides it yet, else None."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    fn = getattr(mod, name, None)
+    return fn if callable(fn) else None
+
+
+def default_jobs() -> list[Job]:
+    """The jobs of the central server; hooks that do not exist (yet) are skipped."""
+    jobs = [Job("audit.retention", _audit_retention)]
+    rollup = _hook("wrale.fleet.brain.services.telemetry", "rollup")
+    retention = _hook("wrale.fleet.brain.services.telemetry", "apply_retention")
+    alert_cycle = _hook("wrale.fleet.brain.services.alerts", "run_alert_cycle") or _hook(
+        "wrale.fleet.brain.services.alert_runner", "run_alert_cycle"
+    )
+    if rollup is not None:
+
+        async def _rollup(ctx: JobContext, now: float) -> None:
+            async with ctx.db.session() as s:
+                await rollup(s, now)
+
+        jobs.append(Job("telemetry.rollup", _rollup))
+    else:
+        log.debug("maintenance: services.telemetry.rollup not available; skipped")
+    if retention is not None:
+
+        async def _retention(ctx: JobContext, now: float) -> None:
+            async with ctx.db.session() as s:
+                await retention(s, ctx.settings, now)
+
+        jobs.append(Job("telemetry.retention", _retention))
+    else:
+        log.debug("maintenance: services.telemetry.apply_retention not available; skipped")
+    if alert_cycle is not None:
+
+        async def _alerts(ctx: JobContext, now: float) -> None:
+            await alert_cycle(ctx.db, ctx.bus, ctx.http, now)
+
+        jobs.append(Job("alerts.cycle", _alerts))
+    else:
+        log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
+    return jobs
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+@dataclass
+class MaintenanceRunner:
+    """Runs ``jobs`` every ``interval_s``, each under its lease; ``run_once`` for tests."""
+
+    db: Database
+    bus: EventBus
+    settings: CentralSettings
+    jobs: list[Job] = field(default_factory=default_jobs)
+    clock: Callable[[], float] = time.time
+    holder: str = field(default_factory=holder_id)
+    http: httpx.AsyncClient | None = None
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    _own_http: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    @property
+    def interval_s(self) -> float:
+        return self.settings.maintenance_interval_s
+
+    def _context(self) -> JobContext:
+        if self.http is None:
+            self.http = httpx.AsyncClient(timeout=10.0)
+            self._own_http = True
+        return JobContext(self.db, self.bus, self.settings, self.http)
+
+    async def run_once(self, now: float | None = None) -> list[str]:
+        """One pass: every job whose lease this runner gets runs; returns their names."""
+        at = self.clock() if now is None else now
+        ctx = self._context()
+        ran: list[str] = []
+        for job in self.jobs:
+            try:
+                if not await acquire_lease(self.db, job.name, self.holder, self.interval_s, at):
+                    continue
+                ran.append(job.name)
+                await job.run(ctx, at)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a job's failure must never stop the runner
+                log.exception("maintenance job %s failed; retrying next interval", job.name)
+        return ran
+
+    async def _loop(self) -> None:
+        while not self._stop.is_set():
+            # wait one interval first: a restart does not re-run what another replica just ran
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+            if self._stop.is_set():
+                return
+            await self.run_once()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stop.clear()
+            self._task = asyncio.create_task(self._loop(), name="wrale-maintenance")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._own_http and self.http is not None:
+            await self.http.aclose()
+            self.http = None
+            self._own_http = False
