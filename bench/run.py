@@ -12,11 +12,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import RESULTS, Figure, write_results
 from metald_bench import run as run_metald
+from telemetry_bench import run as run_telemetry
 
 
 def main() -> int:
     figures: list[Figure] = []
-    for name, bench in (("metald", run_metald),):
+    for name, bench in (("metald", run_metald), ("telemetry", run_telemetry)):
         print(f"== {name}", flush=True)
         for figure in bench():
             print(figure.line(), flush=True)

@@ -1,0 +1,136 @@
+"""Telemetry: ingestion rate through ``ingest_batch`` (1,000 devices × batches of 100 points,
+one transaction per batch as the device channel commits before acknowledging) and the
+latency of a 24 h chart at a 1-minute step of one device holding 7 days of data at one
+point per 10 s for 3 metrics (median of 20 queries), on SQLite (temp file, WAL) and on
+PostgreSQL (a temporary database on 127.0.0.1:5432, skipped with a note if unreachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from common import Figure
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.models import Base, Device, Tenant
+from wrale.fleet.brain.services.telemetry import ingest_batch
+from wrale.fleet.brain.services.telemetry_query import device_series
+
+DEVICES = int(os.environ.get("BENCH_TELEMETRY_DEVICES", "1000"))
+ROUNDS = 2  # batches per device
+BATCH = 100  # points: 10 metrics × 10 samples (1 s apart)
+METRICS = [f"m{i}_c" for i in range(10)]
+CHART_METRICS = ("cpu_temp_c", "power_w", "fan_rpm")
+WEEK_S = 7 * 86400
+PG_DSN = os.environ.get("WRALE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+async def _setup(db: Database) -> tuple[list[Device], Device]:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    async with db.session() as s:
+        tenant = Tenant(name="bench")
+        s.add(tenant)
+        await s.flush()
+        devices = [Device(tenant_id=tenant.id, num=i + 1, name=f"d{i}") for i in range(DEVICES)]
+        chart = Device(tenant_id=tenant.id, num=DEVICES + 1, name="chart")
+        s.add_all([*devices, chart])
+    return devices, chart
+
+
+async def _ingest_rate(db: Database, devices: list[Device], t0: float) -> float:
+    total = 0
+    start = time.perf_counter()
+    for r in range(ROUNDS):
+        for d in devices:
+            base = t0 + r * 10
+            points = [(m, base + k, 40.0 + k * 0.1) for k in range(10) for m in METRICS]
+            async with db.session() as s:
+                result = await ingest_batch(s, d, r + 1, points, now=t0 + 60)
+            total += result.points
+    return total / (time.perf_counter() - start)
+
+
+async def _fill_week(db: Database, chart: Device, end: float) -> None:
+    step_ts = 10.0
+    per_batch = 1000  # samples per metric per batch (≈ 2.8 h)
+    ts0 = end - WEEK_S
+    n = int(WEEK_S / step_ts)
+    for seq, i in enumerate(range(0, n, per_batch), start=1):
+        points = [
+            (m, ts0 + k * step_ts, 45.0 + (k % 360) / 36.0 + j)
+            for k in range(i, min(n, i + per_batch))
+            for j, m in enumerate(CHART_METRICS)
+        ]
+        async with db.session() as s:
+            await ingest_batch(s, chart, seq, points, now=end)
+
+
+async def _chart_ms(db: Database, chart: Device, end: float) -> float:
+    times = []
+    for _ in range(20):
+        t = time.perf_counter()
+        async with db.session() as s:
+            series = await device_series(s, chart, "cpu_temp_c", end - 86400, end, "1m")
+        times.append((time.perf_counter() - t) * 1000)
+        assert len(series.points) >= 1440, len(series.points)
+    return statistics.median(times)
+
+
+async def _bench(url: str) -> tuple[float, float]:
+    db = Database(url)
+    try:
+        devices, chart = await _setup(db)
+        now = time.time()
+        rate = await _ingest_rate(db, devices, now - 3600)
+        await _fill_week(db, chart, now)
+        return rate, await _chart_ms(db, chart, now)
+    finally:
+        await db.dispose()
+
+
+async def _pg(name: str, create: bool) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN, timeout=3)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+def run() -> list[Figure]:
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        rate, ms = asyncio.run(_bench(f"sqlite+aiosqlite:///{Path(tmp) / 'central.db'}"))
+    figures += [
+        Figure("central.telemetry_ingest_sqlite_pts_s", rate, "points/s", ">= 100000"),
+        Figure("central.telemetry_chart_24h_1m_sqlite_ms", ms, "ms (median of 20)", "< 50"),
+    ]
+    name = f"wrale_bench_{os.getpid()}"
+    try:
+        asyncio.run(_pg(name, create=True))
+    except Exception as exc:  # unreachable or refused: no PostgreSQL figures
+        print(f"PostgreSQL not reachable at {PG_DSN} ({exc}); PostgreSQL figures skipped")
+        return figures
+    try:
+        base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        rate, ms = asyncio.run(_bench(f"{base}/{name}"))
+    finally:
+        asyncio.run(_pg(name, create=False))
+    figures += [
+        Figure("central.telemetry_ingest_pg_pts_s", rate, "points/s", ""),
+        Figure("central.telemetry_chart_24h_1m_pg_ms", ms, "ms (median of 20)", "< 50"),
+    ]
+    return figures
+
+
+if __name__ == "__main__":
+    for f in run():
+        print(f.line())
