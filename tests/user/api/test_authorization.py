@@ -40,6 +40,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/api-tokens"): Rule(ADMIN, {"name": "t", "role": "viewer"}),
     ("DELETE", "/api/v1/api-tokens/{token_id}"): Rule(ADMIN),
     ("GET", "/api/v1/audit"): Rule(OPERATOR),
+    ("GET", "/api/v1/tenant"): Rule(VIEWER),
+    ("PATCH", "/api/v1/tenant"): Rule(ADMIN, {"name": "org-{n}"}),
     ("GET", "/metrics"): Rule(PUBLIC),
     # registry and enrollment
     ("GET", "/api/v1/devices"): Rule(VIEWER),

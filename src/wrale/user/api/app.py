@@ -35,6 +35,7 @@ from wrale.user.api.routes import (
     metrics,
     policies,
     telemetry,
+    tenant,
     topology,
     ws,
 )
@@ -118,6 +119,7 @@ def create_app(
     app.include_router(metrics.router)
     for router in (
         identity_routes.router,
+        tenant.router,
         devices.router,
         enrollment.router,
         topology.router,

@@ -165,3 +165,116 @@ def migrate(
     settings = _settings(config or parent[0], **flags)
     revision = asyncio.run(_migrate(settings))
     typer.echo(f"database schema at revision {revision}")
+
+
+# ----------------------------------------------------------------------------- tenants
+
+tenants_app = typer.Typer(
+    help="Organisations on this central server (the platform operator's, on the server: "
+    "there is no cross-organisation role in the API).",
+    no_args_is_help=True,
+)
+central_app.add_typer(tenants_app, name="tenants")
+
+
+def _tenant_settings(ctx: typer.Context) -> CentralSettings:
+    parent: tuple[Path | None, dict[str, Any]] = ctx.obj or (None, {})
+    return _settings(parent[0], **parent[1])
+
+
+def _run_db(ctx: typer.Context, fn: Any) -> Any:
+    """Run ``fn(session)`` in one transaction against the configured database."""
+    from wrale.fleet.brain.db import Database
+    from wrale.shared.errors import WraleError
+
+    settings = _tenant_settings(ctx)
+
+    async def go() -> Any:
+        db = Database(settings.database_url)
+        try:
+            async with db.session() as session:
+                return await fn(session)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(go())
+    except WraleError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+
+
+@tenants_app.command("list")
+def tenants_list(ctx: typer.Context) -> None:
+    """Every organisation with its status, quotas and usage."""
+    from wrale.fleet.brain.services import tenants
+
+    async def go(session: Any) -> list[dict[str, Any]]:
+        return [await tenants.view(session, t) for t in await tenants.list_all(session)]
+
+    for t in _run_db(ctx, go):
+        typer.echo(
+            f"{t['name']:<24} {t['status']:<10} devices {t['usage']['devices']}/"
+            f"{t['quotas']['devices']}  users {t['usage']['users']}/{t['quotas']['users']}"
+        )
+
+
+@tenants_app.command("create")
+def tenants_create(
+    ctx: typer.Context,
+    name: str,
+    admin: Annotated[str, typer.Option(help="username of its first admin")],
+    max_devices: Annotated[int, typer.Option(help="device quota")] = 10_000,
+    max_users: Annotated[int, typer.Option(help="user quota")] = 100,
+) -> None:
+    """Create an organisation and its first admin (the password is printed once)."""
+    from wrale.fleet.brain.services import tenants
+
+    async def go(session: Any) -> str:
+        _, password = await tenants.create(
+            session, name, admin, max_devices=max_devices, max_users=max_users
+        )
+        return password
+
+    password = _run_db(ctx, go)
+    typer.echo(f"organisation {name!r} created; admin {admin!r} password: {password}")
+
+
+@tenants_app.command("suspend")
+def tenants_suspend(ctx: typer.Context, name: str) -> None:
+    """Suspend an organisation: its users, tokens and devices are refused until activated."""
+    _set_status(ctx, name, "suspended")
+
+
+@tenants_app.command("activate")
+def tenants_activate(ctx: typer.Context, name: str) -> None:
+    """Lift a suspension."""
+    _set_status(ctx, name, "active")
+
+
+def _set_status(ctx: typer.Context, name: str, status: str) -> None:
+    from wrale.fleet.brain.services import tenants
+
+    async def go(session: Any) -> None:
+        await tenants.set_status(session, await tenants.find(session, name), status)
+
+    _run_db(ctx, go)
+    typer.echo(f"organisation {name!r} is {status}")
+
+
+@tenants_app.command("quota")
+def tenants_quota(
+    ctx: typer.Context,
+    name: str,
+    devices: Annotated[int | None, typer.Option(help="device quota")] = None,
+    users: Annotated[int | None, typer.Option(help="user quota")] = None,
+) -> None:
+    """Change an organisation's quotas."""
+    from wrale.fleet.brain.services import tenants
+
+    async def go(session: Any) -> None:
+        tenant = await tenants.find(session, name)
+        await tenants.set_quotas(session, tenant, max_devices=devices, max_users=users)
+
+    _run_db(ctx, go)
+    typer.echo(f"quotas of {name!r} updated")
