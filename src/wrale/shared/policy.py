@@ -7,9 +7,11 @@ fleet as desired state. They are data only; the control laws that apply them liv
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class FanProfile(StrEnum):
@@ -50,10 +52,13 @@ PI5_FAN_CURVE: tuple[CurvePoint, ...] = (
 
 
 class ThermalPolicy(_Doc):
-    """Fan curve, profile and the warning / critical thresholds of each sensor."""
+    """Fan curve, profile, fan floor and the warning / critical thresholds of each sensor."""
 
     profile: FanProfile = FanProfile.BALANCE
     curve: tuple[CurvePoint, ...] = PI5_FAN_CURVE
+    min_fan_pct: float = Field(
+        default=0.0, ge=0, le=100, description="fan duty that always applies (dusty sites)"
+    )
     hysteresis_c: float = Field(default=5.0, ge=0, le=20)
     cpu_warning_c: float = Field(default=70.0, ge=0, le=120)
     cpu_critical_c: float = Field(default=80.0, ge=0, le=120)
@@ -102,11 +107,54 @@ class PowerPolicy(_Doc):
         return self
 
 
+_QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+
+
+def parse_quiet_hours(value: str) -> tuple[int, int]:
+    """Start and end of ``"HH:MM-HH:MM"`` in minutes after midnight; ValueError if malformed."""
+    match = _QUIET_HOURS.fullmatch(value)
+    if match is None:
+        raise ValueError(
+            f"quiet_hours must be 'HH:MM-HH:MM' in 24-hour time, e.g. '22:00-06:00', not {value!r}"
+        )
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if start == end:
+        raise ValueError("quiet_hours must not start and end at the same time")
+    return start, end
+
+
+def _check_quiet_hours(value: str) -> str:
+    parse_quiet_hours(value)
+    return value
+
+
+# In the type, not a model validator: the fleet validates each field of a document alone.
+QuietHours = Annotated[str, AfterValidator(_check_quiet_hours)]
+
+
 class SecurityPolicy(_Doc):
-    """Tamper detection: armed state, level, debounce and flapping detection."""
+    """Tamper detection: armed state, level, quiet hours, debounce and flapping detection.
+
+    ``quiet_hours`` ("HH:MM-HH:MM", board local time, may wrap midnight) limits motion
+    tamper to those hours; outside them motion is only noted. ``None``: always armed.
+    """
 
     armed: bool = True
     level: SecurityLevel = SecurityLevel.MEDIUM
     debounce_s: float = Field(default=0.5, ge=0, le=60)
     rapid_transitions: int = Field(default=6, ge=2, le=1000)
     rapid_window_s: float = Field(default=30.0, gt=0, le=3600)
+    quiet_hours: QuietHours | None = None
+
+
+def in_quiet_hours(policy: SecurityPolicy, hour: int, minute: int) -> bool:
+    """Whether ``hour:minute`` (board local time) falls in the quiet hours: start included,
+    end excluded, wrapping midnight when the end is earlier. False when none are set."""
+    if policy.quiet_hours is None:
+        return False
+    start, end = parse_quiet_hours(policy.quiet_hours)
+    now = hour * 60 + minute
+    if start < end:
+        return start <= now < end
+    return now >= start or now < end

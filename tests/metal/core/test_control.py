@@ -33,11 +33,17 @@ def plain_curve_pct(temp_c: float, policy: ThermalPolicy) -> float:
     return control.pwm_to_pct(control.profile_curve(policy)[level].pwm) if level >= 0 else 0.0
 
 
-@given(st.lists(st.tuples(temps, commands), min_size=1, max_size=60), profiles)
+@given(
+    st.lists(st.tuples(temps, commands), min_size=1, max_size=60),
+    profiles,
+    st.one_of(st.just(0.0), st.floats(min_value=0, max_value=100)),
+)
 def test_safety_invariants_hold_for_any_sequence(
-    steps: list[tuple[float | None, tuple[float, float] | None]], profile: FanProfile
+    steps: list[tuple[float | None, tuple[float, float] | None]],
+    profile: FanProfile,
+    min_fan_pct: float,
 ) -> None:
-    policy = POLICY.model_copy(update={"profile": profile})
+    policy = ThermalPolicy(profile=profile, min_fan_pct=min_fan_pct)
     decision = control.INITIAL_THERMAL
     override: FanOverride | None = None
     now = 0.0
@@ -49,8 +55,10 @@ def test_safety_invariants_hold_for_any_sequence(
                 control.check_fan_override(percent, duration, decision, policy)
                 override = FanOverride(percent, now + duration)
             except UnsafeOperationError:
-                assert percent < decision.floor_pct
+                assert percent < max(decision.floor_pct, min_fan_pct)
         decision = control.decide_thermal(ThermalReading(cpu), decision, policy, override, now)
+        assert decision.fan_pct >= min_fan_pct
+        assert decision.floor_pct >= min_fan_pct
         real = control.plausible(cpu)
         if real is None:
             assert decision.fan_pct == 100.0
@@ -85,6 +93,36 @@ def test_override_is_free_when_cool_and_expires() -> None:
     d = control.decide_thermal(ThermalReading(40.0), d, POLICY, FanOverride(80, 10.0), 11.0)
     assert d.fan_pct == 0
     assert not d.override_active
+
+
+def test_policy_minimum_fan_applies_even_when_cool() -> None:
+    policy = ThermalPolicy(min_fan_pct=35.0)
+    cool = control.decide_thermal(ThermalReading(30.0), control.INITIAL_THERMAL, policy, None, 0)
+    assert cool.status is ThermalStatus.NORMAL
+    assert cool.fan_pct == 35.0
+    assert cool.floor_pct == 35.0
+    warm = control.decide_thermal(ThermalReading(68.0), cool, policy, None, 1)
+    assert warm.fan_pct == plain_curve_pct(68.0, policy) > 35.0  # the curve wins above it
+    critical = control.decide_thermal(ThermalReading(81.0), warm, policy, None, 2)
+    assert critical.fan_pct == 100.0
+    maxed = policy.model_copy(update={"profile": FanProfile.MAX})
+    assert control.decide_thermal(ThermalReading(30.0), cool, maxed, None, 3).fan_pct == 100.0
+
+
+def test_override_below_policy_minimum_is_refused_even_when_cool() -> None:
+    policy = ThermalPolicy(min_fan_pct=35.0)
+    for current in (
+        control.INITIAL_THERMAL,
+        control.decide_thermal(ThermalReading(30.0), control.INITIAL_THERMAL, policy, None, 0),
+    ):
+        with pytest.raises(UnsafeOperationError, match="policy's minimum fan speed is 35 %"):
+            control.check_fan_override(20, 60, current, policy)
+    control.check_fan_override(35, 60, control.INITIAL_THERMAL, policy)
+    d = control.decide_thermal(
+        ThermalReading(30.0), control.INITIAL_THERMAL, policy, FanOverride(35, 60.0), 1
+    )
+    assert d.fan_pct == 35.0
+    assert d.override_active
 
 
 @pytest.mark.parametrize(

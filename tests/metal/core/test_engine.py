@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,28 @@ async def test_rapid_samples_never_fake_a_fan_failure_but_a_degraded_fan_is_caug
     failures = [e for e in await core.events(limit=1000) if e.type is EventType.FAN_FAILURE]
     assert len(failures) == 1
     assert core.current().fan_failed
+
+
+async def test_motion_by_day_is_noted_and_by_night_is_a_tamper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    policy = SecurityPolicy(debounce_s=0, quiet_hours="22:00-06:00")
+    board = SimBoard(SimSettings(seed=8))
+    now = board.clock.now()
+    day = now - now % 86_400 + 14 * 3600 + 86_400  # 14:00 UTC tomorrow
+    board.clock.advance(day - now)
+    core = make_core(board, security=policy)
+    await core.start()
+    board.sim.inject_fault(Fault(FaultKind.MOTION, {"duration_s": 5}))
+    await run_for(core, board, 2)
+    tamper = [e for e in await core.events() if e.type is EventType.TAMPER]
+    assert [e.severity for e in tamper] == [Severity.INFO]
+    await run_for(core, board, 10)  # the motion ends
+    board.clock.advance(9 * 3600)  # 23:00
+    board.sim.inject_fault(Fault(FaultKind.MOTION, {"duration_s": 5}))
+    await run_for(core, board, 2)
+    tamper = [e for e in await core.events() if e.type is EventType.TAMPER]
+    assert tamper[-1].severity is Severity.CRITICAL
+    assert tamper[-1].data["alert"] is True

@@ -5,11 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wrale.metal.core.events import EventType, Severity
+from wrale.metal.core import alarms
+from wrale.metal.core.events import Event, EventType, Severity
 from wrale.metal.core.security import (
     InputState,
     SecurityState,
+    SecurityStep,
     debounce,
+    motion_is_tamper,
     step_security,
     tamper_response,
 )
@@ -93,3 +96,54 @@ def test_tamper_response_by_level() -> None:
     assert not tamper_response(True, SecurityLevel.LOW).alert
     assert tamper_response(True, SecurityLevel.MEDIUM).alert
     assert tamper_response(True, SecurityLevel.HIGH).lockdown
+
+
+def motion(moving: bool, case: bool = False) -> TamperReading:
+    return TamperReading(case, moving, True)
+
+
+def step_at(
+    reading: TamperReading, hour: int, pol: SecurityPolicy, level: SecurityLevel
+) -> tuple[SecurityStep, list[Event]]:
+    """From a quiet board, one reading at ``hour``:00; the step and the tamper events."""
+    state = SecurityState(armed=True, level=level)
+    state = step_security(state, motion(False), 0.0, pol, hour=hour).state
+    step = step_security(state, reading, 1.0, pol, hour=hour, minute=0)
+    return step, alarms.security_events(state, step.state, step.changes, step.flapping, 1.0)
+
+
+def test_motion_is_a_tamper_only_during_quiet_hours() -> None:
+    pol = SecurityPolicy(debounce_s=0, quiet_hours="22:00-06:00")
+    step, events = step_at(motion(True), 23, pol, SecurityLevel.MEDIUM)
+    assert [(e.type, e.severity, e.data["alert"]) for e in events] == [
+        (EventType.TAMPER, Severity.CRITICAL, True)
+    ]
+    assert step.noted == ()
+
+    step, events = step_at(motion(True), 14, pol, SecurityLevel.MEDIUM)
+    assert events == []
+    assert [c.input for c in step.noted] == [TamperInput.MOTION]  # the engine's INFO event
+
+    step, events = step_at(motion(False, case=True), 14, pol, SecurityLevel.MEDIUM)
+    assert [(e.type, e.severity, e.data["input"]) for e in events] == [
+        (EventType.TAMPER, Severity.CRITICAL, "case")
+    ]
+
+
+def test_daytime_motion_never_locks_down() -> None:
+    pol = SecurityPolicy(level=SecurityLevel.HIGH, debounce_s=0, quiet_hours="22:00-06:00")
+    step, _ = step_at(motion(True), 14, pol, SecurityLevel.HIGH)
+    assert not step.state.lockdown
+    step, _ = step_at(motion(True), 5, pol, SecurityLevel.HIGH)
+    assert step.state.lockdown
+
+
+def test_without_quiet_hours_motion_is_always_a_tamper() -> None:
+    pol = SecurityPolicy(debounce_s=0)
+    for hour in (None, 3, 14):
+        state = SecurityState(armed=True, level=SecurityLevel.MEDIUM)
+        state = step_security(state, motion(False), 0.0, pol, hour=hour).state
+        step = step_security(state, motion(True), 1.0, pol, hour=hour)
+        assert [c.input for c in step.changes] == [TamperInput.MOTION]
+        assert step.noted == ()
+    assert motion_is_tamper(SecurityPolicy(quiet_hours="22:00-06:00"), None, 0)

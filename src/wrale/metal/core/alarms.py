@@ -209,9 +209,17 @@ def security_events(
     changes: Iterable[TamperChange],
     flapping: Iterable[TamperInput],
     at: float,
+    noted: Iterable[TamperChange] = (),
 ) -> list[Event]:
+    """Tamper changes at the level's severity; motion outside quiet hours (``noted``) as
+    information only; flapping inputs; the start of a lockdown."""
     out: list[Event] = []
     resp = tamper_response(state.armed, state.level)
+    for change in noted:
+        msg = f"{_TAMPER_WORDS[change.input][0]} outside quiet hours"
+        out.append(
+            ev(EventType.TAMPER, Severity.INFO, at, msg, input=change.input.value, alert=False)
+        )
     for change in changes:
         on, off = _TAMPER_WORDS[change.input]
         if change.tampered:

@@ -200,7 +200,10 @@ def decide_thermal(
         if status is ThermalStatus.CRITICAL:
             auto_pct = 100.0
             reasons.append("critical temperature: fan at 100 %")
-        floor_pct = auto_pct if status is not ThermalStatus.NORMAL else 0.0
+        if auto_pct < policy.min_fan_pct:
+            auto_pct = policy.min_fan_pct
+            reasons.append(f"policy minimum: fan at least {policy.min_fan_pct:.0f} %")
+        floor_pct = auto_pct if status is not ThermalStatus.NORMAL else policy.min_fan_pct
         if cap < 100.0:
             reasons.append(f"cpu at {cpu:.1f} °C: frequency capped at {cap:.0f} %")
 
@@ -216,7 +219,7 @@ def decide_thermal(
         cap = min(cap, LOAD_SHED_CAP_PCT)
         reasons.append("low battery: load shed")
     return ThermalDecision(
-        fan_pct=round(fan_pct, 1),
+        fan_pct=max(round(fan_pct, 1), policy.min_fan_pct),
         floor_pct=floor_pct,
         level=level,
         max_freq_pct=round(cap, 1),
@@ -239,6 +242,12 @@ def check_fan_override(
     if not (math.isfinite(duration_s) and 1.0 <= duration_s <= policy.max_override_s):
         raise InvalidRequestError(
             f"duration_s must be between 1 and {policy.max_override_s:g}", field="duration_s"
+        )
+    if percent < policy.min_fan_pct:
+        raise UnsafeOperationError(
+            f"refused: the policy's minimum fan speed is {policy.min_fan_pct:.0f} %",
+            floor_pct=max(policy.min_fan_pct, current.floor_pct),
+            status=current.status.value,
         )
     if percent < current.floor_pct:
         raise UnsafeOperationError(

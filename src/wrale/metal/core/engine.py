@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -192,7 +193,15 @@ class MetalCore:
                     decision, max_freq_pct=min(decision.max_freq_pct, control.LOAD_SHED_CAP_PCT)
                 )
             source = control.choose_source(readings.power, self.power_policy)
-            sec = step_security(self._security, readings.tamper, now_mono, self.security_policy)
+            tod = time.localtime(now)  # board local time, for the quiet hours
+            sec = step_security(
+                self._security,
+                readings.tamper,
+                now_mono,
+                self.security_policy,
+                hour=tod.tm_hour,
+                minute=tod.tm_min,
+            )
 
             await self._hw(self._apply, readings, decision, source, battery)
             events += self._pending
@@ -212,7 +221,7 @@ class MetalCore:
             )
             events += alarms.supply_events(kinds, p, self._supply.stats(), now)
             events += alarms.security_events(
-                self._security, sec.state, sec.changes, sec.flapping, now
+                self._security, sec.state, sec.changes, sec.flapping, now, sec.noted
             )
             if any(c.tampered for c in sec.changes):
                 self._last_tamper_at = now

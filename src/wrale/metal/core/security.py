@@ -1,5 +1,6 @@
-"""Tamper policy: debounce of each tamper input, flapping detection, and what a tamper
-triggers at each security level. Pure: state in, state and decisions out."""
+"""Tamper policy: debounce of each tamper input, flapping detection, quiet hours, and what
+a tamper triggers at each security level. Pure: state and time of day in, state and
+decisions out."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field, replace
 
 from wrale.metal.core.events import Severity
 from wrale.metal.hw.base import TamperInput, TamperReading
-from wrale.shared.policy import SecurityLevel, SecurityPolicy
+from wrale.shared.policy import SecurityLevel, SecurityPolicy, in_quiet_hours
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +63,38 @@ def debounce(prev: InputState, raw: bool | None, now: float, debounce_s: float) 
 
 @dataclass(frozen=True, slots=True)
 class SecurityStep:
+    """``changes`` are tamper changes; ``noted`` motion seen outside the quiet hours, which
+    is only an INFO event and never an alert or a lockdown."""
+
     state: SecurityState
     changes: tuple[TamperChange, ...]
     flapping: tuple[TamperInput, ...]
+    noted: tuple[TamperChange, ...] = ()
+
+
+def motion_is_tamper(policy: SecurityPolicy, hour: int | None, minute: int) -> bool:
+    """Motion is a tamper without quiet hours, or when the time of day is unknown, or
+    during them; outside them people work there and motion is only noted."""
+    return policy.quiet_hours is None or hour is None or in_quiet_hours(policy, hour, minute)
 
 
 def step_security(
-    state: SecurityState, reading: TamperReading, now: float, policy: SecurityPolicy
+    state: SecurityState,
+    reading: TamperReading,
+    now: float,
+    policy: SecurityPolicy,
+    *,
+    hour: int | None = None,
+    minute: int = 0,
 ) -> SecurityStep:
-    """Debounce every input, note accepted changes and inputs that flap."""
+    """Debounce every input, note accepted changes and inputs that flap.
+
+    ``hour`` and ``minute`` are the board's local time of day, for the quiet hours.
+    """
+    motion_tamper = motion_is_tamper(policy, hour, minute)
     inputs = dict(state.inputs)
     changes: list[TamperChange] = []
+    noted: list[TamperChange] = []
     flapping: list[TamperInput] = []
     for name, raw in raw_tampered(reading).items():
         prev = inputs.get(name, InputState())
@@ -80,7 +102,11 @@ def step_security(
         edges = max(int(reading.transitions.get(name, 0)), 0)
         if prev.tampered is not None and cur.tampered != prev.tampered:
             edges = max(edges, 1)
-            changes.append(TamperChange(name, bool(cur.tampered), now))
+            change = TamperChange(name, bool(cur.tampered), now)
+            if name is TamperInput.MOTION and change.tampered and not motion_tamper:
+                noted.append(change)
+            else:
+                changes.append(change)
         window = tuple(t for t in cur.recent_transitions if t > now - policy.rapid_window_s)
         window += (now,) * min(edges, policy.rapid_transitions)
         cur = replace(cur, recent_transitions=window)
@@ -94,7 +120,7 @@ def step_security(
     new_state = replace(state, inputs=inputs)
     if state.armed and state.level is SecurityLevel.HIGH and any(c.tampered for c in changes):
         new_state = replace(new_state, lockdown=True)
-    return SecurityStep(new_state, tuple(changes), tuple(flapping))
+    return SecurityStep(new_state, tuple(changes), tuple(flapping), tuple(noted))
 
 
 @dataclass(frozen=True, slots=True)
