@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
 M = TypeVar("M", bound=Base)
+T = TypeVar("T", Site, Room, Rack, Zone)
 _ID = re.compile(r"^[0-9a-f]{1,32}$")
 MAX_UNITS = 60
 
@@ -90,6 +92,41 @@ async def _count(session: AsyncSession, model: type[Base], *where: Any) -> int:
     return int(await session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
 
+async def _add(
+    session: AsyncSession, p: Principal, obj: T, kind: str, view: Callable[[T], dict[str, Any]]
+) -> T:
+    """Store a new object and audit its creation."""
+    session.add(obj)
+    await flush(session)
+    audit.record(
+        session, p, f"{kind}.create", resource_type=kind, resource_id=obj.id, after=view(obj)
+    )
+    return obj
+
+
+async def _audit_update(
+    session: AsyncSession,
+    p: Principal,
+    obj: T,
+    kind: str,
+    view: Callable[[T], dict[str, Any]],
+    before: dict[str, Any],
+) -> T:
+    """Audit a change (only when something changed), then flush it."""
+    if _changed(before, view(obj)):
+        audit.record(
+            session,
+            p,
+            f"{kind}.update",
+            resource_type=kind,
+            resource_id=obj.id,
+            before=before,
+            after=view(obj),
+        )
+    await flush(session)
+    return obj
+
+
 def _changed(before: dict[str, Any], after: dict[str, Any]) -> bool:
     return before != after
 
@@ -103,12 +140,7 @@ async def create_site(
     p.require(Role.OPERATOR, "creating sites")
     await _unique(session, Site, "site", name, tenant_id=p.tenant_id)
     site = Site(tenant_id=p.tenant_id, name=name, address=address)
-    session.add(site)
-    await flush(session)
-    audit.record(
-        session, p, "site.create", resource_type="site", resource_id=site.id, after=site_view(site)
-    )
-    return site
+    return await _add(session, p, site, "site", site_view)
 
 
 async def update_site(
@@ -122,18 +154,7 @@ async def update_site(
         site.name = changes["name"]
     if "address" in changes:
         site.address = changes["address"]
-    if _changed(before, site_view(site)):
-        audit.record(
-            session,
-            p,
-            "site.update",
-            resource_type="site",
-            resource_id=site.id,
-            before=before,
-            after=site_view(site),
-        )
-    await flush(session)
-    return site
+    return await _audit_update(session, p, site, "site", site_view, before)
 
 
 async def delete_site(
@@ -172,12 +193,7 @@ async def create_room(session: AsyncSession, p: Principal, site_id: str, name: s
     site = await get(session, Site, p.tenant_id, site_id, "site")
     await _unique(session, Room, "room", name, site_id=site.id)
     room = Room(tenant_id=p.tenant_id, site_id=site.id, name=name)
-    session.add(room)
-    await flush(session)
-    audit.record(
-        session, p, "room.create", resource_type="room", resource_id=room.id, after=room_view(room)
-    )
-    return room
+    return await _add(session, p, room, "room", room_view)
 
 
 async def update_room(
@@ -193,18 +209,7 @@ async def update_room(
     if (site_id, name) != (room.site_id, room.name):
         await _unique(session, Room, "room", name, site_id=site_id)
     room.site_id, room.name = site_id, name
-    if _changed(before, room_view(room)):
-        audit.record(
-            session,
-            p,
-            "room.update",
-            resource_type="room",
-            resource_id=room.id,
-            before=before,
-            after=room_view(room),
-        )
-    await flush(session)
-    return room
+    return await _audit_update(session, p, room, "room", room_view, before)
 
 
 async def delete_room(
@@ -259,12 +264,7 @@ async def create_rack(
         power_budget_w=power_budget_w,
         cooling_zone=cooling_zone,
     )
-    session.add(rack)
-    await flush(session)
-    audit.record(
-        session, p, "rack.create", resource_type="rack", resource_id=rack.id, after=rack_view(rack)
-    )
-    return rack
+    return await _add(session, p, rack, "rack", rack_view)
 
 
 def _check_rack_fields(units: int, power_budget_w: float | None) -> None:
@@ -307,18 +307,7 @@ async def update_rack(
     rack.room_id, rack.name, rack.units, rack.power_budget_w = room_id, name, units, budget
     if "cooling_zone" in changes:
         rack.cooling_zone = changes["cooling_zone"]
-    if _changed(before, rack_view(rack)):
-        audit.record(
-            session,
-            p,
-            "rack.update",
-            resource_type="rack",
-            resource_id=rack.id,
-            before=before,
-            after=rack_view(rack),
-        )
-    await flush(session)
-    return rack
+    return await _audit_update(session, p, rack, "rack", rack_view, before)
 
 
 async def delete_rack(
@@ -366,12 +355,7 @@ async def create_zone(
     p.require(Role.OPERATOR, "creating zones")
     await _unique(session, Zone, "zone", name, tenant_id=p.tenant_id)
     zone = Zone(tenant_id=p.tenant_id, name=name, description=description)
-    session.add(zone)
-    await flush(session)
-    audit.record(
-        session, p, "zone.create", resource_type="zone", resource_id=zone.id, after=zone_view(zone)
-    )
-    return zone
+    return await _add(session, p, zone, "zone", zone_view)
 
 
 async def update_zone(
@@ -385,18 +369,7 @@ async def update_zone(
         zone.name = changes["name"]
     if "description" in changes:
         zone.description = changes["description"]
-    if _changed(before, zone_view(zone)):
-        audit.record(
-            session,
-            p,
-            "zone.update",
-            resource_type="zone",
-            resource_id=zone.id,
-            before=before,
-            after=zone_view(zone),
-        )
-    await flush(session)
-    return zone
+    return await _audit_update(session, p, zone, "zone", zone_view, before)
 
 
 async def delete_zone(
