@@ -42,7 +42,26 @@ def error_json(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+class RefuseNul:
+    """ASGI middleware: a NUL character in the path or the query string is refused (422)
+    before any handler sees it — PostgreSQL cannot compare or store it."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
+        ):
+            body = error_json(422, "invalid_request", "NUL characters are not allowed in URLs")
+            await body(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(RefuseNul)
+
     @app.exception_handler(WraleError)
     async def _domain(request: Request, exc: WraleError) -> JSONResponse:
         status = next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
