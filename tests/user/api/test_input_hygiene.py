@@ -12,6 +12,10 @@ async def test_nul_in_bodies_queries_and_paths_is_a_422(central: Central) -> Non
         ("/api/v1/sites", {"name": "a\x00b"}),
         ("/api/v1/notification-channels", {"name": "n", "config": {"url": "https://x\x00"}}),
         ("/api/v1/users", {"username": "ok", "password": "password-123\x00"}),
+        (
+            "/api/v1/policies",
+            {"scope_type": "group", "scope_id": "\x00g", "kind": "sampling", "document": {}},
+        ),
     ]:
         r = await central.http.post(path, headers=a, json=body)
         assert r.status_code == 422, (path, r.text)

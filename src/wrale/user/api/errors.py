@@ -3,6 +3,7 @@ details}}`` with the right 4xx. Anything else is a bug, answered 500 and logged.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -43,20 +44,60 @@ def error_json(
 
 
 class RefuseNul:
-    """ASGI middleware: a NUL character in the path or the query string is refused (422)
-    before any handler sees it — PostgreSQL cannot compare or store it."""
+    """ASGI middleware: a NUL character in the path, the query string or any text of a JSON
+    body is refused (422) before a handler sees it — PostgreSQL can neither store nor
+    compare it, and no name or note needs one. Bodies are only parsed when their raw bytes
+    hold the ``\\u0000`` escape, so the common case costs a substring search."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and (
-            "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b"")
-        ):
-            body = error_json(422, "invalid_request", "NUL characters are not allowed in URLs")
-            await body(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+            await _refuse(scope, receive, send, "NUL characters are not allowed in URLs")
+            return
+        chunks: list[dict[str, Any]] = []
+        while True:
+            message = await receive()
+            chunks.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        body = b"".join(m.get("body", b"") for m in chunks)
+        if b"\\u0000" in body and _json_has_nul(body):
+            await _refuse(scope, receive, send, "text must not contain NUL (\\u0000) characters")
+            return
+
+        async def replay() -> dict[str, Any]:
+            return chunks.pop(0) if chunks else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(scope: Any, receive: Any, send: Any, message: str) -> None:
+    await error_json(422, "invalid_request", message)(scope, receive, send)
+
+
+def _json_has_nul(body: bytes) -> bool:
+    try:
+        return has_nul(json.loads(body))
+    except ValueError:
+        return False  # not JSON: the handler's own validation answers
+
+
+def has_nul(value: Any, depth: int = 0) -> bool:
+    """Whether a decoded JSON value holds a NUL character in any string or key."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(has_nul(k, depth + 1) or has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_nul(v, depth + 1) for v in value)
+    return False
 
 
 def install(app: FastAPI) -> None:
