@@ -29,6 +29,7 @@ from wrale.fleet.brain.services.alert_rules import (
     describe,
     parse_expression,
 )
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
@@ -64,10 +65,7 @@ def rule_view(r: AlertRule) -> dict[str, Any]:
 
 
 async def get_rule(session: AsyncSession, tenant_id: str, rule_id: str) -> AlertRule:
-    r = await session.get(AlertRule, rule_id)
-    if r is None or r.tenant_id != tenant_id:
-        raise NotFoundError(f"no alert rule {rule_id}")
-    return r
+    return await get_owned(session, AlertRule, tenant_id, rule_id, "alert rule")
 
 
 async def _check_scope(
@@ -320,10 +318,7 @@ def transition(
 
 
 async def get_alert(session: AsyncSession, tenant_id: str, alert_id: str) -> Alert:
-    a = await session.get(Alert, alert_id)
-    if a is None or a.tenant_id != tenant_id:
-        raise NotFoundError(f"no alert {alert_id}")
-    return a
+    return await get_owned(session, Alert, tenant_id, alert_id, "alert")
 
 
 async def history(session: AsyncSession, alert_id: str) -> list[AlertEvent]:

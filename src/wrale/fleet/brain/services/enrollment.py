@@ -19,6 +19,7 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.models import Device, DeviceCredential, EnrollmentToken, Rack, Tenant
 from wrale.fleet.brain.models.base import now
 from wrale.fleet.brain.services import audit, groups, registry
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import AuthError, ConflictError, InvalidRequestError, NotFoundError
 
@@ -64,10 +65,7 @@ def token_view(t: EnrollmentToken) -> dict[str, Any]:
 
 
 async def get_token(session: AsyncSession, tenant_id: str, token_id: str) -> EnrollmentToken:
-    token = await session.get(EnrollmentToken, token_id) if registry.is_id(token_id) else None
-    if token is None or token.tenant_id != tenant_id:
-        raise NotFoundError(f"no enrollment token {token_id}")
-    return token
+    return await get_owned(session, EnrollmentToken, tenant_id, token_id, "enrollment token")
 
 
 async def create_token(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.models import ApiToken, LoginThrottle, RefreshToken, Tenant, User
 from wrale.fleet.brain.models.base import now
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role, at_least
 from wrale.shared.errors import (
     AuthError,
@@ -259,10 +260,7 @@ async def bootstrap(session: AsyncSession, admin_password: str | None) -> str | 
 
 
 async def get_user(session: AsyncSession, tenant_id: str, user_id: str) -> User:
-    user = await session.get(User, user_id)
-    if user is None or user.tenant_id != tenant_id:
-        raise NotFoundError(f"no user {user_id}")
-    return user
+    return await get_owned(session, User, tenant_id, user_id, "user")
 
 
 def user_view(user: User) -> dict[str, Any]:

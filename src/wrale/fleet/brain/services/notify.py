@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.models.alerts import AlertRule, NotificationChannel, NotificationDelivery
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from wrale.shared.errors import ConflictError, InvalidRequestError
 
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_S = 10.0
@@ -140,10 +141,9 @@ def _kind(type_: str) -> Channel:
 async def get_channel(
     session: AsyncSession, tenant_id: str, channel_id: str
 ) -> NotificationChannel:
-    c = await session.get(NotificationChannel, channel_id)
-    if c is None or c.tenant_id != tenant_id:
-        raise NotFoundError(f"no notification channel {channel_id}")
-    return c
+    return await get_owned(
+        session, NotificationChannel, tenant_id, channel_id, "notification channel"
+    )
 
 
 async def _name_free(session: AsyncSession, tenant_id: str, name: str, own: str | None) -> None:

@@ -19,6 +19,7 @@ from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.groups import Group
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
@@ -119,10 +120,7 @@ def policy_view(p: Policy) -> dict[str, Any]:
 
 
 async def get_policy(session: AsyncSession, tenant_id: str, policy_id: str) -> Policy:
-    p = await session.get(Policy, policy_id)
-    if p is None or p.tenant_id != tenant_id:
-        raise NotFoundError(f"no policy {policy_id}")
-    return p
+    return await get_owned(session, Policy, tenant_id, policy_id, "policy")
 
 
 async def _check_scope(
@@ -270,9 +268,7 @@ async def _group_chain(session: AsyncSession, device: Device) -> list[Group]:
 
 
 async def effective_policy(session: AsyncSession, tenant_id: str, device_id: str) -> dict[str, Any]:
-    device = await session.get(Device, device_id)
-    if device is None or device.tenant_id != tenant_id:
-        raise NotFoundError(f"no device {device_id}")
+    device = await get_owned(session, Device, tenant_id, device_id, "device")
     groups = await _group_chain(session, device)
     order = [("fleet", ""), *[("group", g.id) for g in groups], ("device", device.id)]
     rank = {scope: i for i, scope in enumerate(order)}

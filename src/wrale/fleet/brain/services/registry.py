@@ -20,6 +20,7 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.models import Device, Tenant
 from wrale.fleet.brain.models.registry import Counter
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
@@ -54,10 +55,7 @@ def is_id(value: str) -> bool:
 
 
 async def get_device(session: AsyncSession, tenant_id: str, device_id: str) -> Device:
-    device = await session.get(Device, device_id) if is_id(device_id) else None
-    if device is None or device.tenant_id != tenant_id:
-        raise NotFoundError(f"no device {device_id}")
-    return device
+    return await get_owned(session, Device, tenant_id, device_id, "device")
 
 
 # ----------------------------------------------------------------------------- listing

@@ -6,7 +6,6 @@ is audited. Raises domain errors only; knows nothing of HTTP.
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,21 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.models import Device, Rack, Room, Site, Zone
 from wrale.fleet.brain.models.base import Base
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
+from wrale.shared.errors import ConflictError, InvalidRequestError
 
 M = TypeVar("M", bound=Base)
 T = TypeVar("T", Site, Room, Rack, Zone)
-_ID = re.compile(r"^[0-9a-f]{1,32}$")
 MAX_UNITS = 60
 
 
 async def get(session: AsyncSession, model: type[M], tenant_id: str, obj_id: str, what: str) -> M:
     """A row of ``model`` in the tenant, or ``NotFoundError`` (another tenant's is not found)."""
-    row = await session.get(model, obj_id) if _ID.match(obj_id) else None
-    if row is None or getattr(row, "tenant_id", None) != tenant_id:
-        raise NotFoundError(f"no {what} {obj_id}", **{f"{what}_id": obj_id})
-    return row
+    return await get_owned(session, model, tenant_id, obj_id, what)
 
 
 def site_view(s: Site) -> dict[str, Any]:
