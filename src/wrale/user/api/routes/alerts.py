@@ -35,7 +35,7 @@ from wrale.user.api.schemas.alerts import (
     ScopeType,
     Severity,
 )
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 
 router = APIRouter()
 IdQuery = Annotated[str | None, Query(max_length=32)]
@@ -64,8 +64,6 @@ async def list_rules(
     metric: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[AlertRulePublic]:
     stmt = select(AlertRule).where(AlertRule.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(AlertRule.id > page.after)
     if enabled is not None:
         stmt = stmt.where(AlertRule.enabled.is_(enabled))
     if severity:
@@ -76,7 +74,7 @@ async def list_rules(
         stmt = stmt.where(AlertRule.scope_id == scope_id)
     if metric:
         stmt = stmt.where(AlertRule.metric == metric)
-    rows = (await session.scalars(stmt.order_by(AlertRule.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, AlertRule.id, page)
     return page_of(rows, page, _rule)
 
 
@@ -126,8 +124,6 @@ async def list_alerts(
 ) -> Page[AlertPublic]:
     """Alerts, oldest first; ``state=open`` means active or acknowledged."""
     stmt = select(Alert).where(Alert.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(Alert.id > page.after)
     if state == "open":
         stmt = stmt.where(Alert.state.in_(alerts.OPEN_STATES))
     elif state:
@@ -141,7 +137,7 @@ async def list_alerts(
     ):
         if value:
             stmt = stmt.where(column == value)
-    rows = (await session.scalars(stmt.order_by(Alert.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, Alert.id, page)
     return page_of(rows, page, _alert)
 
 
@@ -188,10 +184,7 @@ def _channel(c: NotificationChannel) -> ChannelPublic:
 @router.get("/notification-channels", tags=["notifications"])
 async def list_channels(p: AdminDep, session: SessionDep, page: PageDep) -> Page[ChannelPublic]:
     stmt = select(NotificationChannel).where(NotificationChannel.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(NotificationChannel.id > page.after)
-    stmt = stmt.order_by(NotificationChannel.id).limit(page.limit + 1)
-    return page_of((await session.scalars(stmt)).all(), page, _channel)
+    return page_of(await fetch_page(session, stmt, NotificationChannel.id, page), page, _channel)
 
 
 @router.post("/notification-channels", status_code=201, tags=["notifications"])

@@ -14,7 +14,7 @@ from wrale.fleet.brain.services import enrollment
 from wrale.fleet.brain.services.principal import Role
 from wrale.user.api.deps import AdminDep, OperatorDep, PageDep, SessionDep, StateDep
 from wrale.user.api.routes.devices import device_public
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.registry import (
     BulkEnrolled,
     BulkEnrollRequest,
@@ -60,8 +60,6 @@ async def list_tokens(
     """The organisation's enrollment tokens, without secrets (admin)."""
     p.require(Role.ADMIN, "listing enrollment tokens")
     stmt = select(EnrollmentToken).where(EnrollmentToken.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(EnrollmentToken.id > page.after)
     if active is not None:
         usable = (
             EnrollmentToken.revoked.is_(False)
@@ -72,7 +70,7 @@ async def list_tokens(
             )
         )
         stmt = stmt.where(usable if active else ~usable)
-    rows = (await session.scalars(stmt.order_by(EnrollmentToken.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, EnrollmentToken.id, page)
     return page_of(rows, page, token_public)
 
 

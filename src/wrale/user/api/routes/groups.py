@@ -13,7 +13,7 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.groups import Group
 from wrale.fleet.brain.services import groups as svc
 from wrale.user.api.deps import OperatorDep, PageDep, PageParams, PrincipalDep, SessionDep
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.groups import (
     DeviceGroupPublic,
     DynamicGroupCreate,
@@ -74,9 +74,7 @@ async def list_groups(
         stmt = stmt.where(Group.parent_id.is_(None))
     if kind:
         stmt = stmt.where(Group.kind == kind)
-    if page.after:
-        stmt = stmt.where(Group.id > page.after)
-    rows = (await session.scalars(stmt.order_by(Group.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, Group.id, page)
     return page_of(rows, page, _group)
 
 

@@ -11,7 +11,7 @@ from wrale.fleet.brain.models import ApiToken, AuditEntry, User
 from wrale.fleet.brain.services import audit, identity
 from wrale.fleet.brain.services.principal import Role
 from wrale.user.api.deps import AdminDep, OperatorDep, PageDep, PrincipalDep, SessionDep, StateDep
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.identity import (
     ApiTokenCreate,
     ApiTokenCreated,
@@ -77,9 +77,7 @@ async def me(p: PrincipalDep) -> MePublic:
 async def list_users(p: AdminDep, session: SessionDep, page: PageDep) -> Page[UserPublic]:
     p.require(Role.ADMIN, "listing users")
     stmt = select(User).where(User.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(User.id > page.after)
-    rows = (await session.scalars(stmt.order_by(User.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, User.id, page)
     return page_of(rows, page, lambda u: UserPublic.model_validate(identity.user_view(u)))
 
 
@@ -120,9 +118,7 @@ async def delete_user(user_id: str, p: AdminDep, session: SessionDep) -> Respons
 async def list_tokens(p: AdminDep, session: SessionDep, page: PageDep) -> Page[ApiTokenPublic]:
     p.require(Role.ADMIN, "listing API tokens")
     stmt = select(ApiToken).where(ApiToken.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(ApiToken.id > page.after)
-    rows = (await session.scalars(stmt.order_by(ApiToken.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, ApiToken.id, page)
     return page_of(rows, page, lambda t: ApiTokenPublic.model_validate(identity.token_view(t)))
 
 

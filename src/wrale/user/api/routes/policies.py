@@ -11,7 +11,7 @@ from sqlalchemy import select
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
 from wrale.fleet.brain.services import policies
 from wrale.user.api.deps import AdminDep, PageDep, SessionDep, ViewerDep
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.policies import (
     EffectivePolicy,
     Kind,
@@ -38,15 +38,13 @@ async def list_policies(
     kind: Kind | None = None,
 ) -> Page[PolicyPublic]:
     stmt = select(Policy).where(Policy.tenant_id == p.tenant_id)
-    if page.after:
-        stmt = stmt.where(Policy.id > page.after)
     if scope_type:
         stmt = stmt.where(Policy.scope_type == scope_type)
     if scope_id:
         stmt = stmt.where(Policy.scope_id == scope_id)
     if kind:
         stmt = stmt.where(Policy.kind == kind)
-    rows = (await session.scalars(stmt.order_by(Policy.id).limit(page.limit + 1))).all()
+    rows = await fetch_page(session, stmt, Policy.id, page)
     return page_of(rows, page, _policy)
 
 

@@ -13,7 +13,7 @@ from wrale.fleet.brain.models import Device, Rack, Room, Site, Zone
 from wrale.fleet.brain.models.base import Base
 from wrale.fleet.brain.services import topology as topo
 from wrale.user.api.deps import OperatorDep, PageDep, PageParams, PrincipalDep, SessionDep, StateDep
-from wrale.user.api.schemas.common import Page, page_of
+from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.topology import (
     Id,
     LocationPublic,
@@ -44,9 +44,7 @@ async def _page(
     session: AsyncSession, model: Any, tenant_id: str, page: PageParams, *where: Any
 ) -> list[Any]:
     stmt = select(model).where(model.tenant_id == tenant_id, *where)
-    if page.after:
-        stmt = stmt.where(model.id > page.after)
-    return list((await session.scalars(stmt.order_by(model.id).limit(page.limit + 1))).all())
+    return list(await fetch_page(session, stmt, model.id, page))
 
 
 def _site(s: Site) -> SitePublic:

@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.user.api.deps import PageParams, encode_cursor
 
@@ -21,6 +23,15 @@ class Strict(BaseModel):
 class Page(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None = None
+
+
+async def fetch_page(
+    session: AsyncSession, stmt: Select[Any], id_column: Any, page: PageParams
+) -> Sequence[Any]:
+    """``limit + 1`` rows of ``stmt`` after the cursor, in id order (for ``page_of``)."""
+    if page.after:
+        stmt = stmt.where(id_column > page.after)
+    return (await session.scalars(stmt.order_by(id_column).limit(page.limit + 1))).all()
 
 
 def page_of(rows: Sequence[Any], params: PageParams, view: Callable[[Any], T]) -> Page[T]:
