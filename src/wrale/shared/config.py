@@ -255,8 +255,25 @@ class CentralSettings(Settings):
     telemetry_1m_retention_d: float = Field(default=30.0, gt=0, le=3650)
     telemetry_1h_retention_d: float = Field(default=730.0, gt=0, le=36_500)
     maintenance_interval_s: float = Field(default=30.0, ge=1, le=3600)
+    # device channel: a device silent this long is offline; offline this long raises an alert
+    offline_after_s: float = Field(default=60.0, ge=1, le=86_400)
+    offline_alert_after_s: float = Field(default=600.0, ge=1, le=30 * 86_400)
+    edge_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
+    edge_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
+    edge_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
     mqtt_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("edge_heartbeat_s")
+    @classmethod
+    def _heartbeat_within_offline(cls, value: float, info: Any) -> float:
+        offline = info.data.get("offline_after_s")
+        if offline is not None and value * 2 > offline:
+            raise ValueError(
+                f"must be at most half of offline_after_s ({offline} s), or connected "
+                "devices would be marked offline between two heartbeats"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -131,6 +131,44 @@ RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/policies/{policy_id}"): Rule(ADMIN),
     ("GET", "/api/v1/policies/{policy_id}/versions"): Rule(VIEWER),
     ("GET", "/api/v1/devices/{device_id}/effective-policy"): Rule(VIEWER),
+    # device channel: events, quarantine
+    ("GET", "/api/v1/devices/{device_id}/events"): Rule(VIEWER),
+    ("POST", "/api/v1/devices/{device_id}/quarantine"): Rule(ADMIN, {"reason": "authz"}),
+    ("POST", "/api/v1/devices/{device_id}/release"): Rule(ADMIN, {}),
+    # twins, commands, config templates
+    ("GET", "/api/v1/devices/{device_id}/twin"): Rule(VIEWER),
+    ("PATCH", "/api/v1/devices/{device_id}/twin"): Rule(
+        OPERATOR, {"version": 1, "desired": {"fan": {"override_pct": 10}}}
+    ),
+    ("POST", "/api/v1/devices/{device_id}/commands"): Rule(OPERATOR, {"op": "run_diag"}),
+    ("GET", "/api/v1/devices/{device_id}/commands"): Rule(VIEWER),
+    ("POST", "/api/v1/groups/{group_id}/commands"): Rule(OPERATOR, {"op": "run_diag"}),
+    ("POST", "/api/v1/commands"): Rule(
+        OPERATOR, {"op": "run_diag", "selector": {"tags": ["authz"]}}
+    ),
+    ("GET", "/api/v1/commands"): Rule(VIEWER),
+    ("GET", "/api/v1/commands/{command_id}"): Rule(VIEWER),
+    ("POST", "/api/v1/commands/{command_id}/cancel"): Rule(OPERATOR),
+    ("GET", "/api/v1/config-templates"): Rule(VIEWER),
+    ("POST", "/api/v1/config-templates"): Rule(OPERATOR, {"name": "tpl-{n}", "body": {"k": 1}}),
+    ("GET", "/api/v1/config-templates/{template_id}"): Rule(VIEWER),
+    ("PATCH", "/api/v1/config-templates/{template_id}"): Rule(OPERATOR, {"description": "x"}),
+    ("DELETE", "/api/v1/config-templates/{template_id}"): Rule(ADMIN),
+    ("GET", "/api/v1/config-templates/{template_id}/versions"): Rule(VIEWER),
+    ("POST", "/api/v1/config-templates/{template_id}/versions"): Rule(OPERATOR, {"body": {"k": 2}}),
+    ("GET", "/api/v1/config-templates/{template_id}/versions/{version}"): Rule(VIEWER),
+    ("POST", "/api/v1/config-templates/{template_id}/render"): Rule(VIEWER, {}),
+    ("GET", "/api/v1/config-templates/{template_id}/deployments"): Rule(VIEWER),
+    ("POST", "/api/v1/config-templates/{template_id}/deployments"): Rule(
+        OPERATOR, {"target_type": "fleet"}
+    ),
+    ("GET", "/api/v1/config-templates/{template_id}/deployments/{deployment_id}"): Rule(VIEWER),
+    ("GET", "/api/v1/config-templates/{template_id}/deployments/{deployment_id}/devices"): Rule(
+        VIEWER
+    ),
+    ("POST", "/api/v1/config-templates/{template_id}/deployments/{deployment_id}/rollback"): Rule(
+        OPERATOR, {}
+    ),
 }
 
 

@@ -1,5 +1,6 @@
 """The central server's live event bus: services publish what happened (device status,
-alerts, telemetry summaries); WebSocket subscribers receive it, filtered per tenant.
+alerts, telemetry summaries); WebSocket subscribers receive it, filtered per tenant, and
+listeners of chosen kinds (the device channel's hub) receive every tenant's.
 
 This is per-process (the only per-process state DESIGN.md allows: open subscriptions).
 Across replicas, events travel through the database (PostgreSQL NOTIFY) — see ``publish``.
@@ -9,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from wrale.fleet.brain.models.base import now
 
 QUEUE_SIZE = 1000
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +30,25 @@ class BusEvent:
     at: float = field(default_factory=now)
 
 
+Listener = Callable[[BusEvent], None]
+
+
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: set[tuple[str, asyncio.Queue[BusEvent]]] = set()
+        self._listeners: dict[int, tuple[frozenset[str], Listener]] = {}
+        self._ids = itertools.count()
 
     def publish(self, tenant_id: str, kind: str, data: dict[str, Any]) -> None:
-        """Hand an event to every subscriber of its tenant; never blocks the caller."""
+        """Hand an event to every subscriber of its tenant and every listener of its kind;
+        never blocks the caller."""
         event = BusEvent(tenant_id, kind, data)
+        for kinds, fn in list(self._listeners.values()):
+            if kind in kinds:
+                try:
+                    fn(event)
+                except Exception:  # a listener's bug must not fail the publisher
+                    log.exception("bus listener failed on %s", kind)
         for tenant, queue in list(self._subscribers):
             if tenant != tenant_id:
                 continue
@@ -49,3 +65,15 @@ class EventBus:
             yield queue
         finally:
             self._subscribers.discard(entry)
+
+    def listen(self, kinds: Iterable[str], fn: Listener) -> Callable[[], None]:
+        """Call ``fn`` for every event of ``kinds``, of every tenant (the device channel's
+        hub: it must see all of them, so nothing is dropped). ``fn`` runs inside
+        ``publish`` and must not block; returns the function that stops listening."""
+        key = next(self._ids)
+        self._listeners[key] = (frozenset(kinds), fn)
+
+        def stop() -> None:
+            self._listeners.pop(key, None)
+
+        return stop

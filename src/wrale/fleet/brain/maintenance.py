@@ -134,6 +134,26 @@ def default_jobs() -> list[Job]:
         jobs.append(Job("alerts.cycle", _alerts))
     else:
         log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
+    expire = _hook("wrale.fleet.brain.services.commands", "expire_due")
+    if expire is not None:
+
+        async def _expire(ctx: JobContext, now: float) -> None:
+            async with ctx.db.session() as s:
+                await expire(s, now, ctx.bus)
+
+        jobs.append(Job("commands.expire", _expire))
+    offline = _hook("wrale.fleet.brain.channel.offline", "mark_offline")
+    channel_retention = _hook("wrale.fleet.brain.channel.offline", "apply_retention")
+    if offline is not None and channel_retention is not None:
+
+        async def _offline(ctx: JobContext, now: float) -> None:
+            await offline(ctx.db, ctx.bus, ctx.settings, now)
+
+        async def _channel_retention(ctx: JobContext, now: float) -> None:
+            await channel_retention(ctx.db, ctx.settings, now)
+
+        jobs.append(Job("channel.offline", _offline))
+        jobs.append(Job("channel.retention", _channel_retention))
     return jobs
 
 

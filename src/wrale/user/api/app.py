@@ -18,8 +18,10 @@ from fastapi import FastAPI
 from wrale import __version__
 from wrale.fleet.brain import schema
 from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.channel.hub import ChannelHub
+from wrale.fleet.brain.channel.session import ChannelContext
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import MaintenanceRunner
+from wrale.fleet.brain.maintenance import MaintenanceRunner, holder_id
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.shared.config import CentralSettings
@@ -39,7 +41,12 @@ from wrale.user.api.routes import (
     topology,
     ws,
 )
+from wrale.user.api.routes import commands as command_routes
+from wrale.user.api.routes import edge as edge_routes
 from wrale.user.api.routes import identity as identity_routes
+from wrale.user.api.routes import quarantine as quarantine_routes
+from wrale.user.api.routes import templates as template_routes
+from wrale.user.api.routes import twin as twin_routes
 
 log = logging.getLogger("wrale.central")
 API = "/api/v1"
@@ -95,9 +102,21 @@ def create_app(
             )
         runner = app.state.maintenance = MaintenanceRunner(db, state.bus, settings)
         runner.start()
+        await app.state.hub.start()
+        bridge = app.state.mqtt_bridge = None
+        if settings.mqtt_url:  # devices over MQTT too (fleet.brain.channel.mqtt_bridge)
+            from wrale.fleet.brain.channel.mqtt_bridge import MqttBridge
+
+            bridge = app.state.mqtt_bridge = MqttBridge(
+                settings.mqtt_url, app.state.hub.ctx, app.state.hub
+            )
+            await bridge.start()
         try:
             yield
         finally:
+            if bridge is not None:
+                await bridge.stop()
+            await app.state.hub.stop()
             await runner.stop()
         if database is None:
             await db.dispose()
@@ -112,6 +131,12 @@ def create_app(
     )
     app.state.wrale = state
     app.state.metrics = CentralMetrics()
+    # the device channel: this replica's live device sessions (see fleet.brain.channel.hub)
+    app.state.hub = ChannelHub(
+        ChannelContext(
+            db, state.bus, settings, holder_id(), on_points=app.state.metrics.telemetry_points.inc
+        )
+    )
     app.add_middleware(RequestMetricsMiddleware, metrics=app.state.metrics)
     errors.install(app)
     openapi.install(app)
@@ -129,5 +154,9 @@ def create_app(
         policies.router,
         ws.router,
     ):
+        app.include_router(router, prefix=API)
+    for router in (twin_routes.router, command_routes.router, template_routes.router):
+        app.include_router(router, prefix=API)
+    for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
     return app

@@ -1,6 +1,10 @@
 """Database models of the central server; importing this package registers them all."""
 
 from wrale.fleet.brain.models import alerts, groups, policies, telemetry
+from wrale.fleet.brain.models import channel as channel
+from wrale.fleet.brain.models import commands as commands
+from wrale.fleet.brain.models import templates as templates
+from wrale.fleet.brain.models import twin as twin
 from wrale.fleet.brain.models.audit import AuditEntry
 from wrale.fleet.brain.models.base import Base
 from wrale.fleet.brain.models.identity import (

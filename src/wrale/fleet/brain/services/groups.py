@@ -21,7 +21,15 @@ from wrale.fleet.brain.services.topology import flush, get
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
 MAX_DEPTH = 10
-STATUSES = ("unknown", "online", "offline", "error", "maintenance", "decommissioned")
+STATUSES = (
+    "unknown",
+    "online",
+    "offline",
+    "error",
+    "maintenance",
+    "decommissioned",
+    "quarantined",
+)
 LIST_KEYS = ("tags_all", "tags_any", "status")
 ID_KEYS = {"site_id": Site, "room_id": Room, "rack_id": Rack, "zone_id": Zone}
 SELECTOR_KEYS = (*LIST_KEYS, *ID_KEYS, "model")

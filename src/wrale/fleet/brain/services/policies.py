@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.groups import Group
@@ -158,6 +159,7 @@ async def create_policy(
     scope_id: str | None,
     kind: str,
     document: dict[str, Any],
+    bus: EventBus | None = None,
 ) -> Policy:
     pr.require(Role.ADMIN, "creating policies")
     key = await _check_scope(session, pr.tenant_id, scope_type, scope_id)
@@ -191,6 +193,7 @@ async def create_policy(
     audit.record(
         session, pr, "policy.create", resource_type="policy", resource_id=p.id, after=policy_view(p)
     )
+    await refresh_twins(session, p.tenant_id, p.scope_type, p.scope_id, bus)
     return p
 
 
@@ -200,6 +203,7 @@ async def update_policy(
     policy_id: str,
     document: dict[str, Any],
     expected_version: int | None = None,
+    bus: EventBus | None = None,
 ) -> Policy:
     """Replace the document, creating the next version; a stale ``expected_version`` is 409."""
     pr.require(Role.ADMIN, "changing policies")
@@ -222,10 +226,13 @@ async def update_policy(
         before=before,
         after=policy_view(p),
     )
+    await refresh_twins(session, p.tenant_id, p.scope_type, p.scope_id, bus)
     return p
 
 
-async def delete_policy(session: AsyncSession, pr: Principal, policy_id: str) -> None:
+async def delete_policy(
+    session: AsyncSession, pr: Principal, policy_id: str, bus: EventBus | None = None
+) -> None:
     pr.require(Role.ADMIN, "deleting policies")
     p = await get_policy(session, pr.tenant_id, policy_id)
     audit.record(
@@ -236,7 +243,25 @@ async def delete_policy(session: AsyncSession, pr: Principal, policy_id: str) ->
         resource_id=p.id,
         before=policy_view(p),
     )
+    scope = (p.tenant_id, p.scope_type, p.scope_id)
     await session.delete(p)
+    await refresh_twins(session, *scope, bus)
+
+
+async def refresh_twins(
+    session: AsyncSession, tenant_id: str, scope_type: str, scope_id: str, bus: EventBus | None
+) -> None:
+    """Effective policies flow into desired state: recompose the twins in the scope."""
+    from wrale.fleet.brain.services import twin
+    from wrale.fleet.brain.services.groups import devices_in_group
+
+    ids: list[str] | None = None
+    if scope_type == "group":
+        found = await devices_in_group(session, tenant_id, scope_id, recursive=True)
+        ids = [d.id for d in found]
+    elif scope_type == "device":
+        ids = [scope_id]
+    await twin.refresh(session, tenant_id, ids, bus)
 
 
 async def versions(

@@ -24,10 +24,19 @@ from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
-STATUSES = ("unknown", "online", "offline", "error", "maintenance", "decommissioned")
+STATUSES = (
+    "unknown",
+    "online",
+    "offline",
+    "error",
+    "maintenance",
+    "decommissioned",
+    "quarantined",
+)
 CHANNEL_STATUSES = frozenset({"online", "offline", "error"})  # set by the device channel
 OPERATOR_STATUSES = frozenset({"unknown", "maintenance", "decommissioned"})
-HELD_STATUSES = frozenset({"maintenance", "decommissioned"})  # the channel does not override
+# the channel does not override these; "quarantined" is set and ended only by an admin
+HELD_STATUSES = frozenset({"maintenance", "decommissioned", "quarantined"})
 DEVICE_NUM = "device_num"
 
 
@@ -322,5 +331,9 @@ async def change_status(
             "online, offline and error come from the device itself"
         )
     device = await get_device(session, p.tenant_id, device_id)
+    if device.status == "quarantined" and status != "quarantined":
+        raise ConflictError(
+            "the device is quarantined; an admin releases it (POST /devices/{id}/release)"
+        )
     await set_status(session, device, status, reason, bus, p)
     return device

@@ -49,15 +49,17 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class IngestResult:
-    """``stored`` new points, or a ``duplicate`` batch (seq ≤ the device's last stored).
-    ``acked_seq`` is the batch's seq, now safe to drop from the device's outbox;
-    ``last_seq`` is the highest seq stored for the device."""
+    """``stored`` new points, or a ``duplicate`` batch (seq ≤ the device's last stored), or
+    (with ``prev``) a ``gap``: a batch before this one is missing, nothing was stored.
+    ``acked_seq`` is the batch's seq, now safe to drop from the device's outbox (not for a
+    gap); ``last_seq`` is the highest seq stored for the device (-1: none)."""
 
     stored: bool
     duplicate: bool
     acked_seq: int
     last_seq: int
     points: int
+    gap: bool = False
 
 
 def validate_points(points: Sequence[tuple[str, float, float]], now: float) -> None:
@@ -133,16 +135,24 @@ async def ingest_batch(
     points: Sequence[tuple[str, float, float]],
     *,
     now: float | None = None,
+    prev: int | None = None,
 ) -> IngestResult:
     """Store one batch of ``(metric, unix_ts, value)`` points of ``device``, once.
 
     A batch whose ``seq`` is not above the device's last stored one was stored before (or
-    superseded): it is acknowledged without storing anything. Stored in the caller's
-    transaction, so the acknowledgement is durable when the caller commits.
+    superseded): it is acknowledged without storing anything. With ``prev`` (the device
+    channel) it is stored only if ``prev <= last stored < seq``: a batch whose predecessor
+    is missing is a ``gap`` and nothing is stored (the sender resends after ``last_seq``).
+    Stored in the caller's transaction, so the acknowledgement is durable when the caller
+    commits.
     """
     at = time.time() if now is None else now
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
         raise InvalidRequestError(f"seq must be an integer in [0, 2^63), not {seq!r}")
+    if prev is not None and (
+        isinstance(prev, bool) or not isinstance(prev, int) or not 0 <= prev < seq
+    ):
+        raise InvalidRequestError(f"prev must be an integer in [0, seq), not {prev!r}")
     validate_points(points, at)
     ids = await metric_ids(session, {p[0] for p in points}) if points else {}
     raw: dict[tuple[int, float], float] = {}
@@ -155,13 +165,16 @@ async def ingest_batch(
         if mid not in newest or a[5] >= newest[mid][0]:
             newest[mid] = (a[5], a[4])
     conn = await session.connection()
-    stored, last = await write_batch(conn, BatchRows(device.num, seq, at, raw, m1, h1, newest))
+    rows = BatchRows(device.num, seq, at, raw, m1, h1, newest, prev)
+    stored, last = await write_batch(conn, rows)
+    gap = not stored and last < seq
     return IngestResult(
         stored=stored,
-        duplicate=not stored,
-        acked_seq=seq,
+        duplicate=not stored and not gap,
+        acked_seq=last if gap else seq,
         last_seq=last,
         points=len(raw) if stored else 0,
+        gap=gap,
     )
 
 

@@ -106,6 +106,7 @@ class BatchRows:
     m1: Agg
     h1: Agg
     latest: dict[int, tuple[float, float]]  # metric_id → (ts, value)
+    prev: int | None = None  # the sender's previous seq: store iff prev <= last stored < seq
 
 
 def _rollup_sql(table: str, least: str, greatest: str, source: str) -> str:
@@ -148,12 +149,32 @@ _SQLITE_ROLLUP = {
     for t in ("telemetry_1m", "telemetry_1h")
 }
 
+# With the sender's ``prev``: advance only from a mark in [prev, seq), or create the mark
+# when the sender starts from nothing (prev = 0). Written before any read (the write lock).
+_SQLITE_SEQ_PREV = (
+    "UPDATE telemetry_seq SET last_seq = ?, updated_at = ? "
+    "WHERE device_num = ? AND last_seq >= ? AND last_seq < ?"
+)
+_SQLITE_SEQ_FIRST = (
+    "INSERT INTO telemetry_seq (device_num, last_seq, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (device_num) DO NOTHING"
+)
+_PG_SEQ = "WITH s AS (" + _SEQ.format(source="VALUES ($1::integer, $2::bigint, $3::float8)") + ")"
+_PG_SEQ_PREV = (
+    "WITH su AS (UPDATE telemetry_seq SET last_seq = $2::bigint, updated_at = $3::float8 "
+    "WHERE device_num = $1::integer AND last_seq >= $26::bigint AND last_seq < $2::bigint "
+    "RETURNING last_seq), "
+    "si AS (INSERT INTO telemetry_seq (device_num, last_seq, updated_at) "
+    "SELECT $1::integer, $2::bigint, $3::float8 WHERE $26::bigint = 0 AND NOT EXISTS "
+    "(SELECT 1 FROM telemetry_seq WHERE device_num = $1::integer) "
+    "ON CONFLICT (device_num) DO NOTHING RETURNING last_seq), "
+    "s AS (SELECT last_seq FROM su UNION ALL SELECT last_seq FROM si)"
+)
+
 # PostgreSQL: the whole batch in one statement (data-modifying CTEs over unnested arrays,
 # each insert conditional on the sequence number having advanced): one round trip.
-_PG_BATCH = (
-    "WITH s AS ("
-    + _SEQ.format(source="VALUES ($1::integer, $2::bigint, $3::float8)")
-    + "), r AS ("
+_PG_REST = (
+    ", r AS ("
     + _RAW.format(
         source="SELECT $1::integer, m, t, v FROM unnest($4::smallint[], $5::float8[], "
         "$6::float8[]) AS u(m, t, v) WHERE EXISTS (SELECT 1 FROM s)"
@@ -184,6 +205,8 @@ _PG_BATCH = (
     + ") SELECT (SELECT last_seq FROM s), "
     "(SELECT last_seq FROM telemetry_seq WHERE device_num = $1::integer)"
 )
+_PG_BATCH = _PG_SEQ + _PG_REST
+_PG_BATCH_PREV = _PG_SEQ_PREV + _PG_REST
 
 
 def _agg_columns(agg: Agg) -> list[list[Any]]:
@@ -216,14 +239,25 @@ async def _write_pg(conn: AsyncConnection, b: BatchRows) -> tuple[bool, int]:
         [float(t) for t, _ in b.latest.values()],
         [float(v) for _, v in b.latest.values()],
     )
-    stored, last = (await fetch(conn, _PG_BATCH, params))[0]
+    if b.prev is None:
+        stored, last = (await fetch(conn, _PG_BATCH, params))[0]
+    else:
+        stored, last = (await fetch(conn, _PG_BATCH_PREV, (*params, b.prev)))[0]
     if stored is not None:
         return True, int(stored)
     return False, int(last) if last is not None else -1
 
 
+def _advance_sqlite(c: sqlite3.Connection, b: BatchRows) -> bool:
+    if b.prev is None:
+        return bool(c.execute(_SQLITE_SEQ, (b.num, b.seq, b.at)).fetchall())
+    if c.execute(_SQLITE_SEQ_PREV, (b.seq, b.at, b.num, b.prev, b.seq)).rowcount == 1:
+        return True
+    return b.prev == 0 and c.execute(_SQLITE_SEQ_FIRST, (b.num, b.seq, b.at)).rowcount == 1
+
+
 def _write_sqlite_sync(c: sqlite3.Connection, b: BatchRows) -> tuple[bool, int]:
-    if c.execute(_SQLITE_SEQ, (b.num, b.seq, b.at)).fetchall():
+    if _advance_sqlite(c, b):
         n = b.num
         c.executemany(_SQLITE_RAW, [(n, m, t, v) for (m, t), v in b.raw.items()])
         for table, agg in (("telemetry_1m", b.m1), ("telemetry_1h", b.h1)):
@@ -236,7 +270,8 @@ def _write_sqlite_sync(c: sqlite3.Connection, b: BatchRows) -> tuple[bool, int]:
 
 async def write_batch(conn: AsyncConnection, b: BatchRows) -> tuple[bool, int]:
     """Advance the device's sequence and, only if it advanced, store the batch.
-    Returns (stored, the device's last stored seq)."""
+    With ``b.prev`` it advances only if ``prev <= last stored < seq`` (no gap), atomically.
+    Returns (stored, the device's last stored seq; -1 when none)."""
     if is_pg(conn):
         return await _write_pg(conn, b)
     driver = (await conn.get_raw_connection()).driver_connection

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
 from wrale.fleet.brain.services import policies
-from wrale.user.api.deps import AdminDep, PageDep, SessionDep, ViewerDep
+from wrale.user.api.deps import AdminDep, PageDep, SessionDep, StateDep, ViewerDep
 from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.policies import (
     EffectivePolicy,
@@ -49,11 +49,15 @@ async def list_policies(
 
 
 @router.post("/policies", status_code=201, tags=["policies"])
-async def create_policy(body: PolicyCreate, p: AdminDep, session: SessionDep) -> PolicyPublic:
+async def create_policy(
+    body: PolicyCreate, p: AdminDep, session: SessionDep, state: StateDep
+) -> PolicyPublic:
     """Attach a (partial) policy document to the fleet, a group or a device (version 1)."""
     document = body.document.model_dump(mode="json", exclude_unset=True)
     scope_id = getattr(body, "scope_id", None)
-    pol = await policies.create_policy(session, p, body.scope_type, scope_id, body.kind, document)
+    pol = await policies.create_policy(
+        session, p, body.scope_type, scope_id, body.kind, document, state.bus
+    )
     return _policy(pol)
 
 
@@ -64,17 +68,21 @@ async def get_policy(policy_id: str, p: ViewerDep, session: SessionDep) -> Polic
 
 @router.put("/policies/{policy_id}", tags=["policies"])
 async def update_policy(
-    policy_id: str, body: PolicyUpdate, p: AdminDep, session: SessionDep
+    policy_id: str, body: PolicyUpdate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> PolicyPublic:
     """Replace the document; the policy moves to its next version (history is kept)."""
     document = body.document.model_dump(mode="json", exclude_unset=True)
-    pol = await policies.update_policy(session, p, policy_id, document, body.expected_version)
+    pol = await policies.update_policy(
+        session, p, policy_id, document, body.expected_version, state.bus
+    )
     return _policy(pol)
 
 
 @router.delete("/policies/{policy_id}", status_code=204, tags=["policies"])
-async def delete_policy(policy_id: str, p: AdminDep, session: SessionDep) -> Response:
-    await policies.delete_policy(session, p, policy_id)
+async def delete_policy(
+    policy_id: str, p: AdminDep, session: SessionDep, state: StateDep
+) -> Response:
+    await policies.delete_policy(session, p, policy_id, state.bus)
     return Response(status_code=204)
 
 

@@ -10,7 +10,9 @@ from wrale.user.api.schemas.common import Strict
 from wrale.user.api.schemas.topology import Id, Name, Text
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Status = Literal["unknown", "online", "offline", "error", "maintenance", "decommissioned"]
+Status = Literal[
+    "unknown", "online", "offline", "error", "maintenance", "decommissioned", "quarantined"
+]
 
 
 class Selector(Strict):
@@ -18,7 +20,7 @@ class Selector(Strict):
 
     tags_all: Annotated[list[Tag], Field(max_length=50)] | None = None
     tags_any: Annotated[list[Tag], Field(max_length=50)] | None = None
-    status: Annotated[list[Status], Field(max_length=6)] | None = None
+    status: Annotated[list[Status], Field(max_length=7)] | None = None
     site_id: Id | None = None
     room_id: Id | None = None
     rack_id: Id | None = None

@@ -8,7 +8,9 @@ from pydantic import AfterValidator, BaseModel, Field, StringConstraints, model_
 
 from wrale.user.api.schemas.common import Strict
 
-Status = Literal["unknown", "online", "offline", "error", "maintenance", "decommissioned"]
+Status = Literal[
+    "unknown", "online", "offline", "error", "maintenance", "decommissioned", "quarantined"
+]
 OperatorStatus = Literal["unknown", "maintenance", "decommissioned"]
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"  # no control characters (PostgreSQL refuses NUL)
 
