@@ -258,13 +258,13 @@ class CentralSettings(Settings):
     # device channel: a device silent this long is offline; offline this long raises an alert
     offline_after_s: float = Field(default=60.0, ge=1, le=86_400)
     offline_alert_after_s: float = Field(default=600.0, ge=1, le=30 * 86_400)
-    edge_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
-    edge_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
-    edge_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
+    channel_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
+    channel_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
+    device_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
     mqtt_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("edge_heartbeat_s")
+    @field_validator("channel_heartbeat_s")
     @classmethod
     def _heartbeat_within_offline(cls, value: float, info: Any) -> float:
         offline = info.data.get("offline_after_s")

@@ -75,13 +75,15 @@ async def test_set_status_rules_bus_and_audit(database: Database) -> None:
     p = await _tenant(database)
     bus = EventBus()
     d = await _create(database, p, "s1")
-    async with bus.subscribe(p.tenant_id) as queue, database.session() as s:
-        dev = await registry.get_device(s, p.tenant_id, d.id)
-        assert await registry.set_status(s, dev, "online", "connected", bus)
-        assert not await registry.set_status(s, dev, "online", "again", bus)  # no change
-        await registry.change_status(s, p, d.id, "maintenance", "reseat", bus)
-        assert not await registry.set_status(s, dev, "offline", "gone", bus)  # held
-        assert dev.status == "maintenance"
+    async with bus.subscribe(p.tenant_id) as queue:
+        async with database.session() as s:
+            dev = await registry.get_device(s, p.tenant_id, d.id)
+            assert await registry.set_status(s, dev, "online", "connected", bus)
+            assert not await registry.set_status(s, dev, "online", "again", bus)  # no change
+            await registry.change_status(s, p, d.id, "maintenance", "reseat", bus)
+            assert not await registry.set_status(s, dev, "offline", "gone", bus)  # held
+            assert dev.status == "maintenance"
+            assert queue.empty()  # published only once the change is committed
         events = [queue.get_nowait() for _ in range(queue.qsize())]
     assert [(e.kind, e.data["status"]) for e in events] == [
         ("device.status", "online"),

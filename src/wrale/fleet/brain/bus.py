@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from wrale.fleet.brain.models.base import now
 
 QUEUE_SIZE = 1000
@@ -77,3 +80,31 @@ class EventBus:
             self._listeners.pop(key, None)
 
         return stop
+
+
+_PENDING = "wrale.publish_after_commit"
+_HOOKED = "wrale.publish_after_commit.hooked"
+
+
+def publish_after_commit(
+    session: AsyncSession, bus: EventBus | None, tenant_id: str, kind: str, data: dict[str, Any]
+) -> None:
+    """Publish on ``bus`` once ``session`` commits (never if it rolls back), so whoever
+    reacts (the device hub) reads what the event announces."""
+    if bus is None:
+        return
+    info = session.info
+    if not info.get(_HOOKED):
+        info[_HOOKED] = True
+        sync = session.sync_session
+
+        def committed(_session: Any) -> None:
+            for b, tenant, k, d in info.pop(_PENDING, []):
+                b.publish(tenant, k, d)
+
+        def rolled_back(_session: Any) -> None:
+            info.pop(_PENDING, None)
+
+        event.listen(sync, "after_commit", committed)
+        event.listen(sync, "after_rollback", rolled_back)
+    info.setdefault(_PENDING, []).append((bus, tenant_id, kind, data))

@@ -6,7 +6,7 @@ channel) and what reaches them from outside a connection.
   session to deliver; ``device.status`` to quarantined / maintenance / decommissioned ends
   it. Those events for a device with no session here (status: only the held ones) go to
   the fallback pusher (the MQTT bridge registers one with ``set_fallback``).
-- A sweep every ``edge_heartbeat_s`` re-checks every live session in the database
+- A sweep every ``channel_heartbeat_s`` re-checks every live session in the database
   (``check_sessions``: revoked or rotated credentials, quarantine, held, replaced on another
   replica, deleted) and catches work queued through another replica (a newer desired
   version, queued commands): changes made anywhere reach the device within one sweep.
@@ -163,7 +163,7 @@ class ChannelHub:
     async def _loop(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.ctx.settings.edge_heartbeat_s)
+                await asyncio.wait_for(self._stop.wait(), self.ctx.settings.channel_heartbeat_s)
             if self._stop.is_set():
                 return
             try:

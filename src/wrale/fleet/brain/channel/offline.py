@@ -3,7 +3,7 @@ silent for ``offline_after_s`` goes ``offline`` (its open session rows are close
 ``silent``); a device offline longer than ``offline_alert_after_s`` gets an alert, cleared
 when it is back (the session clears it on connect; the job too, should that be missed).
 
-Also the channel's retention: device events older than ``edge_events_retention_d`` and
+Also the channel's retention: device events older than ``device_events_retention_d`` and
 closed session rows older than a week are deleted.
 """
 
@@ -130,7 +130,7 @@ async def apply_retention(db: Database, settings: CentralSettings, now: float) -
     async with db.session() as s:
         ev = await s.execute(
             delete(DeviceEvent).where(
-                DeviceEvent.created_at < now - settings.edge_events_retention_d * 86_400
+                DeviceEvent.created_at < now - settings.device_events_retention_d * 86_400
             )
         )
         ss = await s.execute(

@@ -277,7 +277,7 @@ class DeviceSession:
             device_id=self.device_id,
             server_version=__version__,
             acked=acked,
-            heartbeat_s=self.ctx.settings.edge_heartbeat_s,
+            heartbeat_s=self.ctx.settings.channel_heartbeat_s,
             session=self.id,
         )
 

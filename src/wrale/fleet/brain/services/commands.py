@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.bus import EventBus, publish_after_commit
 from wrale.fleet.brain.models import Device, Rack, Room
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.base import now as wall_now
@@ -25,7 +25,7 @@ from wrale.fleet.brain.models.twin import DeviceTwin
 from wrale.fleet.brain.services import audit, groups
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.fleet.brain.services.twin import check_json, publish_after_commit
+from wrale.fleet.brain.services.twin import check_json
 from wrale.shared.errors import ConflictError, InvalidRequestError, LockdownError
 from wrale.shared.policy import SecurityLevel
 

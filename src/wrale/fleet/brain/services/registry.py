@@ -16,7 +16,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.bus import EventBus, publish_after_commit
 from wrale.fleet.brain.models import Device, Tenant
 from wrale.fleet.brain.models.registry import Counter
 from wrale.fleet.brain.services import audit
@@ -300,18 +300,20 @@ async def set_status(
         tenant_id=device.tenant_id,
         actor_name=None if principal else "device-channel",
     )
-    if bus is not None:
-        bus.publish(
-            device.tenant_id,
-            "device.status",
-            {
-                "device_id": device.id,
-                "name": device.name,
-                "status": status,
-                "previous": previous,
-                "reason": reason,
-            },
-        )
+    # after the commit: the hub ends sessions of held devices and must read the new status
+    publish_after_commit(
+        session,
+        bus,
+        device.tenant_id,
+        "device.status",
+        {
+            "device_id": device.id,
+            "name": device.name,
+            "status": status,
+            "previous": previous,
+            "reason": reason,
+        },
+    )
     return True
 
 

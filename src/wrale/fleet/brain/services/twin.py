@@ -17,12 +17,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.bus import EventBus, publish_after_commit
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.base import now as wall_now
@@ -46,34 +46,6 @@ GPIO_LINE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
 # ----------------------------------------------------------------------------- after commit
-
-_PENDING = "wrale.publish_after_commit"
-_HOOKED = "wrale.publish_after_commit.hooked"
-
-
-def publish_after_commit(
-    session: AsyncSession, bus: EventBus | None, tenant_id: str, kind: str, data: dict[str, Any]
-) -> None:
-    """Publish on ``bus`` once ``session`` commits (never if it rolls back), so whoever
-    reacts (the device hub) reads what the event announces."""
-    if bus is None:
-        return
-    info = session.info
-    if not info.get(_HOOKED):
-        info[_HOOKED] = True
-        sync = session.sync_session
-
-        def committed(_session: Any) -> None:
-            for b, tenant, k, d in info.pop(_PENDING, []):
-                b.publish(tenant, k, d)
-
-        def rolled_back(_session: Any) -> None:
-            info.pop(_PENDING, None)
-
-        event.listen(sync, "after_commit", committed)
-        event.listen(sync, "after_rollback", rolled_back)
-    info.setdefault(_PENDING, []).append((bus, tenant_id, kind, data))
-
 
 # ----------------------------------------------------------------------------- pure
 

@@ -1,7 +1,7 @@
 """``/api/v1/edge/ws``: the device channel over WebSocket, and ``/devices/{id}/events``.
 
 A device connects with ``X-Wrale-Device: <id>`` and ``Authorization: Bearer <secret>``,
-sends ``Hello`` first (within ``edge_hello_timeout_s``) and gets ``Welcome`` or a
+sends ``Hello`` first (within ``channel_hello_timeout_s``) and gets ``Welcome`` or a
 ``Goodbye`` refusal; then frames flow both ways (``fleet.sync.protocol``). This module is
 only the transport: ``DeviceSession`` does the rest.
 
@@ -132,7 +132,7 @@ class _Link:
             raise ConnectionError(f"cannot send {msg.T}: {exc}") from exc
 
     async def hello(self) -> Hello:
-        raw, _ = await _frame(self.ws, self.settings.edge_hello_timeout_s)
+        raw, _ = await _frame(self.ws, self.settings.channel_hello_timeout_s)
         msg = decode(raw)
         if not isinstance(msg, Hello):
             raise ProtocolError(f"the first frame must be hello, not {msg.T}")
