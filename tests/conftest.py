@@ -208,3 +208,34 @@ class Central:
                 )
             )
         return await self.login(name, "password-123")
+
+
+# ----------------------------------------------------------------------------- mqtt
+
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+
+
+def mqtt_or_skip() -> None:
+    """Mosquitto must be there in CI; on a developer's machine its tests skip."""
+    import socket
+
+    try:
+        with socket.create_connection((MQTT_HOST, MQTT_PORT), timeout=3):
+            pass
+    except OSError as exc:
+        msg = (
+            f"Mosquitto not reachable at {MQTT_HOST}:{MQTT_PORT} ({exc}); start it with "
+            "'mosquitto -d -c /etc/mosquitto/mosquitto.conf'"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture
+def mqtt_url() -> str:
+    """The test broker with a topic root of this test's own (parallel runs never meet)."""
+    import uuid
+
+    mqtt_or_skip()
+    return f"mqtt://{MQTT_HOST}:{MQTT_PORT}/wrale-test/{uuid.uuid4().hex[:12]}/v1"

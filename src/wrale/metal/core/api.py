@@ -20,8 +20,10 @@ from wrale.metal.core.api_models import (
     EventQuery,
     FanOverrideBody,
     FaultBody,
+    FreqCapBody,
     GpioBody,
     LoadBody,
+    PoliciesBody,
 )
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.events import Event, Severity
@@ -56,6 +58,7 @@ def health(core: MetalCore) -> dict[str, Any]:
         "updated_at": snap.at,
         "device": core.device_name,
         "backend": core.board.backend,
+        "model": core.board.model,
     }
 
 
@@ -79,6 +82,22 @@ def gpio(core: MetalCore) -> dict[str, Any]:
     return current(core).gpio_dict()
 
 
+def policies(core: MetalCore) -> dict[str, Any]:
+    """The thermal, power and security policies the board runs now."""
+    return {
+        "thermal": core.thermal_policy.model_dump(mode="json"),
+        "power": core.power_policy.model_dump(mode="json"),
+        "security": core.security_policy.model_dump(mode="json"),
+    }
+
+
+async def update_policies(core: MetalCore, body: PoliciesBody) -> dict[str, Any]:
+    """Replace the policies given; ``UnsafeOperationError`` (nothing changed) if one would
+    weaken the safety rules. Returns every policy in force afterwards."""
+    await core.apply_policies(thermal=body.thermal, power=body.power, security=body.security)
+    return policies(core)
+
+
 # ----------------------------------------------------------------------------- actuators
 
 
@@ -90,6 +109,11 @@ async def set_fan(core: MetalCore, body: FanOverrideBody) -> dict[str, Any]:
 
 async def clear_fan(core: MetalCore) -> dict[str, Any]:
     return (await core.clear_fan_override()).thermal_dict()
+
+
+async def set_freq_cap(core: MetalCore, body: FreqCapBody) -> dict[str, Any]:
+    """Operator frequency cap (only ever lowers the frequency); returns thermal."""
+    return (await core.set_freq_cap(body.max_freq_pct)).thermal_dict()
 
 
 async def arm(core: MetalCore, body: ArmBody) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from pydantic import (
 from wrale.metal.core.events import EventType, Severity
 from wrale.metal.hw.base import FaultKind
 from wrale.shared.errors import InvalidRequestError
-from wrale.shared.policy import SecurityLevel
+from wrale.shared.policy import PowerPolicy, SecurityLevel, SecurityPolicy, ThermalPolicy
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,6 +38,20 @@ class FanOverrideBody(_Body):
 
     percent: Percent
     duration_s: Annotated[Number, Field(ge=1)] = 300.0
+
+
+class FreqCapBody(_Body):
+    """``PUT /v1/thermal/throttle``: cap the CPU frequency (40-100 %); ``null`` lifts it."""
+
+    max_freq_pct: Annotated[Number, Field(ge=40, le=100)] | None = None
+
+
+class PoliciesBody(_Body):
+    """``PUT /v1/policies``: each policy given replaces the running one, whole."""
+
+    thermal: ThermalPolicy | None = None
+    power: PowerPolicy | None = None
+    security: SecurityPolicy | None = None
 
 
 class ArmBody(_Body):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from wrale.metal.core import api
@@ -21,13 +20,15 @@ from wrale.metal.core.api_models import (
     EventQuery,
     FanOverrideBody,
     FaultBody,
+    FreqCapBody,
     GpioBody,
     HistoryQuery,
     LoadBody,
+    PoliciesBody,
     parse,
 )
 from wrale.metal.core.engine import MetalCore
-from wrale.metal.core.ports import Diagnostics
+from wrale.metal.core.ports import Diagnostics, JsonDict, MetalClient
 from wrale.shared.errors import (
     AuthError,
     ConflictError,
@@ -40,68 +41,14 @@ from wrale.shared.errors import (
 if TYPE_CHECKING:
     import httpx
 
-JsonDict = dict[str, Any]
-
-
-class MetalClient(Protocol):
-    """Everything the edge agent and the CLI ask of metald. Usable as ``async with``."""
-
-    async def health(self) -> JsonDict: ...
-    async def state(self) -> JsonDict: ...
-    async def thermal(self) -> JsonDict: ...
-    async def power(self) -> JsonDict: ...
-    async def security(self) -> JsonDict: ...
-    async def gpio(self) -> JsonDict: ...
-
-    async def set_fan(self, percent: float, duration_s: float = 300.0) -> JsonDict:
-        """Override the fan; ``UnsafeOperationError`` below the safety floor. Returns thermal."""
-        ...
-
-    async def clear_fan(self) -> JsonDict: ...
-    async def arm(self, level: str | None = None) -> JsonDict: ...
-    async def disarm(self) -> JsonDict: ...
-    async def gpio_write(self, line: str, value: int) -> JsonDict: ...
-    async def gpio_pwm(self, line: str, frequency_hz: float, duty_percent: float) -> JsonDict: ...
-    async def diag_tests(self) -> list[str]: ...
-    async def run_diag(self, tests: list[str] | None = None) -> list[JsonDict]: ...
-    async def diag_history(self, limit: int = 50) -> list[JsonDict]: ...
-
-    async def events(
-        self,
-        since_id: int | None = None,
-        limit: int = 100,
-        *,
-        types: list[str] | None = None,
-        min_severity: str | None = None,
-    ) -> list[JsonDict]:
-        """Stored events after ``since_id`` (oldest first), or else the latest ``limit``."""
-        ...
-
-    def stream_events(self, since_id: int | None = None) -> AsyncGenerator[JsonDict, None]:
-        """Live events (after the stored ones following ``since_id``, when given)."""
-        ...
-
-    async def sim_status(self) -> JsonDict: ...
-    async def sim_set_ambient(self, celsius: float) -> JsonDict: ...
-    async def sim_set_load(self, percent: float) -> JsonDict: ...
-
-    async def sim_inject_fault(
-        self, fault: str, duration_s: float | None = None, **params: Any
-    ) -> JsonDict: ...
-
-    async def sim_clear_faults(self, fault: str | None = None) -> JsonDict: ...
-    async def aclose(self) -> None: ...
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+__all__ = [
+    "DIAG_TIMEOUT_S",
+    "HttpMetalClient",
+    "InProcessMetalClient",
+    "JsonDict",
+    "MetalClient",
+    "error_from_response",
+]
 
 
 def _fault_body(fault: str, duration_s: float | None, params: dict[str, Any]) -> JsonDict:
@@ -109,6 +56,13 @@ def _fault_body(fault: str, duration_s: float | None, params: dict[str, Any]) ->
     if duration_s is not None:
         body["duration_s"] = duration_s
     return body
+
+
+def _policies_body(
+    thermal: JsonDict | None, power: JsonDict | None, security: JsonDict | None
+) -> JsonDict:
+    given = {"thermal": thermal, "power": power, "security": security}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _event_query(
@@ -154,6 +108,22 @@ class InProcessMetalClient(MetalClient):
 
     async def clear_fan(self) -> JsonDict:
         return await api.clear_fan(self.core)
+
+    async def set_throttle(self, max_freq_pct: float | None) -> JsonDict:
+        return await api.set_freq_cap(self.core, parse(FreqCapBody, {"max_freq_pct": max_freq_pct}))
+
+    async def policies(self) -> JsonDict:
+        return api.policies(self.core)
+
+    async def update_policies(
+        self,
+        *,
+        thermal: JsonDict | None = None,
+        power: JsonDict | None = None,
+        security: JsonDict | None = None,
+    ) -> JsonDict:
+        body = _policies_body(thermal, power, security)
+        return await api.update_policies(self.core, parse(PoliciesBody, body))
 
     async def arm(self, level: str | None = None) -> JsonDict:
         return await api.arm(self.core, parse(ArmBody, {"level": level}))
@@ -363,6 +333,23 @@ class HttpMetalClient(MetalClient):
 
     async def clear_fan(self) -> JsonDict:
         return await self._dict("DELETE", "/v1/thermal/fan")
+
+    async def set_throttle(self, max_freq_pct: float | None) -> JsonDict:
+        body = {"max_freq_pct": max_freq_pct}
+        return await self._dict("PUT", "/v1/thermal/throttle", body=body)
+
+    async def policies(self) -> JsonDict:
+        return await self._dict("GET", "/v1/policies")
+
+    async def update_policies(
+        self,
+        *,
+        thermal: JsonDict | None = None,
+        power: JsonDict | None = None,
+        security: JsonDict | None = None,
+    ) -> JsonDict:
+        body = _policies_body(thermal, power, security)
+        return await self._dict("PUT", "/v1/policies", body=body)
 
     async def arm(self, level: str | None = None) -> JsonDict:
         body = {} if level is None else {"level": level}

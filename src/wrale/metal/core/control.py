@@ -7,6 +7,7 @@ no clock. ``wrale.metal.core.engine`` applies the decisions to the hardware.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +22,8 @@ THROTTLE_FIRST_STEP_PCT = 90.0  # cap as soon as the critical temperature is rea
 THROTTLE_HARD_PCT = 40.0  # cap at and above the hard limit
 SENSOR_LOST_CAP_PCT = 70.0  # cap while the CPU temperature cannot be read
 LOAD_SHED_CAP_PCT = 60.0  # cap while shedding load on a low battery
+FIRMWARE_HARD_LIMIT_C = 85.0  # the Pi firmware throttles hard here whatever we say
+MIN_CRITICAL_BATTERY_PCT = 5.0  # below this a graceful shutdown may not finish
 
 
 class ThermalStatus(StrEnum):
@@ -255,6 +258,55 @@ def check_fan_override(
             f"{current.floor_pct:.0f} % until it cools down",
             floor_pct=current.floor_pct,
             status=current.status.value,
+        )
+
+
+def check_thermal_policy(policy: ThermalPolicy) -> None:
+    """Refuse a thermal policy that would weaken the safety rules (409, says which field).
+
+    The hard limit may not exceed the firmware's; the curve may not slow the fan as the
+    board heats up, and must already run the fan at the warning temperature (otherwise the
+    fan floor that protects a warm board would be zero).
+    """
+    if policy.cpu_hard_limit_c > FIRMWARE_HARD_LIMIT_C:
+        raise UnsafeOperationError(
+            f"refused: cpu_hard_limit_c {policy.cpu_hard_limit_c:g} °C is above the board's "
+            f"firmware limit of {FIRMWARE_HARD_LIMIT_C:g} °C",
+            path="thermal.cpu_hard_limit_c",
+            limit_c=FIRMWARE_HARD_LIMIT_C,
+        )
+    pwms = [p.pwm for p in policy.curve]
+    if any(b < a for a, b in itertools.pairwise(pwms)):
+        raise UnsafeOperationError(
+            "refused: the fan curve slows the fan as the temperature rises",
+            path="thermal.curve",
+        )
+    at_warning = [p.pwm for p in policy.curve if p.temp_c <= policy.cpu_warning_c]
+    if policy.profile is not FanProfile.MAX and max(at_warning, default=0) == 0:
+        raise UnsafeOperationError(
+            f"refused: the fan curve does not run the fan at the warning temperature "
+            f"({policy.cpu_warning_c:g} °C), which would remove the fan floor",
+            path="thermal.curve",
+        )
+
+
+def check_power_policy(policy: PowerPolicy) -> None:
+    """Refuse a power policy that would let the battery run flat before shutting down."""
+    if policy.critical_battery_pct < MIN_CRITICAL_BATTERY_PCT:
+        raise UnsafeOperationError(
+            f"refused: critical_battery_pct {policy.critical_battery_pct:g} % is below "
+            f"{MIN_CRITICAL_BATTERY_PCT:g} %, too little to shut down gracefully",
+            path="power.critical_battery_pct",
+        )
+
+
+def check_freq_cap(max_freq_pct: float | None) -> None:
+    """An operator's frequency cap: 40-100 % of full speed, or ``None`` to lift it."""
+    if max_freq_pct is None:
+        return
+    if not (math.isfinite(max_freq_pct) and THROTTLE_HARD_PCT <= max_freq_pct <= 100.0):
+        raise InvalidRequestError(
+            f"max_freq_pct must be between {THROTTLE_HARD_PCT:g} and 100", field="max_freq_pct"
         )
 
 

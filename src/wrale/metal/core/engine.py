@@ -98,6 +98,7 @@ class MetalCore:
         self._seq = 0
         self._decision: ThermalDecision = control.INITIAL_THERMAL
         self._override: FanOverride | None = None
+        self._freq_cap: float | None = None  # an operator's cap (can only lower frequency)
         self._battery = BatteryAction.NONE
         self._supply = SupplyWindow(self.power_policy)
         self._security = SecurityState(
@@ -127,6 +128,8 @@ class MetalCore:
                 lockdown=bool(saved.get("lockdown", False)),
             )
         self._last_tamper_at = await self._io(self.store.get_state, "last_tamper_at")
+        cap = await self._io(self.store.get_state, "freq_cap_pct")
+        self._freq_cap = float(cap) if isinstance(cap, int | float) else None
         for cfg in self.gpio_lines.values():
             await self._hw(
                 self.board.gpio.configure_line,
@@ -191,6 +194,13 @@ class MetalCore:
             if battery is BatteryAction.SHUTDOWN:
                 decision = replace(
                     decision, max_freq_pct=min(decision.max_freq_pct, control.LOAD_SHED_CAP_PCT)
+                )
+            cap = self._freq_cap
+            if cap is not None and cap < decision.max_freq_pct:
+                decision = replace(
+                    decision,
+                    max_freq_pct=cap,
+                    reasons=(*decision.reasons, f"operator cap: frequency at most {cap:g} %"),
                 )
             source = control.choose_source(readings.power, self.power_policy)
             tod = time.localtime(now)  # board local time, for the quiet hours
@@ -269,6 +279,7 @@ class MetalCore:
                 available=readings.available,
                 fan_failed=self._fan.failed,
                 last_tamper_at=self._last_tamper_at,
+                freq_cap_pct=self._freq_cap,
             )
             self.snapshot = snap
             self._prev = readings
@@ -455,7 +466,12 @@ class MetalCore:
         power: PowerPolicy | None = None,
         security: SecurityPolicy | None = None,
     ) -> None:
-        """Swap policy documents (validated already); the next step uses them."""
+        """Swap policy documents; the next step uses them. ``UnsafeOperationError`` (and
+        nothing changed) when one would weaken the safety rules."""
+        if thermal is not None:
+            control.check_thermal_policy(thermal)
+        if power is not None:
+            control.check_power_policy(power)
         if thermal is not None:
             self.thermal_policy = thermal
         if power is not None:
@@ -463,6 +479,52 @@ class MetalCore:
             self._supply.policy = power
         if security is not None:
             self.security_policy = security
+
+    async def apply_policies(
+        self,
+        *,
+        thermal: ThermalPolicy | None = None,
+        power: PowerPolicy | None = None,
+        security: SecurityPolicy | None = None,
+    ) -> Snapshot:
+        """``update_policies``, recorded as an event, then a step under the new policies."""
+        self.update_policies(thermal=thermal, power=power, security=security)
+        kinds = [
+            k
+            for k, doc in (("thermal", thermal), ("power", power), ("security", security))
+            if doc is not None
+        ]
+        if kinds:
+            await self._emit(
+                [
+                    self._event(
+                        EventType.POLICY_CHANGED,
+                        Severity.INFO,
+                        f"{', '.join(kinds)} policy updated",
+                        kinds=kinds,
+                    )
+                ]
+            )
+        return await self.tick()
+
+    async def set_freq_cap(self, max_freq_pct: float | None) -> Snapshot:
+        """Cap the CPU frequency at ``max_freq_pct`` (40-100 %), ``None`` to lift the cap.
+
+        The cap only ever lowers the frequency: the thermal loop's own throttling still
+        applies below it, so no cap can lift a safety throttle. Kept across restarts.
+        """
+        control.check_freq_cap(max_freq_pct)
+        self._freq_cap = None if max_freq_pct is None else float(max_freq_pct)
+        await self._io(self.store.set_state, "freq_cap_pct", self._freq_cap)
+        message = (
+            "operator frequency cap lifted"
+            if max_freq_pct is None
+            else f"operator frequency cap set to {max_freq_pct:g} %"
+        )
+        await self._emit(
+            [self._event(EventType.FREQ_CAP, Severity.INFO, message, max_freq_pct=self._freq_cap)]
+        )
+        return await self.tick()
 
     async def arm(self, level: SecurityLevel | None = None) -> Snapshot:
         self._security = replace(self._security, armed=True, level=level or self._security.level)
@@ -511,12 +573,16 @@ class MetalCore:
         if value not in (0, 1):
             raise InvalidRequestError("value must be 0 or 1", field="value")
         await self._hw(self.board.gpio.write_line, cfg.line, value)
+        if self._started:
+            await self.tick()  # the state the API shows includes the new level at once
         return await self._hw(self._line_state, cfg.line)
 
     async def gpio_pwm(self, name: str, frequency_hz: float, duty_pct: float) -> LineState:
         self._check_lockdown("driving GPIO")
         cfg = self._line(name)
         await self._hw(self.board.gpio.set_pwm, cfg.line, frequency_hz, duty_pct)
+        if self._started:
+            await self.tick()
         return await self._hw(self._line_state, cfg.line)
 
     async def gpio_read(self, name: str) -> LineState:

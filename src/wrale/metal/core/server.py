@@ -20,9 +20,11 @@ from wrale.metal.core.api_models import (
     EventQuery,
     FanOverrideBody,
     FaultBody,
+    FreqCapBody,
     GpioBody,
     HistoryQuery,
     LoadBody,
+    PoliciesBody,
     parse,
 )
 from wrale.metal.core.engine import MetalCore
@@ -150,6 +152,9 @@ class MetaldServer:
             ("GET", "/v1/gpio", self.get(api.gpio)),
             ("PUT", "/v1/thermal/fan", self.put_fan),
             ("DELETE", "/v1/thermal/fan", self.delete_fan),
+            ("PUT", "/v1/thermal/throttle", self.put_throttle),
+            ("GET", "/v1/policies", self.get(api.policies)),
+            ("PUT", "/v1/policies", self.put_policies),
             ("POST", "/v1/security/arm", self.arm),
             ("POST", "/v1/security/disarm", self.disarm),
             ("GET", "/v1/gpio/{line}", self.get_line),
@@ -192,6 +197,12 @@ class MetaldServer:
 
     async def delete_fan(self, request: Request) -> Response:
         return _ok(await api.clear_fan(self.core))
+
+    async def put_throttle(self, request: Request) -> Response:
+        return _ok(await api.set_freq_cap(self.core, parse(FreqCapBody, request.json())))
+
+    async def put_policies(self, request: Request) -> Response:
+        return _ok(await api.update_policies(self.core, parse(PoliciesBody, request.json())))
 
     async def arm(self, request: Request) -> Response:
         return _ok(await api.arm(self.core, parse(ArmBody, request.json())))

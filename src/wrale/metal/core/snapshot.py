@@ -42,6 +42,7 @@ class Snapshot:
     available: dict[str, bool]
     fan_failed: bool
     last_tamper_at: float | None
+    freq_cap_pct: float | None = None  # the operator's frequency cap, if any
 
     def thermal_dict(self) -> dict[str, Any]:
         d = self.decision
@@ -65,6 +66,7 @@ class Snapshot:
             "fan_failed": self.fan_failed,
             "throttled": d.throttled,
             "max_freq_pct": d.max_freq_pct,
+            "freq_cap_pct": self.freq_cap_pct,
             "status": d.status.value,
             "profile": self.profile.value,
             "override": None

@@ -133,6 +133,13 @@ def central(
         bool | None, typer.Option("--dev", help="development mode", show_default=False)
     ] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = None,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option(
+            help="also serve devices over this MQTT broker, e.g. mqtts://USER:PASS@HOST:8883"
+            " (optional /TOPIC-ROOT, ?ca_file=PATH, ?client_id=ID)"
+        ),
+    ] = None,
 ) -> None:
     """Run the central server: upgrade the schema, then serve the API and dashboard."""
     flags = {
@@ -142,6 +149,7 @@ def central(
         "data_dir": data_dir,
         "dev": dev,
         "log_level": log_level.upper() if log_level else None,
+        "mqtt_url": mqtt_url,
     }
     if ctx.invoked_subcommand is not None:
         ctx.obj = (config, flags)

@@ -1,0 +1,627 @@
+"""The central server's end of the MQTT device channel: broker messages ⇄ ``DeviceSession``.
+
+Every replica subscribes to the device → server topics through the shared subscription
+``$share/wrale-central/<root>/+/<kind>``, so the broker splits devices' messages between
+replicas. A ``hello`` opens a session (its ``secret`` authenticates the device); every other
+message attaches to the device's open session in ``device_sessions`` — opened here or on
+another replica. Messages of one device are handled in arrival order, those waiting
+together in one transaction (group commit), and acknowledged to the broker only after
+that (manual PUBACK): the broker's in-flight window (MQTT 5 Receive Maximum) bounds what
+this process holds. Replies and pushes go to ``<root>/<device_id>/<kind>``.
+
+Pushes: the bridge is the hub's fallback pusher (desired / command changes and quarantine
+of devices without a WebSocket here), and a sweep every heartbeat re-checks the sessions
+it has seen (revoked, quarantined, replaced; work queued through another replica).
+No state another replica needs is kept here: the session cache is only a shortcut and is
+re-checked against the database. The broker authenticates devices on their topics (see
+``fleet/sync/transport/mqtt.py``); a hello is authenticated by its secret here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from wrale.fleet.brain.channel.session import (
+    ChannelContext,
+    DeviceSession,
+    SessionEndedError,
+    check_sessions,
+    goodbye,
+)
+from wrale.fleet.brain.models.channel import ChannelSession
+from wrale.fleet.brain.models.commands import Command as QueuedCommand
+from wrale.fleet.brain.models.twin import DeviceTwin
+from wrale.fleet.brain.services import registry
+from wrale.fleet.sync.backoff import Backoff
+from wrale.fleet.sync.protocol import (
+    Goodbye,
+    Hello,
+    Message,
+    ProtocolError,
+    Welcome,
+    decode,
+    encode,
+)
+from wrale.fleet.sync.transport.base import require_secure
+from wrale.fleet.sync.transport.mqtt import (
+    CLOSED,
+    LOST,
+    QOS,
+    SOCKET_OPTIONS,
+    UP,
+    UP_TYPES,
+    BrokerUrl,
+    connect_properties,
+    parse_broker_url,
+    tls_context,
+)
+
+if TYPE_CHECKING:
+    import aiomqtt
+
+    from wrale.fleet.brain.channel.hub import ChannelHub
+
+log = logging.getLogger("wrale.central.mqtt")
+
+GROUP: Final = "wrale-central"
+DOWN_KINDS: Final = frozenset({"welcome", "ack", "desired", "cmd", "goodbye"})
+PUSH_KINDS: Final = {"twin.desired": "desired", "command.queued": "commands"}
+RETRIES: Final = (0.2, 1.0, 3.0)  # a transaction that fails is tried again after these
+HELD_RECHECK_S: Final = 0.1  # a quarantine seen on the bus before the database shows it…
+HELD_TRIES: Final = 50  # …is looked at again this often, this many times
+TRANSIENT: Final = ("locked", "busy", "connection", "serializ", "deadlock", "timeout")
+
+
+def transient(exc: DBAPIError) -> bool:
+    """A database error that trying again can cure."""
+    if exc.connection_invalidated:
+        return True
+    text = str(exc.orig).lower()
+    return any(w in text for w in TRANSIENT)
+
+
+class BridgeDownError(ConnectionError):
+    """The bridge has no connection to the broker now (what was not sent stays queued)."""
+
+
+@dataclass(slots=True)
+class _Item:
+    msg: Message
+    mid: int
+    generation: int  # which broker connection it came on (its mid is only valid there)
+
+
+@dataclass(slots=True)
+class _Lane:
+    """What waits for one device: broker messages in order, and pushes to make."""
+
+    items: list[_Item] = field(default_factory=list)
+    push: set[str] = field(default_factory=set)  # desired / commands / status
+    data: dict[str, Any] = field(default_factory=dict)  # the device.status event's
+
+
+@dataclass(slots=True)
+class _Cached:
+    session: DeviceSession
+    checked_at: float
+
+
+@dataclass
+class BridgeStats:
+    received: int = 0
+    published: int = 0
+    groups: int = 0
+    refused: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+
+
+class MqttBridge:
+    """Serve devices over an MQTT broker for this replica (start / stop with the app).
+
+    ``hub`` (optional): the bridge registers itself as the hub's fallback pusher, so desired
+    and command changes of devices without a WebSocket here reach them over MQTT.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        ctx: ChannelContext,
+        hub: ChannelHub | None = None,
+        *,
+        group: str = GROUP,
+        receive_maximum: int = 256,
+        workers: int = 4,
+        max_sessions: int = 50_000,
+        max_push_lanes: int = 100_000,
+        keepalive_s: int = 30,
+        recheck_s: float | None = None,
+    ) -> None:
+        self.broker: BrokerUrl = parse_broker_url(url)
+        require_secure(url, insecure=self.broker.insecure, what="the MQTT broker")
+        self._tls = tls_context(self.broker.ca_file) if self.broker.tls else None
+        self.ctx = ctx
+        self.hub = hub
+        self.group = group
+        self.receive_maximum = receive_maximum
+        self.workers = workers
+        self.max_sessions = max_sessions
+        self.max_push_lanes = max_push_lanes
+        self.keepalive_s = keepalive_s
+        self.recheck_s = recheck_s if recheck_s is not None else ctx.last_seen_every_s
+        self.client_id = self.broker.client_id or f"wrale-central-{ctx.replica}"
+        self.stats = BridgeStats()
+        self.backoff = Backoff(base_s=0.5, cap_s=30.0)  # between attempts to reach the broker
+        self.ready = asyncio.Event()  # connected and subscribed
+        self._client: aiomqtt.Client | None = None
+        self._generation = 0
+        self._lanes: dict[str, _Lane] = {}
+        self._scheduled: set[str] = set()
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._sessions: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stop = asyncio.Event()
+
+    # ------------------------------------------------------------------ life
+
+    async def start(self) -> None:
+        """Connect in the background (retrying with backoff) and start the workers."""
+        if self._tasks:
+            return
+        self._stop.clear()
+        self._tasks.append(asyncio.create_task(self._run(), name="wrale-mqtt-bridge"))
+        self._tasks.append(asyncio.create_task(self._sweeper(), name="wrale-mqtt-sweep"))
+        for i in range(self.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"wrale-mqtt-{i}"))
+        if self.hub is not None:
+            self.hub.set_fallback(self.push)
+        log.info("MQTT bridge to %s as %s", self.broker.redacted, self.client_id)
+
+    async def stop(self) -> None:
+        """Stop receiving; the devices' sessions stay open for the other replicas."""
+        if self.hub is not None:
+            self.hub.set_fallback(None)
+        self._stop.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self.ready.clear()
+
+    # ------------------------------------------------------------------ broker connection
+
+    def _new_client(self) -> aiomqtt.Client:
+        import aiomqtt
+
+        persistent = self.broker.client_id is not None
+        props = {"ReceiveMaximum": self.receive_maximum}
+        if persistent:  # a named replica gets what it had not acknowledged after a restart
+            props["SessionExpiryInterval"] = 3600
+        return aiomqtt.Client(
+            self.broker.host,
+            self.broker.port,
+            identifier=self.client_id,
+            username=self.broker.username,
+            password=self.broker.password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=not persistent,
+            properties=connect_properties(**props),
+            tls_context=self._tls,
+            keepalive=self.keepalive_s,
+            socket_options=SOCKET_OPTIONS,
+        )
+
+    async def _run(self) -> None:
+        import aiomqtt
+
+        backoff = self.backoff
+        while not self._stop.is_set():
+            client = self._new_client()
+            # PUBACK only after the commit: aiomqtt does not expose paho's manual acks
+            client._client.manual_ack_set(True)
+            try:
+                async with client:
+                    self._generation += 1
+                    self._client = client
+                    await client.subscribe(
+                        [(f"$share/{self.group}/{self.broker.root}/+/{k}", QOS) for k in UP]
+                    )
+                    self.ready.set()
+                    backoff.reset()
+                    log.info("MQTT bridge subscribed on %s", self.broker.redacted)
+                    async for raw in client.messages:
+                        self._receive(raw)
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT bridge: broker %s: %s", self.broker.redacted, exc)
+            finally:
+                self.ready.clear()
+                self._client = None
+            if self._stop.is_set():
+                return
+            self.stats.reconnects += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), backoff.next_delay())
+
+    def _receive(self, raw: aiomqtt.Message) -> None:
+        self.stats.received += 1
+        where = self.broker.split(raw.topic.value)
+        msg: Message | None = None
+        if where is not None and where[1] in UP_TYPES:
+            try:
+                payload = raw.payload if isinstance(raw.payload, bytes | str) else b""
+                msg = decode(payload)
+                if not isinstance(msg, UP_TYPES[where[1]]):
+                    raise ProtocolError(f"a {msg.T!r} frame on the {where[1]!r} topic")
+            except ProtocolError as exc:
+                log.info("MQTT: dropping a bad frame on %s: %s", raw.topic.value, exc)
+                msg = None
+        if where is None or msg is None:
+            self.stats.dropped += 1
+            self._ack(raw.mid, self._generation)
+            return
+        lane = self._lane(where[0])
+        lane.items.append(_Item(msg, raw.mid, self._generation))
+
+    def _ack(self, mid: int, generation: int) -> None:
+        client = self._client
+        if client is None or generation != self._generation or mid <= 0:
+            return  # that connection is gone; the broker forgets its in-flight messages
+        client._client.ack(mid, QOS)
+
+    async def _publish(self, device_id: str, msg: Message) -> None:
+        import aiomqtt
+
+        if msg.T not in DOWN_KINDS:
+            raise ProtocolError(f"the server does not send {msg.T!r}")
+        client = self._client
+        if client is None:
+            raise BridgeDownError("the MQTT broker is not connected")
+        try:
+            await client.publish(self.broker.topic(device_id, msg.T), encode(msg), qos=QOS)
+        except aiomqtt.MqttError as exc:
+            raise BridgeDownError(f"MQTT publish failed: {exc}") from None
+        self.stats.published += 1
+
+    def _sender(self, device_id: str) -> Callable[[Message], Any]:
+        async def send(msg: Message) -> None:
+            await self._publish(device_id, msg)
+
+        return send
+
+    # ------------------------------------------------------------------ lanes
+
+    def _lane(self, device_id: str) -> _Lane:
+        lane = self._lanes.get(device_id)
+        if lane is None:
+            lane = self._lanes[device_id] = _Lane()
+        if device_id not in self._scheduled:
+            self._scheduled.add(device_id)
+            self._queue.put_nowait(device_id)
+        return lane
+
+    async def push(self, kind: str, device_id: str, data: dict[str, Any]) -> None:
+        """The hub's fallback: ``twin.desired`` / ``command.queued`` / ``device.status`` of a
+        device with no WebSocket session on this replica."""
+        self._enqueue(kind, device_id, data)
+
+    def _enqueue(self, kind: str, device_id: str, data: dict[str, Any]) -> None:
+        if kind in PUSH_KINDS:
+            what = PUSH_KINDS[kind]
+        elif kind == "device.status" and data.get("status") in registry.HELD_STATUSES:
+            what = "status"
+        else:
+            return
+        if device_id not in self._lanes and len(self._lanes) >= self.max_push_lanes:
+            self.stats.dropped += 1  # the sweep of cached sessions catches up
+            return
+        lane = self._lane(device_id)
+        lane.push.add(what)
+        if what == "status":
+            lane.data = dict(data)
+
+    async def _worker(self) -> None:
+        while True:
+            device_id = await self._queue.get()
+            lane = self._lanes.pop(device_id, None)
+            try:
+                if lane is not None:
+                    await self._serve(device_id, lane)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("MQTT: device %s: handling failed", device_id)
+            finally:
+                if lane is not None:
+                    for item in lane.items:
+                        self._ack(item.mid, item.generation)
+                if device_id in self._lanes:
+                    self._queue.put_nowait(device_id)  # more arrived meanwhile
+                else:
+                    self._scheduled.discard(device_id)
+
+    async def _serve(self, device_id: str, lane: _Lane) -> None:
+        """Handle one device's waiting messages in order, then its pushes."""
+        run: list[Message] = []
+        for item in lane.items:
+            msg = item.msg
+            if isinstance(msg, Hello | Goodbye):
+                await self._handle_run(device_id, run)
+                run = []
+                if isinstance(msg, Hello):
+                    await self._hello(device_id, msg)
+                else:
+                    await self._device_goodbye(device_id, msg)
+            else:
+                run.append(msg)
+        await self._handle_run(device_id, run)
+        if lane.push:
+            await self._pushes(device_id, lane)
+
+    # ------------------------------------------------------------------ device → server
+
+    async def _hello(self, device_id: str, hello: Hello) -> None:
+        if hello.device_id != device_id:
+            log.warning(
+                "MQTT: a hello for %r on the topic of %r ignored", hello.device_id, device_id
+            )
+            return
+        self._forget(device_id)
+        s = DeviceSession(self.ctx, self._sender(device_id), transport="mqtt")
+        first = await self._retrying(lambda: s.open(hello, hello.secret, remote="mqtt"))
+        if isinstance(first, Goodbye):
+            self.stats.refused += 1
+            await self._safe_publish(device_id, replace(first, session=hello.session))
+            return
+        if not isinstance(first, Welcome):
+            raise ProtocolError(f"the session answered hello with {first.T!r}")
+        # the device matches replies to its hello's session
+        await self._publish(device_id, replace(first, session=hello.session))
+        self._cache(device_id, s)
+        await s.deliver()
+
+    async def _device_goodbye(self, device_id: str, bye: Goodbye) -> None:
+        """The device closed (``closed``) or the broker lost it (its will, ``lost``)."""
+        if not bye.session:
+            return
+        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id, bye.session)
+        if s is None:
+            return  # that session had ended already (replaced by a newer hello, say)
+        self._forget(device_id)
+        await s.close(bye.code if bye.code in (CLOSED, LOST) else "disconnected")
+
+    async def _handle_run(self, device_id: str, msgs: list[Message]) -> None:
+        if not msgs:
+            return
+        s = await self._session(device_id)
+        if s is None:
+            return
+        self.stats.groups += 1
+        try:
+            await self._retrying(lambda: s.handle(msgs))
+        except SessionEndedError as exc:
+            await self._end(device_id, s, exc.goodbye)
+        except ProtocolError as exc:
+            log.info("MQTT: device %s: %s", device_id, exc)
+
+    async def _session(self, device_id: str) -> DeviceSession | None:
+        """The device's open session (cached or attached), or None after saying why."""
+        now = self.ctx.clock()
+        cached = self._sessions.get(device_id)
+        if cached is not None:
+            if now - cached.checked_at < self.recheck_s and cached.session.open_:
+                self._sessions.move_to_end(device_id)
+                return cached.session
+            async with self.ctx.db.session() as db:
+                verdict = (await check_sessions(db, [cached.session.id], now)).get(
+                    cached.session.id
+                )
+            if verdict is None:
+                cached.checked_at = now
+                self._sessions.move_to_end(device_id)
+                return cached.session
+            self._forget(device_id)
+            if verdict.code not in ("replaced", "shutdown"):
+                await self._end(device_id, cached.session, verdict)
+                return None
+        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id)
+        if s is not None:
+            self._cache(device_id, s)
+            return s
+        await self._no_session(device_id, now)
+        return None
+
+    async def _no_session(self, device_id: str, now: float) -> None:
+        """Tell a device that talks without an open session to say hello again (through
+        the session it last had: the one it listens to)."""
+        async with self.ctx.db.session() as db:
+            sid = await db.scalar(
+                select(ChannelSession.id)
+                .where(ChannelSession.device_id == device_id)
+                .order_by(ChannelSession.opened_at.desc())
+                .limit(1)
+            )
+            verdict = (await check_sessions(db, [sid], now)).get(sid) if sid else None
+        self.stats.refused += 1
+        if sid is None:
+            log.info("MQTT: device %s talks without a session; ignored", device_id)
+            return
+        bye = verdict or goodbye("protocol", "no open session: send hello", session=sid)
+        await self._safe_publish(device_id, bye)
+
+    async def _end(self, device_id: str, s: DeviceSession, bye: Goodbye) -> None:
+        self._forget(device_id)
+        await s.end(bye)
+        await s.close(bye.code)
+
+    # ------------------------------------------------------------------ server → device
+
+    async def _pushes(self, device_id: str, lane: _Lane) -> None:
+        if "status" in lane.push:
+            await self._held(device_id, lane.data)
+            lane.push.discard("status")
+        if not lane.push:
+            return
+        s = await self._mqtt_session(device_id)
+        if s is None:
+            return
+        await s.deliver(desired="desired" in lane.push, cmds="commands" in lane.push)
+
+    async def _held(self, device_id: str, data: dict[str, Any]) -> None:
+        """End the device's MQTT session once the database says it is quarantined or held.
+
+        The event may come before its transaction commits: the Goodbye waits for the
+        committed status, so the device's next hello is refused, not welcomed."""
+        s = await self._mqtt_session(device_id)
+        if s is None:
+            return
+        async with self.ctx.db.session() as db:
+            verdict = (await check_sessions(db, [s.id], self.ctx.clock())).get(s.id)
+        if verdict is not None:
+            await self._end(device_id, s, verdict)
+            return
+        tries = int(data.get("_tries", 0))
+        if tries < HELD_TRIES:  # not committed yet (or already lifted): look again soon
+            again = {**data, "_tries": tries + 1}
+            asyncio.get_running_loop().call_later(
+                HELD_RECHECK_S, self._enqueue, "device.status", device_id, again
+            )
+
+    async def _mqtt_session(self, device_id: str) -> DeviceSession | None:
+        """The device's open MQTT session (never one of another transport)."""
+        cached = self._sessions.get(device_id)
+        if cached is not None and cached.session.open_:
+            return cached.session
+        async with self.ctx.db.session() as db:
+            sid = await db.scalar(
+                select(ChannelSession.id)
+                .where(
+                    ChannelSession.device_id == device_id,
+                    ChannelSession.closed_at.is_(None),
+                    ChannelSession.transport == "mqtt",
+                )
+                .order_by(ChannelSession.opened_at.desc())
+                .limit(1)
+            )
+        if sid is None:
+            return None
+        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id, sid)
+        if s is not None:
+            self._cache(device_id, s)
+        return s
+
+    async def _sweeper(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.channel_heartbeat_s)
+            try:
+                await self.sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("MQTT bridge sweep failed")
+
+    async def sweep(self) -> int:
+        """Re-check the cached sessions: end those that may not continue (revoked,
+        quarantined, held, deleted), forget replaced ones and those silent past the offline
+        limit, and push desired / commands changed through a replica without a bridge."""
+        now = self.ctx.clock()
+        cached = {c.session.id: c.session for c in list(self._sessions.values())}
+        if not cached:
+            return 0
+        ids = list(cached)
+        devices = [s.device_id for s in cached.values()]
+        versions: dict[str, int] = {}
+        queued: set[str] = set()
+        async with self.ctx.db.session() as db:
+            verdicts = await check_sessions(db, ids, now)
+            rows = await db.execute(
+                select(ChannelSession.id, ChannelSession.last_seen_at).where(
+                    ChannelSession.id.in_(ids)
+                )
+            )
+            seen = {str(sid): float(at) for sid, at in rows}
+            for i in range(0, len(devices), 500):
+                chunk = devices[i : i + 500]
+                rows = await db.execute(
+                    select(DeviceTwin.device_id, DeviceTwin.desired_version).where(
+                        DeviceTwin.device_id.in_(chunk)
+                    )
+                )
+                versions.update({str(d): int(v) for d, v in rows})
+                found = await db.scalars(
+                    select(QueuedCommand.device_id)
+                    .where(
+                        QueuedCommand.device_id.in_(chunk),
+                        QueuedCommand.status == "queued",
+                        QueuedCommand.deadline > now,
+                    )
+                    .distinct()
+                )
+                queued.update(found)
+        ended = 0
+        for sid, s in cached.items():
+            bye = verdicts.get(sid)
+            if bye is not None:
+                self._forget(s.device_id)
+                if bye.code not in ("replaced", "shutdown"):
+                    ended += 1
+                    await self._end(s.device_id, s, bye)
+                continue
+            if now - float(seen.get(sid) or now) > self.ctx.settings.offline_after_s:
+                self._forget(s.device_id)
+                continue
+            if versions.get(s.device_id, 0) > s.desired_sent:
+                await self.push("twin.desired", s.device_id, {})
+            if s.device_id in queued:
+                await self.push("command.queued", s.device_id, {})
+        return ended
+
+    # ------------------------------------------------------------------ helpers
+
+    def _cache(self, device_id: str, s: DeviceSession) -> None:
+        self._sessions[device_id] = _Cached(s, self.ctx.clock())
+        self._sessions.move_to_end(device_id)
+        while len(self._sessions) > self.max_sessions:
+            self._sessions.popitem(last=False)
+
+    def _forget(self, device_id: str) -> None:
+        self._sessions.pop(device_id, None)
+
+    async def _safe_publish(self, device_id: str, msg: Message) -> None:
+        try:
+            await self._publish(device_id, msg)
+        except BridgeDownError as exc:
+            log.info("MQTT: could not tell device %s %s: %s", device_id, msg.T, exc)
+
+    async def _retrying(self, fn: Callable[[], Any]) -> Any:
+        """``fn()`` again after a short wait when the database failed for a passing reason
+        (a busy SQLite, a lost PostgreSQL connection, a serialisation conflict); anything
+        else is raised at once."""
+        for delay in (*RETRIES, None):
+            try:
+                return await fn()
+            except DBAPIError as exc:
+                if delay is None or not transient(exc):
+                    raise
+                log.warning("MQTT: database busy (%s); trying again in %.1f s", exc.orig, delay)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    @property
+    def sessions_cached(self) -> int:
+        return len(self._sessions)
+
+    @property
+    def waiting(self) -> int:
+        """Broker messages held (bounded by the Receive Maximum) plus lanes with pushes."""
+        return sum(len(lane.items) for lane in self._lanes.values())
