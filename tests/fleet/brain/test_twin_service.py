@@ -241,6 +241,12 @@ async def test_writes_reports_conflicts_and_validation(database: Database) -> No
     async with database.session() as s:
         t = await twin.get_twin(s, admin.tenant_id, ids["a"])
         assert twin.twin_view(t)["in_sync"] is True
+        # a reinstalled board: its reported counter restarts and is believed again
+        await twin.agent_connected(s, dev, 0)
+        await twin.record_reported(s, dev, 1, {"agent_version": "1.1"}, 0, {}, 104.0)
+    async with database.session() as s:
+        t = await twin.get_twin(s, admin.tenant_id, ids["a"])
+        assert (t.reported_version, t.reported) == (1, {"agent_version": "1.1"})
         from sqlalchemy import select
 
         actions = (

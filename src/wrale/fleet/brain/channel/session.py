@@ -253,6 +253,7 @@ class DeviceSession:
             await registry.set_status(
                 s, device, "online", f"connected ({self.transport})", self.ctx.bus
             )
+            await twin.agent_connected(s, device, hello.reported_version)
             wanted = {k: v for k, v in hello.acked.items() if k in STREAMS}
             moved = await events.raise_marks(s, device, wanted, now)
             acked = await events.marks(s, device)

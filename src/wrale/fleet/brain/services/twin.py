@@ -491,6 +491,21 @@ async def set_config(
     return t
 
 
+async def agent_connected(session: AsyncSession, device: Device, reported_version: int) -> None:
+    """A new session says the agent's reported version: below the stored one means its
+    store was reset (a reinstalled board), so its counter restarts and the next report is
+    accepted instead of being ignored as stale."""
+    t = await _twin_row(session, device, lock=True)
+    if reported_version < t.reported_version:
+        log.info(
+            "device %s: the agent's reported version restarted at %d (was %d)",
+            device.id,
+            reported_version,
+            t.reported_version,
+        )
+        t.reported_version = reported_version
+
+
 async def record_reported(
     session: AsyncSession,
     device: Device,
