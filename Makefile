@@ -23,7 +23,7 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
 
-## demo: a simulated board with metald; prints its URL and key
+## demo: central server + 24 simulated boards in racks + scripted incidents; prints URL and login
 demo: $(RUN_STAMP)
 	$(BIN)/wrale demo
 

@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark, print each figure with its unit, write the results.
 
-BENCH_SECONDS shortens the measured windows (default 60, as the targets are stated).
+BENCH_SECONDS shortens the measured windows (default 60, as the targets are stated);
+the fleet benchmark's own knobs are BENCH_FLEET_* (see bench/fleet_bench.py).
 """
 
 from __future__ import annotations
@@ -11,20 +12,37 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import RESULTS, Figure, write_results
+from device_bench import run as run_device
+from fleet_bench import run as run_fleet
 from metald_bench import run as run_metald
 from telemetry_bench import run as run_telemetry
 
 
 def main() -> int:
     figures: list[Figure] = []
-    for name, bench in (("metald", run_metald), ("telemetry", run_telemetry)):
+    benches = (
+        ("metald", run_metald),
+        ("telemetry", run_telemetry),
+        ("device", run_device),
+        ("fleet", run_fleet),
+    )
+    failed = []
+    for name, bench in benches:
         print(f"== {name}", flush=True)
-        for figure in bench():
+        try:
+            results = bench()
+        except Exception as exc:  # one broken benchmark must not lose the others' figures
+            print(f"{name} benchmark FAILED: {type(exc).__name__}: {exc}", flush=True)
+            failed.append(name)
+            continue
+        for figure in results:
             print(figure.line(), flush=True)
             figures.append(figure)
     write_results(figures)
     print(f"written to {RESULTS}")
-    return 0
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

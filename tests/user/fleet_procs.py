@@ -136,6 +136,16 @@ class Central:
         assert r.status_code == 201, r.text
         return str(r.json()["token"])
 
+    def report_every_second(self) -> None:
+        """A fleet sampling policy: every board reports each second (one outbox row/s)."""
+        r = httpx.post(
+            f"{self.url}/api/v1/policies",
+            headers=self.headers(),
+            json={"scope_type": "fleet", "kind": "sampling", "document": {"report_interval_s": 1}},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+
     def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)
         try:

@@ -89,6 +89,7 @@ def test_no_loss_no_duplicates_across_crashes_and_a_network_cut(
     extra = {"WRALE_MQTT_URL": f"mqtt://127.0.0.1:{MQTT_PORT}"} if transport == "mqtt" else {}
     central = Central(tmp_path / "central", extra)
     central.start()
+    central.report_every_second()
     state = tmp_path / "sim"
     # boards reach the server (or the broker) only through a proxy the test can cut
     proxy = CuttableProxy(central.port if transport == "ws" else MQTT_PORT).start()
@@ -103,7 +104,7 @@ def test_no_loss_no_duplicates_across_crashes_and_a_network_cut(
         central.token(),
         "--state-dir",
         str(state),
-        "--prefix",
+        "--name-prefix",
         f"e2e-{transport}-{secrets.token_hex(3)}",
         "--log-level",
         "INFO",

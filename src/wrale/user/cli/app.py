@@ -6,9 +6,14 @@ import typer
 
 from wrale import __version__
 from wrale.user.cli.central import central_app
+from wrale.user.cli.commands import commands_app
 from wrale.user.cli.demo import demo
+from wrale.user.cli.enroll import register as register_device_commands
 from wrale.user.cli.fleet_commands import register as register_fleet_commands
 from wrale.user.cli.metal import metal_app
+from wrale.user.cli.sim import sim
+from wrale.user.cli.templates import templates_app
+from wrale.user.cli.twin import twin_app
 
 app = typer.Typer(
     help="Wrale Fleet: physical-first management of fleets of Raspberry Pi-class boards.",
@@ -18,7 +23,14 @@ app = typer.Typer(
 app.add_typer(metal_app, name="metal")
 app.add_typer(central_app, name="central")
 register_fleet_commands(app)
-app.command(help="Run a demo: a simulated board with metald (later: central + fleet).")(demo)
+register_device_commands(app)
+app.add_typer(twin_app, name="twin")
+app.add_typer(commands_app, name="commands")
+app.add_typer(templates_app, name="templates")
+app.command(help="Run the demo: a central server, a simulated fleet in racks, scripted incidents.")(
+    demo
+)
+app.command(help="Run N simulated boards (sim board + metal core + edge agent each).")(sim)
 
 
 @app.command(

@@ -40,7 +40,7 @@ DatabaseOpt = Annotated[
 DataDirOpt = Annotated[Path | None, typer.Option(help="where the SQLite file and key live")]
 
 
-def _settings(config: Path | None, **flags: Any) -> CentralSettings:
+def central_settings(config: Path | None, **flags: Any) -> CentralSettings:
     try:
         settings = load_settings(CentralSettings, config_file=config, flags=flags)
         if "database_url" not in settings.model_fields_set:
@@ -53,7 +53,7 @@ def _settings(config: Path | None, **flags: Any) -> CentralSettings:
     return settings
 
 
-async def _migrate(settings: CentralSettings) -> str | None:
+async def migrate_schema(settings: CentralSettings) -> str | None:
     from wrale.fleet.brain import schema
     from wrale.fleet.brain.db import Database
 
@@ -104,7 +104,7 @@ async def _serve(settings: CentralSettings) -> None:
                 )
 
     setup_logging(settings.log_level)
-    revision = await _migrate(settings)
+    revision = await migrate_schema(settings)
     app = create_app(settings, migrate=False)
     server = Server(
         uvicorn.Config(
@@ -154,7 +154,7 @@ def central(
     if ctx.invoked_subcommand is not None:
         ctx.obj = (config, flags)
         return
-    settings = _settings(config, **flags)
+    settings = central_settings(config, **flags)
     asyncio.run(_serve(settings))
 
 
@@ -170,8 +170,8 @@ def migrate(
     flags = dict(parent[1])
     flags["database_url"] = database_url or flags.get("database_url")
     flags["data_dir"] = data_dir or flags.get("data_dir")
-    settings = _settings(config or parent[0], **flags)
-    revision = asyncio.run(_migrate(settings))
+    settings = central_settings(config or parent[0], **flags)
+    revision = asyncio.run(migrate_schema(settings))
     typer.echo(f"database schema at revision {revision}")
 
 
@@ -187,7 +187,7 @@ central_app.add_typer(tenants_app, name="tenants")
 
 def _tenant_settings(ctx: typer.Context) -> CentralSettings:
     parent: tuple[Path | None, dict[str, Any]] = ctx.obj or (None, {})
-    return _settings(parent[0], **parent[1])
+    return central_settings(parent[0], **parent[1])
 
 
 def _run_db(ctx: typer.Context, fn: Any) -> Any:
