@@ -6,6 +6,8 @@ PostgreSQL; nothing another replica needs is kept in process memory.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +20,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+
+class DatabaseBusyError(Exception):
+    """The database was too busy to serve this in time (``Database.serial_session``)."""
 
 
 class Database:
@@ -40,6 +46,9 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._lock_owner: asyncio.Task[Any] | None = None
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -51,6 +60,44 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def serial_session(
+        self, *, max_wait_s: float | None = None
+    ) -> AsyncIterator[AsyncSession]:
+        """``session()``, but on SQLite one at a time per process (PostgreSQL: no lock).
+
+        SQLite has one writer: many concurrent write transactions each hold a pooled
+        connection while the file lock busy-waits, starving the pool. Callers that write
+        often (the device channel) queue here on an asyncio lock instead, holding no
+        connection while they wait. Re-entrant within one task. ``DatabaseBusyError`` when
+        the turn came after more than ``max_wait_s`` (the caller's peer may be gone)."""
+        if not self.is_sqlite:
+            async with self.session() as s:
+                yield s
+            return
+        me = asyncio.current_task()
+        lock = self._serial_lock()
+        if me is not None and self._lock_owner is me:
+            async with self.session() as s:
+                yield s
+            return
+        queued = time.monotonic()
+        async with lock:
+            if max_wait_s is not None and time.monotonic() - queued > max_wait_s:
+                raise DatabaseBusyError(f"waited over {max_wait_s:g} s for the database")
+            self._lock_owner = me
+            try:
+                async with self.session() as s:
+                    yield s
+            finally:
+                self._lock_owner = None
+
+    def _serial_lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        if self._lock is None or self._lock_loop is not loop:
+            self._lock, self._lock_loop, self._lock_owner = asyncio.Lock(), loop, None
+        return self._lock
 
     async def ping(self) -> bool:
         try:

@@ -54,7 +54,7 @@ from wrale.fleet.brain.channel.checks import (
     held_goodbye,
 )
 from wrale.fleet.brain.channel.events import clean_text, strip_nul
-from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.db import Database, DatabaseBusyError
 from wrale.fleet.brain.models import Device, DeviceCredential
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.channel import ChannelSession
@@ -110,6 +110,18 @@ class ChannelContext:
     replica: str = field(default_factory=lambda: f"replica-{new_id()[-12:]}")
     clock: Callable[[], float] = time.time
     on_points: Callable[[int], None] | None = None  # stored telemetry points (metrics)
+    open_max_wait_s: float = 5.0  # a Hello that waited longer for SQLite is told to retry
+    group_commit: bool | None = None  # frames of many sessions in one transaction (None: SQLite)
+    _committer: GroupCommitter | None = field(default=None, init=False, repr=False)
+
+    def committer(self) -> GroupCommitter | None:
+        """The process's group-commit queue, or None when sessions commit alone."""
+        on = self.db.is_sqlite if self.group_commit is None else self.group_commit
+        if not on:
+            return None
+        if self._committer is None or not self._committer.usable():
+            self._committer = GroupCommitter(self.db)
+        return self._committer
 
     @property
     def last_seen_every_s(self) -> float:
@@ -204,7 +216,18 @@ class DeviceSession:
         if not secret:
             return goodbye("unauthorized", "a device credential is required", retry=False)
         out: BusOut = []
-        async with self.ctx.db.session() as s:
+        try:
+            return await self._open(hello, secret, remote, now, out)
+        except DatabaseBusyError:
+            log.info("device channel: %r told to come back: too busy", hello.device_id[:64])
+            return goodbye("shutdown", "the server is busy; reconnect later", retry=True)
+
+    async def _open(
+        self, hello: Hello, secret: str, remote: str | None, now: float, out: BusOut
+    ) -> Welcome | Goodbye:
+        # the agent gives up on a Hello after 10 s: opening for a device that left only
+        # lengthens the queue, so a Hello that waited too long is told to come back
+        async with self.ctx.db.serial_session(max_wait_s=self.ctx.open_max_wait_s) as s:
             try:
                 device = await enrollment.authenticate_device(s, hello.device_id, secret)
             except AuthError as exc:
@@ -310,7 +333,7 @@ class DeviceSession:
         """The device's open session (``session_id``, or its newest open one) rebuilt from
         its row, on any replica; None when there is none that may continue."""
         now = ctx.clock()
-        async with ctx.db.session() as s:
+        async with ctx.db.serial_session() as s:
             stmt = select(ChannelSession).where(
                 ChannelSession.device_id == device_id, ChannelSession.closed_at.is_(None)
             )
@@ -357,7 +380,7 @@ class DeviceSession:
             msgs: list[Message] = []
             due_ids: list[str] = []
             version = self.desired_sent
-            async with self.ctx.db.session() as s:
+            async with self.ctx.db.serial_session() as s:
                 device = await s.get(Device, self.device_id)
                 if device is None:
                     return 0
@@ -374,7 +397,7 @@ class DeviceSession:
                 await self.emit(m)
             if not msgs:
                 return 0
-            async with self.ctx.db.session() as s:
+            async with self.ctx.db.serial_session() as s:
                 if due_ids:
                     await commands.mark_sent(s, due_ids, now, self.ctx.bus)
                 if version > self.desired_sent:
@@ -399,8 +422,12 @@ class DeviceSession:
             raise ProtocolError("no open session: send hello first")
         if not msgs:
             return
+        committer = self.ctx.committer()
         try:
-            acks, out, points = await self._handle_group(msgs)
+            if committer is not None:
+                acks, out, points = await committer.submit(self, msgs)
+            else:
+                acks, out, points = await self._handle_group(msgs)
         except WraleError as exc:
             if len(msgs) > 1:
                 for m in msgs:
@@ -417,50 +444,62 @@ class DeviceSession:
             await self.emit(ack)
 
     async def _handle_group(self, msgs: Sequence[Message]) -> tuple[list[Ack], BusOut, int]:
-        now = self.ctx.clock()
-        acks: list[Ack] = []
-        out: BusOut = []
-        points = 0
-        async with self.ctx.db.session() as s:
-            device = await s.get(Device, self.device_id)
-            if device is None:
-                raise SessionEndedError(
-                    goodbye("revoked", "the device was deleted", retry=False, session=self.id)
-                )
-            for m in msgs:
-                if isinstance(m, TelemetryBatch):
-                    ack, stored = await self._telemetry(s, device, m, now, out)
-                    acks.append(ack)
-                    points += stored
-                elif isinstance(m, EventsBatch):
-                    acks.append(await self._events(s, device, m, now, out))
-                elif isinstance(m, Reported):
-                    await twin.record_reported(
-                        s,
-                        device,
-                        m.version,
-                        strip_nul(m.doc),
-                        m.applied_desired_version,
-                        strip_nul(m.rejected),
-                        now,
-                        self.ctx.bus,
-                    )
-                elif isinstance(m, CommandResult):
-                    reason, result = strip_nul(m.reason), strip_nul(m.result)
-                    await commands.record_result(
-                        s, device, m.id, m.status, reason, result, now, self.ctx.bus
-                    )
-                elif isinstance(m, Status):
-                    self.mode = clean_text(m.mode, 16)
-                    out.append((device.tenant_id, "device.live", self._live(m)))
-                else:
-                    raise ProtocolError(f"a {m.T!r} frame has no place in an open session")
-            await self._touch(s, device, now, out)
-            held = await held_goodbye(s, device, self.id)
+        async with self.ctx.db.serial_session() as s:
+            acks, out, points, held = await self._group_in(s, msgs, self.ctx.clock())
         if held is not None:
             self._publish(out)
             raise SessionEndedError(held)
         return acks, out, points
+
+    async def _group_in(
+        self, s: AsyncSession, msgs: Sequence[Message], now: float
+    ) -> tuple[list[Ack], BusOut, int, Goodbye | None]:
+        """The frames' work inside the caller's transaction (nothing is sent)."""
+        acks: list[Ack] = []
+        out: BusOut = []
+        points = 0
+        device = await s.get(Device, self.device_id)
+        if device is None:
+            raise SessionEndedError(
+                goodbye("revoked", "the device was deleted", retry=False, session=self.id)
+            )
+        for m in msgs:
+            if isinstance(m, TelemetryBatch):
+                ack, stored = await self._telemetry(s, device, m, now, out)
+                acks.append(ack)
+                points += stored
+            elif isinstance(m, EventsBatch):
+                acks.append(await self._events(s, device, m, now, out))
+            elif isinstance(m, Reported):
+                await twin.record_reported(
+                    s,
+                    device,
+                    m.version,
+                    strip_nul(m.doc),
+                    m.applied_desired_version,
+                    strip_nul(m.rejected),
+                    now,
+                    self.ctx.bus,
+                )
+            elif isinstance(m, CommandResult):
+                reason, result = strip_nul(m.reason), strip_nul(m.result)
+                await commands.record_result(
+                    s, device, m.id, m.status, reason, result, now, self.ctx.bus
+                )
+            elif isinstance(m, Status):
+                self.mode = clean_text(m.mode, 16)
+                out.append((device.tenant_id, "device.live", self._live(m)))
+            else:
+                raise ProtocolError(f"a {m.T!r} frame has no place in an open session")
+        await self._touch(s, device, now, out)
+        held = await held_goodbye(s, device, self.id)
+        return acks, out, points, held
+
+    def _state(self) -> tuple[str, float, str]:
+        return self.mode, self._last_seen_written, self._mode_written
+
+    def _restore(self, state: tuple[str, float, str]) -> None:
+        self.mode, self._last_seen_written, self._mode_written = state
 
     async def _telemetry(
         self, s: AsyncSession, device: Device, m: TelemetryBatch, now: float, out: BusOut
@@ -566,7 +605,7 @@ class DeviceSession:
         self.ended.set()
         now = self.ctx.clock()
         try:
-            async with self.ctx.db.session() as s:
+            async with self.ctx.db.serial_session() as s:
                 await s.execute(
                     update(ChannelSession)
                     .where(ChannelSession.id == self.id, ChannelSession.closed_at.is_(None))
@@ -593,3 +632,97 @@ class DeviceSession:
             log.exception(
                 "device %s: could not record the end of session %s", self.device_id, self.id
             )
+
+
+# ----------------------------------------------------------------------------- group commit
+
+_Result = tuple[list[Ack], BusOut, int]
+GROUP_SESSIONS_MAX = 256  # sessions' frame groups committed in one transaction
+
+
+@dataclass
+class _Item:
+    session: DeviceSession
+    msgs: Sequence[Message]
+    done: asyncio.Future[_Result]
+
+
+class GroupCommitter:
+    """Frames of many sessions in one transaction (SQLite's single writer: one commit and
+    one fsync for every device waiting, instead of one each).
+
+    ``submit`` queues a session's frame group and waits for its result, which is handed
+    back only after the commit (so Acks still follow what is durably stored). While one
+    transaction commits, the next groups gather. If a shared transaction fails, it is
+    rolled back and each group is redone in its own transaction, so one device's bad
+    frame does not fail the others."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._queue: list[_Item] = []
+        self._loop = asyncio.get_running_loop()
+        self._worker: asyncio.Task[None] | None = None
+
+    def usable(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    async def submit(self, session: DeviceSession, msgs: Sequence[Message]) -> _Result:
+        done: asyncio.Future[_Result] = self._loop.create_future()
+        self._queue.append(_Item(session, msgs, done))
+        if self._worker is None or self._worker.done():
+            self._worker = self._loop.create_task(self._run(), name="wrale-group-commit")
+        return await done
+
+    async def _run(self) -> None:
+        while self._queue:
+            batch, self._queue = (
+                self._queue[:GROUP_SESSIONS_MAX],
+                self._queue[GROUP_SESSIONS_MAX:],
+            )
+            batch = [i for i in batch if not i.done.done()]  # a cancelled caller
+            if batch:
+                try:
+                    await self._commit(batch)
+                except asyncio.CancelledError:
+                    for i in batch:
+                        if not i.done.done():
+                            i.done.cancel()
+                    raise
+                except Exception as exc:  # handed to every waiter
+                    for i in batch:
+                        if not i.done.done():
+                            i.done.set_exception(exc)
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        saved = [i.session._state() for i in batch]
+        results: list[tuple[list[Ack], BusOut, int, Goodbye | None]] = []
+        try:
+            async with self.db.serial_session() as s:
+                now = batch[0].session.ctx.clock()
+                for i in batch:
+                    results.append(await i.session._group_in(s, i.msgs, now))
+        except Exception:  # redo each group alone; its own error goes to its own waiter
+            if len(batch) == 1:
+                raise
+            for i, state in zip(batch, saved, strict=True):
+                i.session._restore(state)
+                try:
+                    r = await i.session._handle_group(i.msgs)
+                except Exception as exc:  # handed to its waiter
+                    if not i.done.done():
+                        i.done.set_exception(exc)
+                else:
+                    if not i.done.done():
+                        i.done.set_result(r)
+            return
+        for i, (acks, out, points, held) in zip(batch, results, strict=True):
+            if i.done.done():
+                continue
+            if held is not None:
+                i.session._publish(out)
+                i.done.set_exception(SessionEndedError(held))
+            else:
+                i.done.set_result((acks, out, points))
