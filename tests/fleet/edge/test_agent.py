@@ -25,6 +25,7 @@ from wrale.shared.clock import SystemClock
 from wrale.shared.config import SimSettings
 
 KEY = "edge-test-key-0123456789"
+INLINE = pytest.mark.parametrize("device", [False, True], ids=["thread", "inline"], indirect=True)
 
 
 @pytest.fixture
@@ -33,8 +34,12 @@ async def central() -> FakeCentral:
 
 
 @pytest.fixture
-async def device(tmp_path: Path, central: FakeCentral) -> AsyncIterator[Device]:
-    d = Device(tmp_path, central)
+async def device(
+    request: pytest.FixtureRequest, tmp_path: Path, central: FakeCentral
+) -> AsyncIterator[Device]:
+    """A device whose agent calls its store in a thread, or (param ``True``) on the loop
+    (``store_inline``, as the simulated fleet does)."""
+    d = Device(tmp_path, central, store_inline=getattr(request, "param", False))
     await d.start_metal()
     yield d
     await d.aclose()
@@ -65,6 +70,7 @@ def drained(device: Device) -> bool:
     )
 
 
+@INLINE
 async def test_no_loss_no_duplicates_across_a_cut_link_and_a_restart(
     device: Device, central: FakeCentral
 ) -> None:
@@ -109,6 +115,7 @@ async def test_no_loss_no_duplicates_across_a_cut_link_and_a_restart(
     assert status.dropped == {"telemetry": 0, "events": 0}
 
 
+@INLINE
 async def test_a_lost_batch_is_resent_after_the_servers_gap_ack(
     device: Device, central: FakeCentral
 ) -> None:
@@ -254,6 +261,7 @@ async def test_an_unsafe_desired_value_is_rejected_with_the_reason(
     assert reported.doc["fan"]["override_pct"] is None
 
 
+@INLINE
 async def test_commands_run_once_with_their_lifecycle(device: Device, central: FakeCentral) -> None:
     agent = await device.start_agent()
     await eventually(lambda: central.conn is not None, "connected")

@@ -26,7 +26,9 @@ def test_rows_leave_only_when_acknowledged_and_survive_a_restart(tmp_path: Path)
     assert [r.seq for r in store.rows_after("telemetry", 2, 100)] == [3, 4, 5]
     assert store.append("telemetry", [["x", T0, 1.0]], T0) == 6  # seqs never reused
     assert store.depth("events") == 0
+    assert (store.head("telemetry"), store.head("events")) == (6, 0)
     store.close()
+    assert EdgeStore(path).head("telemetry") == 6  # what the sender compares with
 
 
 def test_rows_after_fills_batches_by_items_but_always_takes_one_row() -> None:
@@ -97,6 +99,7 @@ def test_welcome_drops_what_the_server_has() -> None:
         store.append("telemetry", [["m", T0, 1.0]], T0)
     assert store.welcome("telemetry", 3) == 3
     assert [r.seq for r in store.rows_after("telemetry", 0, 100)] == [4, 5]
+    assert store.head("telemetry") == 5
     assert store.acked("telemetry") == 3
 
 
@@ -107,6 +110,7 @@ def test_a_reset_store_renumbers_after_what_the_server_stored() -> None:
     for i in range(3):
         store.append("telemetry", [["m", T0 + i, 1.0]], T0)
     store.welcome("telemetry", 500)
+    assert store.head("telemetry") == 503  # the sender sees the renumbered rows
     assert [r.seq for r in store.rows_after("telemetry", 500, 100)] == [501, 502, 503]
     assert [r.items[0][1] for r in store.rows_after("telemetry", 500, 100)] == [T0, T0 + 1, T0 + 2]
     assert store.append("telemetry", [["m", T0, 1.0]], T0) == 504

@@ -105,10 +105,6 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def _io(fn: Callable[..., T], *args: Any) -> T:
-    return await asyncio.to_thread(fn, *args)
-
-
 class EdgeAgent:
     """The agent of one device. ``await run(stop)`` until ``stop`` is set.
 
@@ -263,8 +259,19 @@ class EdgeAgent:
                 log.exception("edge agent: the %s loop failed; restarting it", name)
                 await self.clock.sleep(1.0)
 
-    async def _wait(self, event: asyncio.Event, timeout_s: float) -> None:
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        """A store call: in a thread (a commit may block for a while on a board's flash), or
+        on the loop with ``store_inline`` (many agents in one process: no thread hop)."""
+        if self.settings.store_inline:
+            return fn(*args)
+        return await asyncio.to_thread(fn, *args)
+
+    async def _wait(self, event: asyncio.Event, timeout_s: float | None) -> None:
+        """Until ``event`` is set, or ``timeout_s`` passed (None: no timeout)."""
         if event.is_set():
+            return
+        if timeout_s is None:
+            await event.wait()
             return
         waiter = asyncio.ensure_future(event.wait())
         sleeper = asyncio.ensure_future(self.clock.sleep(timeout_s))
@@ -277,15 +284,15 @@ class EdgeAgent:
     async def _load(self) -> None:
         s = self.store
         try:
-            self._mode = Mode(await _io(s.mode))
+            self._mode = Mode(await self._io(s.mode))
         except ValueError:
             self._mode = Mode.NORMAL
-        self._desired = await _io(s.desired)
+        self._desired = await self._io(s.desired)
         if self._sampled is None:
-            self._sampled = await _io(s.sampled)
+            self._sampled = await self._io(s.sampled)
             if self._sampled is not None and isinstance(self._sampled[-1], int | float):
                 self._sampled_at = float(self._sampled[-1])
-        self._reported = await _io(s.reported)
+        self._reported = await self._io(s.reported)
         if self._reported is not None:
             self._applied = self._reported.applied_desired_version
             self._rejected = dict(self._reported.rejected)
@@ -316,7 +323,7 @@ class EdgeAgent:
         if mode is self._mode:
             return
         old, self._mode = self._mode, mode
-        await _io(self.store.set_mode, mode.value)
+        await self._io(self.store.set_mode, mode.value)
         level = logging.WARNING if Mode.SAFE in (mode, old) else logging.INFO
         log.log(level, "edge agent mode %s → %s", old.value, mode.value)
         if mode is Mode.SAFE and self._held.fan_pct is not None:
@@ -402,7 +409,7 @@ class EdgeAgent:
         self._counts["points"] += len(pts)
         self._writing += len(pts)
         try:
-            await _io(append)
+            await self._io(append)
         except Exception:
             self._counts["points"] -= len(pts)
             if len(self._pending) < 10 * self.settings.batch_max_points:
@@ -454,7 +461,9 @@ class EdgeAgent:
                     body, now = [protocol_event(e)], self.clock.now()
                     self._counts["events"] += 1  # counted first, like points
                     try:
-                        await _io(partial(self.store.append, "events", body, now, events_since=eid))
+                        await self._io(
+                            partial(self.store.append, "events", body, now, events_since=eid)
+                        )
                     except Exception:
                         self._counts["events"] -= 1
                         raise
@@ -477,7 +486,7 @@ class EdgeAgent:
             await self.clock.sleep(self.settings.metal_retry_s)
 
     async def _events_start(self) -> int:
-        since = await _io(self.store.events_since)
+        since = await self._io(self.store.events_since)
         latest = await self.metal.events(limit=1)
         newest = int(latest[-1]["id"]) if latest and isinstance(latest[-1].get("id"), int) else 0
         if since is None:  # a new agent: forward the recent past, not months of it
@@ -519,7 +528,7 @@ class EdgeAgent:
     async def _on_desired(self, msg: Desired) -> None:
         if self._desired is not None and msg.version <= self._desired.version:
             return
-        await _io(self.store.save_desired, msg.version, msg.doc)  # durable before acting
+        await self._io(self.store.save_desired, msg.version, msg.doc)  # durable before acting
         self._desired = Twin(msg.version, dict(msg.doc))
         log.info("desired state v%d received", msg.version)
         self._reconcile_needed.set()
@@ -576,7 +585,7 @@ class EdgeAgent:
                 twin = Twin(
                     (prev.version if prev else 0) + 1, doc, self._applied, dict(self._rejected)
                 )
-                await _io(self.store.save_reported, twin)
+                await self._io(self.store.save_reported, twin)
                 self._reported = twin
             last = self._reported
             if last is not None and (changed or resend):
@@ -594,7 +603,7 @@ class EdgeAgent:
     async def _command_loop(self) -> None:
         while True:
             cmd = await self._commands.get()
-            prior = await _io(self.store.command_result, cmd.id)
+            prior = await self._io(self.store.command_result, cmd.id)
             if prior is not None:  # redelivered: answer again, never run twice
                 result = CommandResult(**prior)
             else:
@@ -613,11 +622,11 @@ class EdgeAgent:
                     "reason": result.reason,
                     "result": result.result,
                 }
-                await _io(self.store.save_command_result, cmd.id, body, self.clock.now())
+                await self._io(self.store.save_command_result, cmd.id, body, self.clock.now())
                 if result.status == "succeeded":
                     await self._report()
             if await self._send(result):
-                await _io(self.store.mark_sent, cmd.id)
+                await self._io(self.store.mark_sent, cmd.id)
 
     def _on_command(self, cmd: Command) -> None:
         try:
@@ -628,7 +637,7 @@ class EdgeAgent:
     # ------------------------------------------------------------------ the link
 
     async def _hello(self) -> Hello:
-        acked = {s: await _io(self.store.acked, s) for s in STREAMS}
+        acked = {s: await self._io(self.store.acked, s) for s in STREAMS}
         return Hello(
             device_id=self.device_id,
             agent_version=self.agent_version,
@@ -697,7 +706,7 @@ class EdgeAgent:
         self._refused = None
         flows: dict[str, _Flow] = {}
         for stream in STREAMS:
-            acked = await _io(self.store.welcome, stream, welcome.acked.get(stream, 0))
+            acked = await self._io(self.store.welcome, stream, welcome.acked.get(stream, 0))
             flows[stream] = _Flow(acked, acked)
         self._flows = flows
         self._conn = conn
@@ -711,9 +720,11 @@ class EdgeAgent:
         if self._mode is Mode.AUTONOMOUS:
             await self._set_mode(Mode.NORMAL)
         await self._report(resend=True)
-        for cid, body in await _io(self.store.results_to_send, self.clock.now() - RESULT_RESEND_S):
+        for cid, body in await self._io(
+            self.store.results_to_send, self.clock.now() - RESULT_RESEND_S
+        ):
             if await self._send(CommandResult(**body)):
-                await _io(self.store.mark_sent, cid)
+                await self._io(self.store.mark_sent, cid)
         heartbeat_s = welcome.heartbeat_s if welcome.heartbeat_s > 0 else self.settings.heartbeat_s
         tasks = [
             asyncio.create_task(self._receiver(conn)),
@@ -768,7 +779,7 @@ class EdgeAgent:
         if flow is None:
             return
         if ack.seq > flow.acked:
-            await _io(self.store.ack, ack.stream, ack.seq)
+            await self._io(self.store.ack, ack.stream, ack.seq)
             flow.acked = ack.seq
             while flow.inflight and flow.inflight[0].seq <= ack.seq:
                 flow.inflight.popleft()
@@ -804,17 +815,19 @@ class EdgeAgent:
             self._wake.clear()
             now = self.clock.monotonic()
             for flow in self._flows.values():
-                if flow.inflight and now - flow.inflight[0].sent_at > s.ack_timeout_s:
+                if flow.inflight and now - flow.inflight[0].sent_at >= s.ack_timeout_s:
                     log.info("no ack within %g s: resending", s.ack_timeout_s)
                     self._go_back(flow, flow.acked, answered=0)
             sent = False
             for stream in ("events", "telemetry"):  # events first: they are rarer and urgent
                 flow = self._flows[stream]
-                if len(flow.inflight) >= s.window_batches:
-                    continue
+                if len(flow.inflight) >= s.window_batches or flow.sent_to >= self.store.head(
+                    stream
+                ):
+                    continue  # the window is full, or nothing new was stored (no read)
                 limit = s.batch_max_events if stream == "events" else s.batch_max_points
                 epoch, prev = flow.epoch, flow.sent_to
-                rows = await _io(self.store.rows_after, stream, prev, limit)
+                rows = await self._io(self.store.rows_after, stream, prev, limit)
                 if not rows:
                     continue
                 while not pace.take(self.clock.monotonic()):  # the bounded drain rate
@@ -830,4 +843,11 @@ class EdgeAgent:
                 flow.sent_to = rows[-1].seq
                 sent = True
             if not sent:
-                await self._wait(self._wake, 1.0)
+                # Woken by a new row, an ack or a go-back; else at the next ack timeout.
+                due = [
+                    f.inflight[0].sent_at + s.ack_timeout_s
+                    for f in self._flows.values()
+                    if f.inflight
+                ]
+                timeout = max(min(due) - self.clock.monotonic(), 0.0) if due else None
+                await self._wait(self._wake, timeout)

@@ -56,6 +56,13 @@ class EdgeSettings(Settings):
     window_batches: int = Field(default=4, ge=1, le=1000, description="unacked batches in flight")
     batch_max_points: int = Field(default=500, ge=1, le=10_000)
     batch_max_events: int = Field(default=100, ge=1, le=1000)
+    store_inline: bool = Field(
+        default=False,
+        description="run the outbox's SQLite calls on the event loop instead of a thread: "
+        "for many agents in one process (the simulated fleet), where a thread hop per call "
+        "costs more than the call; a real board keeps them off the loop (a synchronous=FULL "
+        "commit on an SD card can take tens of ms)",
+    )
 
     sampling_interval_s: float = Field(default=1.0, ge=0.01, le=3600, description="until desired")
     report_interval_s: float = Field(default=10.0, ge=0.01, le=3600, description="until desired")

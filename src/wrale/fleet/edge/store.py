@@ -5,7 +5,7 @@ Outbox rows carry a per-stream ``seq``; a row leaves only when the server acknow
 or when the outbox is full (oldest first, counted in ``dropped``). Every write commits
 with ``synchronous=FULL`` before the agent acts on it or sends it: a seq the server may
 have seen is never handed out twice, even after a power cut. Calls block; the agent runs
-them in a thread.
+them in a thread (on its event loop with ``store_inline``, as the simulated fleet does).
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ class EdgeStore:
         for stream, n in self._db.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream"):
             self._count[stream] = n
         self._dropped = {s: int(self._get(self._db, f"dropped.{s}", 0)) for s in STREAMS}
+        self._head = {s: int(self._get(self._db, f"seq.{s}", 0)) for s in STREAMS}
 
     def close(self) -> None:
         with self._lock:
@@ -168,6 +169,7 @@ class EdgeStore:
                 self._put(db, "sampled", sampled)
             self._count[stream] += 1
             self._bound(db, stream, now)
+        self._head[stream] = seq  # committed
         return seq
 
     def _bound(self, db: sqlite3.Connection, stream: str, now: float) -> None:
@@ -235,6 +237,7 @@ class EdgeStore:
         renumbered after the server's seq, so none of them is mistaken for a duplicate.
         """
         _check(stream)
+        renumbered: int | None = None
         with self._txn() as db:
             last = int(self._get(db, f"seq.{stream}", 0))
             if server_acked > last:
@@ -247,12 +250,15 @@ class EdgeStore:
                         (seq + server_acked, stream, seq),
                     )
                 self._put(db, f"seq.{stream}", last + server_acked)
+                renumbered = last + server_acked
             else:
                 gone = db.execute(
                     "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, server_acked)
                 ).rowcount
                 self._count[stream] -= gone
             self._put(db, f"acked.{stream}", server_acked)
+        if renumbered is not None:
+            self._head[stream] = renumbered  # committed
         return server_acked
 
     def acked(self, stream: str) -> int:
@@ -260,6 +266,11 @@ class EdgeStore:
 
     def last_seq(self, stream: str) -> int:
         return int(self.get(f"seq.{_check(stream)}", 0))
+
+    def head(self, stream: str) -> int:
+        """The highest seq handed out in ``stream`` (kept in memory: no I/O): the sender
+        reads the outbox only when this is beyond what it has sent."""
+        return self._head[_check(stream)]
 
     def depth(self, stream: str) -> int:
         """Rows waiting in the outbox (kept in memory: no I/O)."""

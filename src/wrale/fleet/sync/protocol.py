@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final, Literal
 
 PROTOCOL_VERSION: Final = 1
@@ -63,7 +63,23 @@ class Message:
     T: ClassVar[str] = ""
 
     def to_json(self) -> Json:
-        return {"t": self.T, **asdict(self)}
+        """``{"t": tag, field: value, ...}`` in field order. Shallow: the values are the
+        message's own (not the deep copy ``dataclasses.asdict`` makes of every point);
+        messages hold only JSON values, so the encoded frame is the same."""
+        out: Json = {"t": self.T}
+        for name in _field_names(type(self)):
+            out[name] = getattr(self, name)
+        return out
+
+
+_NAMES: dict[type[Message], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Message]) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 # ----------------------------------------------------------------------------- device → server
