@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
-from wrale.fleet.sync.protocol import Command, CommandResult
+from wrale.fleet.sync.protocol import COMMAND_OPS, Command, CommandResult
 from wrale.metal.core.ports import MetalClient
 from wrale.shared.clock import Clock
 from wrale.shared.errors import (
@@ -31,21 +31,7 @@ log = logging.getLogger(__name__)
 Json = dict[str, Any]
 POWER_GRACE_S = 1.0  # the result leaves before the board goes down
 MAX_REASON = 2000
-OPS = (
-    "set_fan",
-    "clear_fan",
-    "set_throttle",
-    "run_diag",
-    "arm",
-    "disarm",
-    "reboot",
-    "shutdown",
-    "safe_mode",
-    "sim_fault",
-    "sim_clear",
-    "sim_load",
-    "sim_ambient",
-)
+OPS = COMMAND_OPS
 SAFE_OPS = frozenset({"safe_mode", "set_throttle", "run_diag", "arm", "clear_fan", "shutdown"})
 """What SAFE mode still runs: leaving it, and what only adds safety."""
 

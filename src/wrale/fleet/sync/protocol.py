@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Final, Literal
+from typing import Any, ClassVar, Final, Literal, get_args
 
 PROTOCOL_VERSION: Final = 1
 STREAMS: Final = ("telemetry", "events")
@@ -26,11 +26,29 @@ MAX_POINTS: Final = 10_000
 MAX_EVENTS: Final = 1_000
 
 Stream = Literal["telemetry", "events"]
+# the commands a device runs (both ends validate against this one vocabulary)
+CommandOp = Literal[
+    "set_fan",
+    "clear_fan",
+    "set_throttle",
+    "run_diag",
+    "arm",
+    "disarm",
+    "reboot",
+    "shutdown",
+    "safe_mode",
+    "sim_fault",
+    "sim_clear",
+    "sim_load",
+    "sim_ambient",
+]
+COMMAND_OPS: Final[tuple[str, ...]] = get_args(CommandOp)
 CommandStatus = Literal["succeeded", "failed", "refused"]
 Mode = Literal["normal", "safe", "autonomous"]
 Json = dict[str, Any]
 
 __all__ = [
+    "COMMAND_OPS",
     "MAX_EVENTS",
     "MAX_FRAME_BYTES",
     "MAX_POINTS",
@@ -38,6 +56,7 @@ __all__ = [
     "STREAMS",
     "Ack",
     "Command",
+    "CommandOp",
     "CommandResult",
     "Desired",
     "EventsBatch",

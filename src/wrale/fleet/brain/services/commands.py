@@ -26,6 +26,7 @@ from wrale.fleet.brain.services import audit, groups
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.fleet.brain.services.twin import check_json
+from wrale.fleet.sync.protocol import COMMAND_OPS
 from wrale.shared.errors import ConflictError, InvalidRequestError, LockdownError
 from wrale.shared.policy import SecurityLevel
 
@@ -146,6 +147,8 @@ OPS: dict[str, type[_Args]] = {
     "sim_load": SimLoadArgs,
     "sim_ambient": SimAmbientArgs,
 }
+if set(OPS) != set(COMMAND_OPS):  # one vocabulary with the devices (fleet.sync.protocol)
+    raise RuntimeError(f"command arguments out of step with the protocol: {sorted(OPS)}")
 SIM_OPS = frozenset(op for op in OPS if op.startswith("sim_"))
 ADMIN_OPS = frozenset({"disarm"})
 LOCKDOWN_OPS = frozenset({"disarm", "safe_mode", "run_diag", "reboot", "shutdown"})

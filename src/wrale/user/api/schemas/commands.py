@@ -7,24 +7,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from wrale.fleet.sync.protocol import CommandOp
 from wrale.user.api.schemas.common import Strict
 from wrale.user.api.schemas.groups import Selector, Tag
 
-Op = Literal[
-    "set_fan",
-    "clear_fan",
-    "set_throttle",
-    "run_diag",
-    "arm",
-    "disarm",
-    "reboot",
-    "shutdown",
-    "safe_mode",
-    "sim_fault",
-    "sim_clear",
-    "sim_load",
-    "sim_ambient",
-]
+Op = CommandOp
 CommandStatus = Literal["queued", "sent", "succeeded", "failed", "refused", "expired"]
 ARGS_DOC = (
     "set_fan {percent 0-100, duration_s 1-86400 = 300}; clear_fan {}; "
