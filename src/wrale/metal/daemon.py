@@ -12,6 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.server import create_metald_server
 from wrale.metal.core.store import DeviceStore
 from wrale.metal.diag import DiagnosticsService
+from wrale.metal.hw.base import Board
 from wrale.metal.hw.registry import create_board, resolve_backend
 from wrale.shared.clock import Clock, ScaledClock, SystemClock
 from wrale.shared.config import BackendName, MetalSettings, load_settings
@@ -71,19 +73,23 @@ def settings_from_args(args: argparse.Namespace) -> MetalSettings:
     return load_settings(MetalSettings, config_file=args.config, flags=flags)
 
 
-async def serve(
-    settings: MetalSettings,
-    api_key: str,
-    *,
-    stop: asyncio.Event | None = None,
-    on_ready: Callable[[str, int], None] | None = None,
-) -> None:
-    """Run metald until ``stop`` is set (or SIGINT / SIGTERM)."""
-    backend = resolve_backend(settings)
+@dataclass(frozen=True)
+class MetalParts:
+    """One board's metal side, wired: what ``wrale metald`` and ``wrale device run`` run."""
+
+    clock: Clock
+    board: Board
+    store: DeviceStore
+    core: MetalCore
+    diagnostics: DiagnosticsService
+
+
+def build_metal(settings: MetalSettings) -> MetalParts:
+    """Board, store, core and diagnostics from settings whose backend is already resolved."""
     clock: Clock = SystemClock()
-    if backend is BackendName.SIM and settings.sim.speed != 1.0:
+    if settings.backend is BackendName.SIM and settings.sim.speed != 1.0:
         clock = ScaledClock(settings.sim.speed)
-    board = create_board(settings.model_copy(update={"backend": backend}), clock)
+    board = create_board(settings, clock)
     store = DeviceStore(
         settings.data_dir / "metald.db",
         event_retention=settings.event_retention,
@@ -100,7 +106,20 @@ async def serve(
         sample_interval_s=settings.sample_interval_s,
         device_name=settings.device_name,
     )
-    diagnostics = DiagnosticsService(core)
+    return MetalParts(clock, board, store, core, DiagnosticsService(core))
+
+
+async def serve(
+    settings: MetalSettings,
+    api_key: str,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[str, int], None] | None = None,
+) -> None:
+    """Run metald until ``stop`` is set (or SIGINT / SIGTERM)."""
+    backend = resolve_backend(settings)
+    parts = build_metal(settings.model_copy(update={"backend": backend}))
+    board, store, core, diagnostics = parts.board, parts.store, parts.core, parts.diagnostics
     server = create_metald_server(core, api_key=api_key, diagnostics=diagnostics)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -24,12 +24,9 @@ from wrale.fleet.edge.credentials import Credentials
 from wrale.fleet.edge.settings import EdgeSettings
 from wrale.fleet.edge.wiring import make_dialer, open_store
 from wrale.metal.core.client import InProcessMetalClient
-from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.server import create_metald_server
-from wrale.metal.core.store import DeviceStore
-from wrale.metal.diag import DiagnosticsService
-from wrale.metal.hw.registry import create_board, resolve_backend
-from wrale.shared.clock import Clock, ScaledClock, SystemClock
+from wrale.metal.daemon import build_metal
+from wrale.metal.hw.registry import resolve_backend
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
 from wrale.shared.logging import setup_logging
@@ -145,27 +142,14 @@ async def _boot(
     on_ready: Callable[[EdgeAgent, tuple[str, int] | None], None] | None,
 ) -> bool:
     """One boot of the device; returns whether it should boot again."""
-    clock: Clock = SystemClock()
-    if metal.backend is BackendName.SIM and metal.sim.speed != 1.0:
-        clock = ScaledClock(metal.sim.speed)
-    board = create_board(metal, clock)
-    dstore = DeviceStore(
-        metal.data_dir / "metald.db",
-        event_retention=metal.event_retention,
-        diag_retention=metal.diag_retention,
+    parts = build_metal(metal)
+    clock, board, dstore, core, diagnostics = (
+        parts.clock,
+        parts.board,
+        parts.store,
+        parts.core,
+        parts.diagnostics,
     )
-    core = MetalCore(
-        board,
-        store=dstore,
-        clock=clock,
-        thermal=metal.thermal,
-        power=metal.power,
-        security=metal.security,
-        gpio_lines=metal.gpio,
-        sample_interval_s=metal.sample_interval_s,
-        device_name=metal.device_name,
-    )
-    diagnostics = DiagnosticsService(core)
     server = (
         create_metald_server(core, api_key=api_key, diagnostics=diagnostics)
         if api_key is not None
