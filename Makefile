@@ -6,19 +6,32 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 PIP := $(BIN)/python -m pip --disable-pip-version-check
+UI_VENDOR := src/wrale/user/ui/static/vendor
+UI_STAMP := $(UI_VENDOR)/.installed
 
-.PHONY: demo test check bench format install install-dev clean migration
+.PHONY: demo test check bench format install install-dev ui-assets clean migration
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(RUN_STAMP): pyproject.toml | $(BIN)/python
+$(RUN_STAMP): pyproject.toml $(UI_STAMP) | $(BIN)/python
 	$(PIP) install --quiet -e '.[central]'
 	@touch $@
 
-$(DEV_STAMP): pyproject.toml | $(BIN)/python
+$(DEV_STAMP): pyproject.toml $(UI_STAMP) | $(BIN)/python
 	$(PIP) install --quiet -e '.[dev]'
 	@touch $@ $(RUN_STAMP)
+
+# The dashboard's front-end packages: npm installs exactly what package-lock.json pins,
+# then the files the pages load are copied next to the dashboard's own static files.
+$(UI_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(UI_VENDOR)
+	cp node_modules/htmx.org/dist/htmx.min.js node_modules/uplot/dist/uPlot.iife.min.js \
+		node_modules/uplot/dist/uPlot.min.css $(UI_VENDOR)/
+	@touch $@
+
+ui-assets: $(UI_STAMP)
 
 install: $(RUN_STAMP)
 install-dev: $(DEV_STAMP)
@@ -47,7 +60,7 @@ format: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis wrale-data
+	rm -rf $(VENV) node_modules $(UI_VENDOR) .mypy_cache .ruff_cache .pytest_cache .hypothesis wrale-data
 
 ## migration: write an Alembic revision for model changes, e.g. make migration m="add racks"
 migration: $(DEV_STAMP)

@@ -159,4 +159,7 @@ def create_app(
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
+    from wrale.user import ui  # the dashboard, wired here like every other part
+
+    ui.install(app)
     return app

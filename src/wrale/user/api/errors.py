@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -100,22 +100,35 @@ def has_nul(value: Any, depth: int = 0) -> bool:
     return False
 
 
+def _page_error(request: Request, status: int, code: str, message: str) -> Response | None:
+    """The dashboard's answer for its own paths (``app.state.html_errors``, set by the
+    dashboard when it is installed): a page, a fragment or a redirect to the login."""
+    renderer = getattr(request.app.state, "html_errors", None)
+    if renderer is None:
+        return None
+    answer: Response | None = renderer(request, status, code, message)
+    return answer
+
+
 def install(app: FastAPI) -> None:
     app.add_middleware(RefuseNul)
 
     @app.exception_handler(WraleError)
-    async def _domain(request: Request, exc: WraleError) -> JSONResponse:
+    async def _domain(request: Request, exc: WraleError) -> Response:
         status = next((s for cls, s in STATUS if isinstance(exc, cls)), 500)
         if status == 500:
             log.error("unmapped %s: %s", type(exc).__name__, exc.message)
             return error_json(500, "internal_error", "internal error (this is a bug)")
         if isinstance(exc, ForbiddenError):
             await _audit_denied(request, exc)
+        page = _page_error(request, status, exc.code, exc.message)
+        if page is not None:
+            return page
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return error_json(status, exc.code, exc.message, _jsonable(exc.details), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query"))
@@ -128,10 +141,13 @@ def install(app: FastAPI) -> None:
             }
             for e in errors
         ]
+        page = _page_error(request, 422, "invalid_request", message)
+        if page is not None:
+            return page
         return error_json(422, "invalid_request", message, {"errors": details})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {
             401: "unauthorized",
             403: "forbidden",
@@ -140,9 +156,13 @@ def install(app: FastAPI) -> None:
             409: "conflict",
             422: "invalid_request",
         }
+        code = codes.get(exc.status_code, "http_error")
+        page = _page_error(request, exc.status_code, code, str(exc.detail))
+        if page is not None:
+            return page
         return error_json(
             exc.status_code,
-            codes.get(exc.status_code, "http_error"),
+            code,
             str(exc.detail),
             headers=getattr(exc, "headers", None),
         )

@@ -1,0 +1,43 @@
+"""The dashboard: server-rendered pages (Jinja2 + htmx + uPlot, SVG physical views) served
+by the central server next to its API, with a live stream of the brain's events.
+
+``install(app)`` is called by ``create_app``; pages call brain services directly, with the
+same roles as the API, and never keep state in the process (any replica serves any page).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from wrale.user.ui import errors, live, web
+from wrale.user.ui.pages import admin, alerts, auth, device, devices, enrollment, overview
+from wrale.user.ui.pages import physical, policies
+
+log = logging.getLogger("wrale.central.ui")
+
+
+def install(app: FastAPI) -> None:
+    if not (web.STATIC / "vendor" / "htmx.min.js").exists():
+        log.warning(
+            "the dashboard's front-end packages are missing (%s); run `make ui-assets`",
+            web.STATIC / "vendor",
+        )
+    app.state.ui_templates = web.make_templates()
+    app.state.html_errors = errors.html_error
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    for module in (
+        auth,
+        live,
+        overview,
+        physical,
+        devices,
+        device,
+        alerts,
+        policies,
+        enrollment,
+        admin,
+    ):
+        app.include_router(module.router)

@@ -1,0 +1,157 @@
+/* Wrale Fleet dashboard: theme, confirmations, errors of htmx requests, and the live
+   stream (/ui/events, server-sent events) that turns bus events into DOM events, toasts
+   and the alert counter. Pages refresh their parts with hx-trigger="wrale-<kind> from:body". */
+(function () {
+  "use strict";
+  var root = document.documentElement;
+  var THEMES = ["auto", "dark", "light"];
+  function applyTheme(t) { root.setAttribute("data-theme", t); }
+  applyTheme(localStorage.getItem("wrale-theme") || "auto");
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { e.setAttribute(k, attrs[k]); });
+    if (text) e.textContent = text;
+    return e;
+  }
+
+  /* Toasts: role=status region; critical ones stay until dismissed. */
+  function toast(message, kind, href) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var t = el("div", { "class": "toast " + (kind || "info") });
+    var close = el("button", { "type": "button", "aria-label": "Dismiss" }, "×");
+    close.addEventListener("click", function () { t.remove(); });
+    t.appendChild(close);
+    if (href) { var a = el("a", { href: href }, message); t.appendChild(a); }
+    else t.appendChild(document.createTextNode(message));
+    box.appendChild(t);
+    if (kind !== "critical" && kind !== "tamper") setTimeout(function () { t.remove(); }, 8000);
+    while (box.children.length > 5) box.firstChild.remove();
+  }
+  window.wraleToast = toast;
+
+  function errorText(xhr) {
+    try { var j = JSON.parse(xhr.responseText); if (j.error) return j.error.message; } catch (e) { /* html */ }
+    return xhr.status ? "The server answered " + xhr.status : "The server cannot be reached";
+  }
+
+  function confirmDialog(text, then) {
+    var d = document.getElementById("confirm");
+    if (!d || !d.showModal) { if (window.confirm(text)) then(); return; }
+    document.getElementById("confirm-text").textContent = text;
+    d.returnValue = "";
+    d.onclose = function () { if (d.returnValue === "ok") then(); };
+    d.showModal();
+    document.getElementById("confirm-ok").focus();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var toggle = document.getElementById("theme-toggle");
+    if (toggle) toggle.addEventListener("click", function () {
+      var next = THEMES[(THEMES.indexOf(root.getAttribute("data-theme")) + 1) % THEMES.length];
+      localStorage.setItem("wrale-theme", next);
+      applyTheme(next);
+      toast("Theme: " + next, "info");
+    });
+    if (window.htmx) {
+      /* 4xx answers carry the form again with its errors: swap them in; 5xx is a bug. */
+      htmx.config.responseHandling = [
+        { code: "204", swap: false },
+        { code: "[23]..", swap: true },
+        { code: "(400|403|404|409|422)", swap: true, error: false },  /* unless HX-Reswap: none */
+        { code: "...", swap: false, error: true }
+      ];
+      htmx.config.defaultSwapStyle = "outerHTML";
+      document.body.addEventListener("htmx:confirm", function (evt) {
+        var q = evt.detail.question;
+        if (!q) return;
+        evt.preventDefault();
+        confirmDialog(q, function () { evt.detail.issueRequest(true); });
+      });
+      document.body.addEventListener("htmx:responseError", function (evt) {
+        toast(errorText(evt.detail.xhr), "error");
+      });
+      document.body.addEventListener("wrale-error", function (evt) {
+        toast(String(evt.detail && evt.detail.value || "The action failed"), "error");
+      });
+      document.body.addEventListener("htmx:sendError", function () {
+        toast("The server cannot be reached; it will be tried again.", "error");
+      });
+    }
+    /* plain forms with data-confirm ask first too */
+    document.body.addEventListener("submit", function (evt) {
+      var f = evt.target;
+      if (!f.dataset || !f.dataset.confirm || f.dataset.confirmed) return;
+      evt.preventDefault();
+      confirmDialog(f.dataset.confirm, function () { f.dataset.confirmed = "1"; f.requestSubmit(); });
+    }, true);
+    if (document.body.dataset.live === "on") connect();
+  });
+
+  /* ------------------------------------------------------------------ live stream */
+  var source = null, retryTimer = null, counterTimer = null;
+  function setLive(state) {
+    var s = document.getElementById("live-state");
+    if (s) { s.setAttribute("data-state", state); s.title = "Live updates: " + state; }
+  }
+  function refreshCounter() {
+    clearTimeout(counterTimer);
+    counterTimer = setTimeout(function () {
+      fetch("/ui/nav-count", { credentials: "same-origin" }).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (n) {
+        var c = document.getElementById("alert-count");
+        if (!c || n === null) return;
+        n = String(parseInt(n, 10) || 0);
+        c.textContent = n; c.dataset.count = n; c.hidden = n === "0";
+        c.setAttribute("aria-label", n + " active critical or major alerts");
+      });
+    }, 300);
+  }
+  function notify(kind, d) {
+    if (kind === "alert.raised" && (d.severity === "critical" || d.severity === "major")) {
+      toast((d.severity === "critical" ? "Critical: " : "Major: ") + (d.message || d.rule_name),
+        d.severity, d.device_id ? "/devices/" + d.device_id : "/alerts");
+    } else if (kind === "device.event" && /^TAMPER|LOCKDOWN/.test(d.type || "")) {
+      toast("Tamper on " + (d.name || d.device_id) + ": " + (d.message || d.type), "tamper",
+        "/devices/" + d.device_id);
+    } else if (kind === "device.enrolled") {
+      toast("New device enrolled: " + (d.name || d.device_id), "info", "/devices/" + d.device_id);
+    }
+  }
+  function dispatch(kind, data) {
+    var b = document.body;
+    b.dispatchEvent(new CustomEvent("wrale-" + kind.replace(/\./g, "-"), { detail: data }));
+    b.dispatchEvent(new CustomEvent("wrale-" + kind.split(".")[0], { detail: data }));
+    b.dispatchEvent(new CustomEvent("wrale-live", { detail: { kind: kind, data: data } }));
+  }
+  function connect() {
+    clearTimeout(retryTimer);
+    var url = "/ui/events";
+    var dev = document.body.dataset.device;
+    if (dev) url += "?device=" + encodeURIComponent(dev);
+    setLive("connecting");
+    source = new EventSource(url);
+    source.onopen = function () { setLive("open"); };
+    source.onmessage = function (m) {
+      var ev;
+      try { ev = JSON.parse(m.data); } catch (e) { return; }
+      if (ev.kind === "hello") { refreshCounter(); return; }
+      dispatch(ev.kind, ev.data || {});
+      notify(ev.kind, ev.data || {});
+      if (ev.kind.indexOf("alert.") === 0) refreshCounter();
+    };
+    source.onerror = function () {
+      setLive("closed");
+      if (source.readyState === EventSource.CLOSED) {   /* refused: try again ourselves */
+        retryTimer = setTimeout(function () {
+          fetch("/ui/nav-count", { credentials: "same-origin", redirect: "manual" }).then(function (r) {
+            if (r.type === "opaqueredirect" || r.status === 401) location.reload(); else connect();
+          }, function () { connect(); });
+        }, 3000);
+      }
+    };
+  }
+  window.wraleLive = { dispatch: dispatch, toast: toast };
+})();

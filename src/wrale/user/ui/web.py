@@ -1,0 +1,276 @@
+"""The dashboard's request plumbing: the browser session (cookies), CSRF protection, role
+checks that redirect to the login page, and ``render`` for Jinja2 templates.
+
+A browser session is the API's own pair of tokens kept in HttpOnly cookies: the short-lived
+access token, renewed from the refresh token when it expires. Every unsafe request must
+carry the CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) that equals the
+session's CSRF cookie. Nothing here talks to the database except through brain services.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wrale.fleet.brain.models.alerts import Alert
+
+from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services.principal import ForbiddenError, Principal, Role, at_least
+from wrale.shared.errors import AuthError
+from wrale.user.api.deps import AppState, SessionDep, StateDep
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+
+ACCESS_COOKIE = "wrale_session"
+REFRESH_COOKIE = "wrale_refresh"
+CSRF_COOKIE = "wrale_csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(AuthError):
+    """The browser has no valid session: the page answers with a redirect to /login."""
+
+
+# ----------------------------------------------------------------------------- templates
+
+
+def _fmt_age(at: float | None, now: float | None = None) -> str:
+    """'12 s ago', '5 min ago', '3 h ago', '2 d ago'; '—' for never."""
+    if at is None:
+        return "—"
+    s = max(0.0, (now if now is not None else time.time()) - at)
+    if s < 60:
+        return f"{int(s)} s ago"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    if s < 86_400:
+        return f"{int(s // 3600)} h ago"
+    return f"{int(s // 86_400)} d ago"
+
+
+def _fmt_time(at: float | None) -> str:
+    if at is None:
+        return "—"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z"
+
+
+def _fmt_num(value: float | None, digits: int = 1, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}".rstrip() if unit else text
+
+
+def make_templates() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "svg"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        enable_async=False,
+    )
+    env.filters["age"] = _fmt_age
+    env.filters["when"] = _fmt_time
+    env.filters["num"] = _fmt_num
+    env.globals["static_version"] = str(int(time.time()))
+    return env
+
+
+# ----------------------------------------------------------------------------- the session
+
+
+@dataclass
+class Viewer:
+    """The signed-in person of one request, and what the page may offer them."""
+
+    principal: Principal
+    csrf: str
+    set_cookies: dict[str, tuple[str, int]] = field(default_factory=dict)
+    nav_alerts: int = 0  # active critical/major alerts, for the navigation's counter
+
+    @property
+    def can_operate(self) -> bool:
+        return at_least(self.principal.role, Role.OPERATOR)
+
+    @property
+    def is_admin(self) -> bool:
+        return at_least(self.principal.role, Role.ADMIN)
+
+    @property
+    def tenant_id(self) -> str:
+        return self.principal.tenant_id
+
+
+def _secure(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="strict" if name == REFRESH_COOKIE else "lax",
+        secure=_secure(request),
+    )
+
+
+def clear_session(response: Response) -> None:
+    for name in (ACCESS_COOKIE, REFRESH_COOKIE, CSRF_COOKIE):
+        response.delete_cookie(name, path="/")
+
+
+def session_cookies(tokens: identity.Tokens, state: AppState, csrf: str) -> dict[str, tuple[str, int]]:
+    """The cookies of a fresh session (after login or a refresh)."""
+    refresh_ttl = state.auth.refresh_ttl_s
+    return {
+        ACCESS_COOKIE: (tokens.access_token, refresh_ttl),  # the cookie outlives the token
+        REFRESH_COOKIE: (tokens.refresh_token, refresh_ttl),
+        CSRF_COOKIE: (csrf, refresh_ttl),
+    }
+
+
+NAV_SEVERITIES = ("critical", "major")
+
+
+async def nav_alert_count(session: AsyncSession, tenant_id: str) -> int:
+    """Active (not yet acknowledged) critical and major alerts: the navigation's counter."""
+    stmt = select(func.count()).where(
+        Alert.tenant_id == tenant_id,
+        Alert.state == "active",
+        Alert.severity.in_(NAV_SEVERITIES),
+    )
+    return int(await session.scalar(stmt) or 0)
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+async def _viewer(request: Request, state: StateDep, session: SessionDep) -> Viewer:
+    """The signed-in viewer; an expired access token is renewed from the refresh cookie.
+    Unsafe methods must carry the CSRF token."""
+    source = request.client.host if request.client else None
+    access = request.cookies.get(ACCESS_COOKIE)
+    csrf = request.cookies.get(CSRF_COOKIE) or ""
+    principal: Principal | None = None
+    renewed: dict[str, tuple[str, int]] = {}
+    if access:
+        try:
+            principal = await identity.authenticate(session, access, state.auth, source)
+        except AuthError:
+            principal = None
+    if principal is None:
+        refresh = request.cookies.get(REFRESH_COOKIE)
+        if not refresh:
+            raise LoginRequired("sign in to continue")
+        try:
+            tokens = await identity.refresh(session, refresh, state.auth)
+        except AuthError:
+            raise LoginRequired("your session has ended; sign in again") from None
+        await session.commit()
+        principal = await identity.authenticate(session, tokens.access_token, state.auth, source)
+        csrf = csrf or new_csrf()
+        renewed = session_cookies(tokens, state, csrf)
+    if request.method not in SAFE_METHODS:
+        await check_csrf(request, csrf)
+    request.state.principal = principal
+    viewer = Viewer(principal, csrf, renewed, await nav_alert_count(session, principal.tenant_id))
+    request.state.viewer = viewer
+    return viewer
+
+
+async def check_csrf(request: Request, expected: str) -> None:
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not expected or not sent or not hmac.compare_digest(sent, expected):
+        raise ForbiddenError("the form's security token is missing or stale; reload the page")
+
+
+ViewerDep = Annotated[Viewer, Depends(_viewer)]
+
+
+def require(needed: Role) -> Callable[..., Awaitable[Viewer]]:
+    """A page or action for ``needed`` or better (a viewer who tries gets 403)."""
+
+    async def dependency(request: Request, viewer: ViewerDep) -> Viewer:
+        viewer.principal.require(needed, f"{request.method} {request.url.path}")
+        return viewer
+
+    return dependency
+
+
+OperatorDep = Annotated[Viewer, Depends(require(Role.OPERATOR))]
+AdminDep = Annotated[Viewer, Depends(require(Role.ADMIN))]
+
+__all__ = ["AdminDep", "OperatorDep", "SessionDep", "ViewerDep", "render", "is_htmx"]
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> HTMLResponse:
+    """Render ``template`` with the request's viewer, CSRF token and navigation."""
+    env: Environment = request.app.state.ui_templates
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    ctx: dict[str, Any] = {
+        "request": request,
+        "viewer": viewer,
+        "csrf": viewer.csrf if viewer else "",
+        "path": request.url.path,
+        "nav_alerts": viewer.nav_alerts if viewer else 0,
+        "now": time.time(),
+        **(context or {}),
+    }
+    html = env.get_template(template).render(ctx)
+    response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
+    response.headers.setdefault("Cache-Control", "no-store")
+    if viewer is not None:
+        for name, (value, max_age) in viewer.set_cookies.items():
+            set_cookie(response, request, name, value, max_age)
+    return response
+
+
+def login_redirect(request: Request) -> Response:
+    """To the login page, coming back here afterwards (htmx: a full-page redirect)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    location = "/login" if target in ("/", "/login") else f"/login?next={quote(target)}"
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": location})
+    response = Response(status_code=303, headers={"Location": location})
+    return response
