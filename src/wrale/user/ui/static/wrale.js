@@ -129,7 +129,8 @@
   function connect() {
     clearTimeout(retryTimer);
     var url = "/ui/events";
-    var dev = document.body.dataset.device;
+    var marker = document.getElementById("live-device");  /* a page about one device */
+    var dev = marker ? marker.dataset.device : "";
     if (dev) url += "?device=" + encodeURIComponent(dev);
     setLive("connecting");
     source = new EventSource(url);
