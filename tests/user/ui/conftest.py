@@ -35,7 +35,9 @@ class Browser:
         """GET as htmx does (HX-Request), for a partial."""
         return await self.http.get(path, params=params or None, headers={"HX-Request": "true"})
 
-    async def post(self, path: str, data: dict[str, Any] | None = None, *, htmx: bool = True) -> httpx.Response:
+    async def post(
+        self, path: str, data: dict[str, Any] | None = None, *, htmx: bool = True
+    ) -> httpx.Response:
         """POST a form with the CSRF token, as an htmx request (or a plain form post)."""
         headers = {"HX-Request": "true", "X-CSRF-Token": self.csrf} if htmx else {}
         body = dict(data or {})
@@ -45,14 +47,17 @@ class Browser:
 
 
 async def sign_in(central: Central, username: str, password: str) -> Browser:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=central.app), base_url="http://central")
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=central.app), base_url="http://central"
+    )
     b = Browser(http)
     r = await b.page("/login")
     assert r.status_code == 200, r.text
     token = re.search(r'name="csrf" value="([^"]+)"', r.text)
     assert token
     r = await http.post(
-        "/login", data={"csrf": token.group(1), "username": username, "password": password, "next": "/"}
+        "/login",
+        data={"csrf": token.group(1), "username": username, "password": password, "next": "/"},
     )
     assert r.status_code == 303, r.text
     await b.page("/")

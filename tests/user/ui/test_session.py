@@ -11,7 +11,9 @@ from tests.user.ui.conftest import Browser, sign_in
 
 
 def _client(central: Central) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=central.app), base_url="http://central")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=central.app), base_url="http://central"
+    )
 
 
 async def test_a_page_without_a_session_redirects_to_login_and_back(central: Central) -> None:
@@ -27,16 +29,24 @@ async def test_login_sets_httponly_samesite_cookies_and_redirects_to_next(centra
     async with _client(central) as http:
         r = await http.get("/login?next=/alerts")
         token = re.search(r'name="csrf" value="([^"]+)"', r.text)
-        assert token and 'value="/alerts"' in r.text
+        assert token
+        assert 'value="/alerts"' in r.text
         r = await http.post(
             "/login",
-            data={"csrf": token.group(1), "username": "admin", "password": ADMIN_PASSWORD, "next": "/alerts"},
+            data={
+                "csrf": token.group(1),
+                "username": "admin",
+                "password": ADMIN_PASSWORD,
+                "next": "/alerts",
+            },
         )
-        assert r.status_code == 303 and r.headers["location"] == "/alerts"
+        assert r.status_code == 303
+        assert r.headers["location"] == "/alerts"
         cookies = {c.split("=", 1)[0]: c.lower() for c in r.headers.get_list("set-cookie")}
         assert set(cookies) == {"wrale_session", "wrale_refresh", "wrale_csrf"}
         for value in cookies.values():
-            assert "httponly" in value and "samesite=" in value
+            assert "httponly" in value
+            assert "samesite=" in value
         assert "samesite=strict" in cookies["wrale_refresh"]
 
 
@@ -45,10 +55,14 @@ async def test_login_refuses_a_wrong_password_and_a_missing_csrf_token(central: 
         r = await http.get("/login")
         token = re.search(r'name="csrf" value="([^"]+)"', r.text)
         assert token
-        r = await http.post("/login", data={"csrf": token.group(1), "username": "admin", "password": "nope"})
-        assert r.status_code == 401 and "wrong username or password" in r.text
+        r = await http.post(
+            "/login", data={"csrf": token.group(1), "username": "admin", "password": "nope"}
+        )
+        assert r.status_code == 401
+        assert "wrong username or password" in r.text
         r = await http.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD})
-        assert r.status_code == 403 and "wrale_session" not in r.headers.get("set-cookie", "")
+        assert r.status_code == 403
+        assert "wrale_session" not in r.headers.get("set-cookie", "")
 
 
 async def test_login_never_redirects_off_the_server(central: Central) -> None:
@@ -58,7 +72,12 @@ async def test_login_never_redirects_off_the_server(central: Central) -> None:
         assert token
         r = await http.post(
             "/login",
-            data={"csrf": token.group(1), "username": "admin", "password": ADMIN_PASSWORD, "next": "//evil.example/x"},
+            data={
+                "csrf": token.group(1),
+                "username": "admin",
+                "password": ADMIN_PASSWORD,
+                "next": "//evil.example/x",
+            },
         )
         assert r.headers["location"] == "/"
 
@@ -67,12 +86,15 @@ async def test_unsafe_requests_need_the_csrf_token(admin_ui: Browser) -> None:
     r = await admin_ui.http.post("/logout", data={})
     assert r.status_code == 403
     r = await admin_ui.post("/logout", htmx=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert r.status_code == 303
+    assert r.headers["location"] == "/login"
     r = await admin_ui.http.get("/")
     assert r.status_code == 303  # signed out: the refresh token was revoked too
 
 
-async def test_an_expired_access_cookie_is_renewed_from_the_refresh_cookie(central: Central) -> None:
+async def test_an_expired_access_cookie_is_renewed_from_the_refresh_cookie(
+    central: Central,
+) -> None:
     b = await sign_in(central, "admin", ADMIN_PASSWORD)
     b.http.cookies.set("wrale_session", "expired-or-garbage")
     r = await b.page("/")
@@ -83,13 +105,21 @@ async def test_an_expired_access_cookie_is_renewed_from_the_refresh_cookie(centr
 
 async def test_unknown_pages_are_html_and_api_errors_stay_json(admin_ui: Browser) -> None:
     r = await admin_ui.page("/no-such-page")
-    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert r.status_code == 404
+    assert r.headers["content-type"].startswith("text/html")
     r = await admin_ui.http.get("/api/v1/devices")
-    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unauthorized"
 
 
 async def test_the_alert_counter_and_static_files(admin_ui: Browser) -> None:
     r = await admin_ui.http.get("/ui/nav-count")
-    assert r.status_code == 200 and r.text == "0"
-    for path in ("/static/wrale.css", "/static/wrale.js", "/static/vendor/htmx.min.js", "/static/vendor/uPlot.iife.min.js"):
+    assert r.status_code == 200
+    assert r.text == "0"
+    for path in (
+        "/static/wrale.css",
+        "/static/wrale.js",
+        "/static/vendor/htmx.min.js",
+        "/static/vendor/uPlot.iife.min.js",
+    ):
         assert (await admin_ui.http.get(path)).status_code == 200, path

@@ -25,7 +25,7 @@ TITLES = {
 
 def html_error(request: Request, status: int, code: str, message: str) -> Response | None:
     path = request.url.path
-    if path.startswith(API_PATHS) or path == "/ui/events" and status != 401:
+    if path.startswith(API_PATHS) or (path == "/ui/events" and status != 401):
         return None
     if status == 401 and path != "/login":
         return login_redirect(request)

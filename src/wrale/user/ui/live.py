@@ -17,6 +17,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, StreamingResponse
+
 from wrale.fleet.brain.bus import BusEvent
 from wrale.user.ui.web import SessionDep, ViewerDep, nav_alert_count, set_cookie
 
@@ -27,6 +28,8 @@ KEEPALIVE_S = 15.0
 # kinds every page hears; device.live and telemetry.summary only for the device asked for
 BROADCAST = ("alert.", "device.status", "device.event", "device.enrolled", "twin.", "command.")
 PER_DEVICE = ("device.live", "telemetry.summary")
+
+
 @router.get("/ui/nav-count")
 async def nav_count(viewer: ViewerDep, session: SessionDep) -> PlainTextResponse:
     n = await nav_alert_count(session, viewer.tenant_id)

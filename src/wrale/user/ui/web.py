@@ -25,7 +25,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models.alerts import Alert
-
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.principal import ForbiddenError, Principal, Role, at_least
 from wrale.shared.errors import AuthError
@@ -43,7 +42,7 @@ CSRF_FIELD = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-class LoginRequired(AuthError):
+class LoginRequiredError(AuthError):
     """The browser has no valid session: the page answers with a redirect to /login."""
 
 
@@ -139,7 +138,9 @@ def clear_session(response: Response) -> None:
         response.delete_cookie(name, path="/")
 
 
-def session_cookies(tokens: identity.Tokens, state: AppState, csrf: str) -> dict[str, tuple[str, int]]:
+def session_cookies(
+    tokens: identity.Tokens, state: AppState, csrf: str
+) -> dict[str, tuple[str, int]]:
     """The cookies of a fresh session (after login or a refresh)."""
     refresh_ttl = state.auth.refresh_ttl_s
     return {
@@ -182,11 +183,11 @@ async def _viewer(request: Request, state: StateDep, session: SessionDep) -> Vie
     if principal is None:
         refresh = request.cookies.get(REFRESH_COOKIE)
         if not refresh:
-            raise LoginRequired("sign in to continue")
+            raise LoginRequiredError("sign in to continue")
         try:
             tokens = await identity.refresh(session, refresh, state.auth)
         except AuthError:
-            raise LoginRequired("your session has ended; sign in again") from None
+            raise LoginRequiredError("your session has ended; sign in again") from None
         await session.commit()
         principal = await identity.authenticate(session, tokens.access_token, state.auth, source)
         csrf = csrf or new_csrf()
@@ -227,7 +228,7 @@ def require(needed: Role) -> Callable[..., Awaitable[Viewer]]:
 OperatorDep = Annotated[Viewer, Depends(require(Role.OPERATOR))]
 AdminDep = Annotated[Viewer, Depends(require(Role.ADMIN))]
 
-__all__ = ["AdminDep", "OperatorDep", "SessionDep", "ViewerDep", "render", "is_htmx"]
+__all__ = ["AdminDep", "OperatorDep", "SessionDep", "ViewerDep", "is_htmx", "render"]
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -272,5 +273,4 @@ def login_redirect(request: Request) -> Response:
     location = "/login" if target in ("/", "/login") else f"/login?next={quote(target)}"
     if is_htmx(request):
         return Response(status_code=200, headers={"HX-Redirect": location})
-    response = Response(status_code=303, headers={"Location": location})
-    return response
+    return Response(status_code=303, headers={"Location": location})

@@ -33,7 +33,12 @@ def safe_next(target: str | None) -> str:
 
 
 def _login_page(
-    request: Request, csrf: str, *, next_: str, username: str = "", error: str | None = None,
+    request: Request,
+    csrf: str,
+    *,
+    next_: str,
+    username: str = "",
+    error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     response = render(
@@ -67,7 +72,11 @@ async def login(
         await check_csrf(request, csrf)
     except Exception:
         return _login_page(
-            request, new_csrf(), next_=target, username=username, status_code=403,
+            request,
+            new_csrf(),
+            next_=target,
+            username=username,
+            status_code=403,
             error="The sign-in form expired; please try again.",
         )
     source = request.client.host if request.client else None
