@@ -13,8 +13,17 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from wrale.user.ui import errors, live, web
-from wrale.user.ui.pages import admin, alerts, auth, device, devices, enrollment, overview
-from wrale.user.ui.pages import physical, policies
+from wrale.user.ui.pages import (
+    admin,
+    alerts,
+    auth,
+    device,
+    devices,
+    enrollment,
+    overview,
+    physical,
+    policies,
+)
 
 log = logging.getLogger("wrale.central.ui")
 
