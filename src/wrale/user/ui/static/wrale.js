@@ -109,11 +109,12 @@
       });
     }, 300);
   }
+  var TAMPER_EVENTS = ["TAMPER", "RAPID_TRANSITIONS", "LOCKDOWN"];
   function notify(kind, d) {
     if (kind === "alert.raised" && (d.severity === "critical" || d.severity === "major")) {
       toast((d.severity === "critical" ? "Critical: " : "Major: ") + (d.message || d.rule_name),
         d.severity, d.device_id ? "/devices/" + d.device_id : "/alerts");
-    } else if (kind === "device.event" && /^TAMPER|LOCKDOWN/.test(d.type || "")) {
+    } else if (kind === "device.event" && TAMPER_EVENTS.indexOf(d.type) >= 0) {
       toast("Tamper on " + (d.name || d.device_id) + ": " + (d.message || d.type), "tamper",
         "/devices/" + d.device_id);
     } else if (kind === "device.enrolled") {
