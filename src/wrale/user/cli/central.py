@@ -20,6 +20,8 @@ import typer
 from wrale.shared.config import CentralSettings, load_settings
 from wrale.shared.errors import ConfigError
 
+GRACEFUL_SHUTDOWN_S = 3  # open connections (dashboards' event streams) then are cut
+
 central_app = typer.Typer(
     help="The central server: brain + API. Settings: defaults < --config TOML < WRALE_* "
     "environment < flags.",
@@ -113,6 +115,7 @@ async def _serve(settings: CentralSettings) -> None:
             port=settings.port,
             log_level=settings.log_level.lower(),
             lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_config=None,  # the process's logging setup, not uvicorn's own
         )
     )

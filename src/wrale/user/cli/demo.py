@@ -231,6 +231,7 @@ async def _start_server(
     import uvicorn
 
     from wrale.user.api.app import create_app
+    from wrale.user.cli.central import GRACEFUL_SHUTDOWN_S
 
     up = asyncio.Event()
 
@@ -253,6 +254,7 @@ async def _start_server(
             port=settings.port,
             log_level="warning",
             lifespan="on",
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_config=None,
         )
     )
