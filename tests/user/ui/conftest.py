@@ -80,7 +80,7 @@ async def ui_as(central: Central) -> AsyncIterator[Any]:
     async def make(role: str) -> Browser:
         headers = await central.user(role)
         r = await central.http.get("/api/v1/auth/me", headers=headers)
-        name = r.json()["username"]
+        name = r.json()["name"]
         b = await sign_in(central, name, "password-123")
         opened.append(b)
         return b

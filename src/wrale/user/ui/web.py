@@ -150,7 +150,7 @@ def session_cookies(
     }
 
 
-NAV_SEVERITIES = ("critical", "major")
+NAV_SEVERITIES = ("CRITICAL", "MAJOR")  # as alert_rules.SEVERITIES spells them
 
 
 async def nav_alert_count(session: AsyncSession, tenant_id: str) -> int:

@@ -111,9 +111,10 @@
   }
   var TAMPER_EVENTS = ["TAMPER", "RAPID_TRANSITIONS", "LOCKDOWN"];
   function notify(kind, d) {
-    if (kind === "alert.raised" && (d.severity === "critical" || d.severity === "major")) {
-      toast((d.severity === "critical" ? "Critical: " : "Major: ") + (d.message || d.rule_name),
-        d.severity, d.device_id ? "/devices/" + d.device_id : "/alerts");
+    var sev = String(d.severity || "").toLowerCase();
+    if (kind === "alert.raised" && (sev === "critical" || sev === "major")) {
+      toast((sev === "critical" ? "Critical: " : "Major: ") + (d.message || d.rule_name),
+        sev, d.device_id ? "/devices/" + d.device_id : "/alerts");
     } else if (kind === "device.event" && TAMPER_EVENTS.indexOf(d.type) >= 0) {
       toast("Tamper on " + (d.name || d.device_id) + ": " + (d.message || d.type), "tamper",
         "/devices/" + d.device_id);
