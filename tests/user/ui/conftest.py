@@ -3,8 +3,9 @@ that holds the browser's cookies and sends the page's CSRF token like htmx does.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.conftest import ADMIN_PASSWORD, Central
 
+_names = itertools.count(1)
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
 
 
@@ -46,6 +48,9 @@ class Browser:
         return await self.http.post(path, data=body, headers=headers)
 
 
+SignIn = Callable[[str], Awaitable[Browser]]
+
+
 async def sign_in(central: Central, username: str, password: str) -> Browser:
     http = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=central.app), base_url="http://central"
@@ -73,14 +78,13 @@ async def admin_ui(central: Central) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def ui_as(central: Central) -> AsyncIterator[Any]:
+async def ui_as(central: Central) -> AsyncIterator[SignIn]:
     """``await ui_as("viewer")``: a new user of that role, signed in to the dashboard."""
     opened: list[Browser] = []
 
     async def make(role: str) -> Browser:
-        headers = await central.user(role)
-        r = await central.http.get("/api/v1/auth/me", headers=headers)
-        name = r.json()["name"]
+        name = f"ui-{role}-{next(_names)}"
+        await central.user(role, name)
         b = await sign_in(central, name, "password-123")
         opened.append(b)
         return b
