@@ -72,6 +72,10 @@
       document.body.addEventListener("htmx:responseError", function (evt) {
         toast(errorText(evt.detail.xhr), "error");
       });
+      /* an action's answer may say what happened: HX-Trigger {"wrale-notice": "…"} */
+      document.body.addEventListener("wrale-notice", function (evt) {
+        toast(String(evt.detail && evt.detail.value || "Done"), "ok");
+      });
       document.body.addEventListener("wrale-error", function (evt) {
         toast(String(evt.detail && evt.detail.value || "The action failed"), "error");
       });
