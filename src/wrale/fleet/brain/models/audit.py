@@ -12,7 +12,11 @@ from wrale.fleet.brain.models.base import Base, IdMixin
 
 class AuditEntry(IdMixin, Base):
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_log_tenant_created", "tenant_id", "created_at"),
+        # a device page's audit trail and the audit filters look rows up by resource
+        Index("ix_audit_log_resource", "resource_id"),
+    )
 
     tenant_id: Mapped[str | None] = mapped_column(
         String(32), ForeignKey("tenants.id", ondelete="CASCADE"), default=None
