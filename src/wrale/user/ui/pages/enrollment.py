@@ -74,6 +74,11 @@ def enroll_command(central_url: str, secret: str) -> str:
     return shlex.join(args)
 
 
+def example_command(central: str) -> str:
+    """The command with a placeholder where the token goes (for people without one)."""
+    return enroll_command(central, "TOKEN").replace(" TOKEN", " <token>")
+
+
 def central_url(request: Request) -> str:
     """This server's address as the browser reached it (scheme, host, port, root path)."""
     return str(request.base_url).rstrip("/")
@@ -324,7 +329,7 @@ async def enrollment_page(
     loaded_at = wall_now()
     ctx: dict[str, Any] = {
         "central_url": central_url(request),
-        "example_command": enroll_command(central_url(request), "<token>"),
+        "example_command": example_command(central_url(request)),
         "devices": await recent_devices(session, viewer.tenant_id),
         "since": loaded_at,
     }
@@ -407,7 +412,7 @@ async def token_create(request: Request, viewer: AdminDep, session: SessionDep) 
         return render(request, "enrollment/_create.html", ctx, status_code=status, headers=headers)
     ctx.update(
         central_url=central_url(request),
-        example_command=enroll_command(central_url(request), "<token>"),
+        example_command=example_command(central_url(request)),
         devices=await recent_devices(session, viewer.tenant_id),
         since=wall_now(),
     )
