@@ -133,7 +133,7 @@ def _range_hint(info: FieldInfo, unit: str) -> str:
         elif getattr(m, "lt", None) is not None:
             high = f"< {_g(m.lt)}"
     if low and high and not low.startswith(">"):
-        text = f"{low}–{high}"
+        text = f"{low} to {high}" if low.startswith("-") else f"{low}–{high}"
     elif low and high:
         text = f"{low}, ≤ {high}"
     elif low:
@@ -273,8 +273,24 @@ def parse_document(
         except ValueError as exc:
             errors[f.name] = str(exc)
         except InvalidRequestError as exc:
-            errors[f.name] = exc.message.removeprefix(f"document.{f.name}: ")
+            errors[f.name] = _plain(exc.message.removeprefix(f"document.{f.name}: "), f.unit)
     return document, errors, values
+
+
+LIMITS = (
+    ("Input should be greater than or equal to ", "at least "),
+    ("Input should be less than or equal to ", "at most "),
+    ("Input should be greater than ", "more than "),
+    ("Input should be less than ", "less than "),
+)
+
+
+def _plain(message: str, unit: str) -> str:
+    """pydantic's range messages in the form's words, with the unit."""
+    for prefix, words in LIMITS:
+        if message.startswith(prefix):
+            return f"{words}{message.removeprefix(prefix)} {unit}".rstrip()
+    return message
 
 
 def document_values(kind: str, document: Mapping[str, Any]) -> dict[str, str]:
@@ -848,7 +864,7 @@ async def policy_create(
     document, errors, values = parse_document(kind, form)
     scope_id: str | None = None
     if scope_type == "group":
-        scope_id = group_id or None
+        scope_id = group_id if is_id(group_id) else None
         if not scope_id:
             errors["scope"] = "pick the group the policy is for"
     elif scope_type == "device":
