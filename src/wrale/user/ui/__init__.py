@@ -11,6 +11,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.gzip import GZipMiddleware
 
 from wrale.user.ui import errors, live, web
 from wrale.user.ui.pages import (
@@ -34,6 +35,9 @@ def install(app: FastAPI) -> None:
             "the dashboard's front-end packages are missing (%s); run `make ui-assets`",
             web.STATIC / "vendor",
         )
+    # pages with hundreds of boards in SVG are repetitive: ~330 KB of HTML gzips to ~40 KB
+    # (event streams are never compressed: Starlette leaves text/event-stream alone)
+    app.add_middleware(GZipMiddleware, minimum_size=2048)
     app.state.ui_templates = web.make_templates()
     app.state.html_errors = errors.html_error
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")

@@ -50,11 +50,6 @@ async def _alerts(session: AsyncSession, viewer: Viewer, now: float) -> dict[str
     }
 
 
-async def _power(session: AsyncSession, viewer: Viewer, now: float) -> dict[str, Any]:
-    power = await fv.power_summary(session, viewer.tenant_id, fv.fresh_since(now))
-    return {"power": power, "power_pct": _pct(power.racked_draw_w, power.budget_w)}
-
-
 def _pct(draw: float, budget: float) -> float | None:
     return None if budget <= 0 else round(100.0 * draw / budget, 1)
 
@@ -95,14 +90,19 @@ def histogram_bars(dist: fv.Distribution) -> dict[str, Any]:
     }
 
 
-async def _temperature(session: AsyncSession, viewer: Viewer, now: float) -> dict[str, Any]:
-    dist = await fv.temperature_distribution(session, viewer.tenant_id, fv.fresh_since(now))
-    total = sum((await fv.status_counts(session, viewer.tenant_id)).values())
-    return {"dist": dist, "chart": histogram_bars(dist), "silent": max(0, total - dist.count)}
-
-
-async def _battery(session: AsyncSession, viewer: Viewer, now: float) -> dict[str, Any]:
-    return {"battery": await fv.on_battery(session, viewer.tenant_id, fv.fresh_since(now))}
+async def _now(session: AsyncSession, viewer: Viewer, now: float) -> dict[str, Any]:
+    """Power, temperatures and batteries: one walk over the fleet's fresh readings."""
+    figures = await fv.now_figures(session, viewer.tenant_id, fv.fresh_since(now))
+    total = await fv.device_count(session, viewer.tenant_id)
+    power, dist = figures.power, figures.temperatures
+    return {
+        "power": power,
+        "power_pct": _pct(power.racked_draw_w, power.budget_w),
+        "dist": dist,
+        "chart": histogram_bars(dist),
+        "silent": max(0, total - dist.count),
+        "battery": figures.battery,
+    }
 
 
 async def _events(session: AsyncSession, viewer: Viewer, now: float) -> dict[str, Any]:
@@ -113,9 +113,7 @@ async def _events(session: AsyncSession, viewer: Viewer, now: float) -> dict[str
 PARTS: dict[str, Part] = {
     "status": _status,
     "alerts": _alerts,
-    "power": _power,
-    "temperature": _temperature,
-    "battery": _battery,
+    "now": _now,
     "events": _events,
 }
 
