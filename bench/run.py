@@ -1,7 +1,8 @@
 """``make bench``: run every benchmark, print each figure with its unit, write the results.
 
 BENCH_SECONDS shortens the measured windows (default 60, as the targets are stated);
-the fleet benchmark's own knobs are BENCH_FLEET_* (see bench/fleet_bench.py).
+the fleet benchmark's own knobs are BENCH_FLEET_* (see bench/fleet_bench.py), the
+dashboard's BENCH_UI_* (see bench/ui_bench.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from device_bench import run as run_device
 from fleet_bench import run as run_fleet
 from metald_bench import run as run_metald
 from telemetry_bench import run as run_telemetry
+from ui_bench import run as run_ui
 
 
 def main() -> int:
@@ -25,6 +27,7 @@ def main() -> int:
         ("telemetry", run_telemetry),
         ("device", run_device),
         ("fleet", run_fleet),
+        ("ui", run_ui),
     )
     failed = []
     for name, bench in benches:

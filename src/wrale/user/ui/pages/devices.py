@@ -355,6 +355,14 @@ def confirm_text(
     return f"Add {who} to {target}?"
 
 
+_FIELDS = {
+    "command": ("op",),
+    "tag_add": ("tag",),
+    "tag_remove": ("tag",),
+    "group_add": ("group_id",),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Selection:
     """What a bulk action acts on: the ticked devices, or every device of a filter."""
@@ -399,7 +407,6 @@ async def _bar_context(
     form: FormData | None,
     errors: dict[str, str] | None = None,
     selection: Selection | None = None,
-    message: str | None = None,
 ) -> dict[str, Any]:
     """The bulk bar: the chosen action and its fields, the count and the confirmation."""
     values: dict[str, str] = {
@@ -420,10 +427,15 @@ async def _bar_context(
     op = op if op in ops else "reboot"
     static = await _static_groups(session, viewer.tenant_id)
     group = next((g for g in static if g.id == values.get("group_id")), None)
+    shown = {"selection", "action", *_FIELDS[action]}
+    if action == "command":
+        shown |= {f"arg_{f.name}" for f in OP_ARGS.get(op, ())}
+    for name in [k for k in errors if k not in shown]:  # a field the bar does not show
+        problem = errors.pop(name)
+        errors["action"] = f"{errors['action']}; {problem}" if "action" in errors else problem
     return {
         "values": values,
         "errors": errors,
-        "message": message,
         "selection": selection,
         "action": action,
         "actions": ACTIONS,
@@ -503,11 +515,8 @@ async def bulk_apply(
         else:
             raise InvalidRequestError(f"action: use one of {', '.join(ACTIONS)}", field="action")
     except (InvalidRequestError, ConflictError, NotFoundError) as exc:
-        if isinstance(exc, ConflictError | NotFoundError) and not exc.details.get("field"):
-            field = "action"
-        else:
-            field = str(exc.details.get("field") or "action").replace("args.", "arg_")
-        await session.rollback()
+        field = str(exc.details.get("field") or "action").replace("args.", "arg_")
+        await session.rollback()  # all or nothing: no device is half done
         ctx = await _bar_context(session, viewer, form, {field: exc.message}, selection)
         status = 422 if isinstance(exc, InvalidRequestError) else 409
         return _bar(request, ctx, status, retarget=True)
@@ -594,16 +603,18 @@ async def _group(session: AsyncSession, viewer: Viewer, form: FormData, sel: Sel
     group_id = str(form.get("group_id") or "")
     if not ID_RE.match(group_id):
         raise InvalidRequestError("group: choose a static group", field="group_id")
-    group = await groups.get_group(session, viewer.tenant_id, group_id)
-    done, skipped = 0, []
-    for d in await _devices(session, viewer.tenant_id, sel.ids):
-        if await groups.add_member(session, viewer.principal, group.id, d.id):
-            done += 1
-        else:
-            skipped.append((d.name, "is a member already"))
+    try:
+        group = await groups.get_group(session, viewer.tenant_id, group_id)
+        done, skipped = 0, []
+        for d in await _devices(session, viewer.tenant_id, sel.ids):
+            if await groups.add_member(session, viewer.principal, group.id, d.id):
+                done += 1
+            else:
+                skipped.append((d.name, "is a member already"))
+    except (ConflictError, NotFoundError) as exc:  # gone, or dynamic: say so at the field
+        raise type(exc)(exc.message, field="group_id") from exc
     return Outcome(
         f'{_plural(done)} added to group "{group.name}"; {len(skipped):,} were members already',
         done,
         skipped,
     )
-
