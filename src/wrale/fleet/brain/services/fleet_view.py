@@ -361,33 +361,43 @@ async def rack_places(session: AsyncSession, tenant_id: str) -> list[RackPlace]:
     return [RackPlace(*row) for row in await _rows(session, stmt)]
 
 
+def _fresh(metric_id: int, since: float, name: str) -> Any:
+    """``telemetry_latest`` as the fresh readings of one metric, joined to ``Device``."""
+    lat = aliased(TelemetryLatest, name=name)
+    return lat, and_(lat.device_num == Device.num, lat.metric_id == metric_id, lat.ts >= since)
+
+
 async def now_figures(
     session: AsyncSession, tenant_id: str, since: float, battery_limit: int = 8
 ) -> NowFigures:
     """Fresh power (per room, against rack budgets), the ``cpu_temp_c`` distribution and
-    the boards on battery, from one walk over the tenant's devices."""
+    the boards on battery. The database adds up power per rack and picks the few boards on
+    battery; only the temperatures come back one per board (for the median)."""
     ids = await _metric_ids(session, TEMP, POWER, ON_BATTERY, BATTERY)
-    metrics = [
-        (ids[TEMP], "value"),
-        (ids[POWER], "value"),
-        (ids[ON_BATTERY], "value"),
-        (ids[ON_BATTERY], "ts"),
-        (ids[BATTERY], "value"),
+    mine = Device.tenant_id == tenant_id
+    power, on_power = _fresh(ids[POWER], since, "p")
+    per_rack_stmt = (
+        select(Device.rack_id, func.sum(power.value), func.count(power.value))
+        .join(power, on_power)
+        .where(mine)
+        .group_by(Device.rack_id)
+    )
+    per_rack = {rack: (float(w), int(n)) for rack, w, n in await _rows(session, per_rack_stmt)}
+    temp, on_temp = _fresh(ids[TEMP], since, "t")
+    temps_stmt = select(temp.value).select_from(Device).join(temp, on_temp).where(mine)
+    temps = [float(v) for (v,) in await _rows(session, temps_stmt)]
+    flag, on_flag = _fresh(ids[ON_BATTERY], since, "b")
+    pct, on_pct = _fresh(ids[BATTERY], since, "c")
+    battery_stmt = (
+        select(Device.id, Device.name, Device.rack_id, flag.ts, pct.value)
+        .join(flag, and_(on_flag, flag.value >= 0.5))
+        .outerjoin(pct, on_pct)
+        .where(mine)
+    )
+    on_battery = [
+        (str(did), str(name), rack_id, float(ts), _float(v))
+        for did, name, rack_id, ts, v in await _rows(session, battery_stmt)
     ]
-    cols = (Device.id, Device.name, Device.rack_id)
-    stmt = latest_pivot(_dialect(session), since, cols, metrics)
-    stmt = stmt.where(Device.tenant_id == tenant_id)
-    temps: list[float] = []
-    per_rack: dict[str | None, tuple[float, int]] = {}
-    on_battery: list[tuple[str, str, str | None, float, float | None]] = []
-    for did, name, rack_id, temp, power, obv, obts, pct in await _rows(session, stmt):
-        if temp is not None:
-            temps.append(float(temp))
-        if power is not None:
-            w, n = per_rack.get(rack_id, (0.0, 0))
-            per_rack[rack_id] = (w + float(power), n + 1)
-        if obv is not None and obv >= 0.5:
-            on_battery.append((did, name, rack_id, float(obts), _float(pct)))
     racks = await rack_places(session, tenant_id)
     return NowFigures(
         power=sum_power(per_rack, racks),
