@@ -173,13 +173,21 @@ def power_events(
     return out
 
 
+def _fmt(value: float | None, digits: int) -> str:
+    """A reading in an event message: rounded as a person reads it ("?" when missing)."""
+    return "?" if value is None else f"{value:.{digits}f}"
+
+
 def supply_events(
     kinds: Iterable[EventType], p: PowerReading, stats: SupplyStats, at: float
 ) -> list[Event]:
     messages = {
-        EventType.VOLTAGE_SAG: (Severity.CRITICAL, f"supply sagged to {p.voltage_v} V"),
-        EventType.VOLTAGE_RIPPLE: (Severity.WARNING, f"supply ripple {stats.ripple_v} V p-p"),
-        EventType.CURRENT_SPIKE: (Severity.WARNING, f"current spike {p.current_a} A"),
+        EventType.VOLTAGE_SAG: (Severity.CRITICAL, f"supply sagged to {_fmt(p.voltage_v, 2)} V"),
+        EventType.VOLTAGE_RIPPLE: (
+            Severity.WARNING,
+            f"supply ripple {_fmt(stats.ripple_v, 3)} V p-p",
+        ),
+        EventType.CURRENT_SPIKE: (Severity.WARNING, f"current spike {_fmt(p.current_a, 2)} A"),
         EventType.POWER_CYCLE: (Severity.WARNING, "main power came back"),
     }
     return [
