@@ -292,15 +292,10 @@ async def _group_chain(session: AsyncSession, device: Device) -> list[Group]:
     return [g for _, g in sorted(depth.values(), key=lambda x: (x[0], x[1].id))]
 
 
-async def effective_policy(session: AsyncSession, tenant_id: str, device_id: str) -> dict[str, Any]:
-    device = await get_owned(session, Device, tenant_id, device_id, "device")
-    groups = await _group_chain(session, device)
-    order = [("fleet", ""), *[("group", g.id) for g in groups], ("device", device.id)]
-    rank = {scope: i for i, scope in enumerate(order)}
-    rows = await session.scalars(select(Policy).where(Policy.tenant_id == tenant_id))
-    found = [p for p in rows if (p.scope_type, p.scope_id) in rank]
-    found.sort(key=lambda p: rank[(p.scope_type, p.scope_id)])
-    kinds: dict[str, Any] = {}
+def merge_policies(ordered: Sequence[Policy]) -> dict[str, dict[str, Any]]:
+    """Per kind, the policies merged in the order given (nearest last): each field with its
+    value and source, the resulting document, and what is inconsistent in it."""
+    kinds: dict[str, dict[str, Any]] = {}
     for kind in KINDS:
         layers = [
             (
@@ -312,7 +307,7 @@ async def effective_policy(session: AsyncSession, tenant_id: str, device_id: str
                 },
                 p.document,
             )
-            for p in found
+            for p in ordered
             if p.kind == kind
         ]
         fields = merge(kind, layers)
@@ -321,6 +316,18 @@ async def effective_policy(session: AsyncSession, tenant_id: str, device_id: str
             "document": {k: f["value"] for k, f in fields.items()},
             "errors": check_merged(kind, fields),
         }
+    return kinds
+
+
+async def effective_policy(session: AsyncSession, tenant_id: str, device_id: str) -> dict[str, Any]:
+    device = await get_owned(session, Device, tenant_id, device_id, "device")
+    groups = await _group_chain(session, device)
+    order = [("fleet", ""), *[("group", g.id) for g in groups], ("device", device.id)]
+    rank = {scope: i for i, scope in enumerate(order)}
+    rows = await session.scalars(select(Policy).where(Policy.tenant_id == tenant_id))
+    found = [p for p in rows if (p.scope_type, p.scope_id) in rank]
+    found.sort(key=lambda p: rank[(p.scope_type, p.scope_id)])
+    kinds = merge_policies(found)
     return {
         "device_id": device.id,
         "chain": [{"scope_type": t, "scope_id": i or None} for t, i in order],

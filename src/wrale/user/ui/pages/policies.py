@@ -1401,22 +1401,7 @@ async def _group_effective(
     found += list(own.values())
     names = {g.id: g.name for g in [*chain, group]}
     out = []
-    for kind in KINDS:
-        layers = [
-            (
-                {
-                    "scope_type": p.scope_type,
-                    "scope_id": p.scope_id or None,
-                    "policy_id": p.id,
-                    "version": p.version,
-                },
-                p.document,
-            )
-            for p in found
-            if p.kind == kind
-        ]
-        merged = policies.merge(kind, layers)
-        data = {"fields": merged, "errors": policies.check_merged(kind, merged)}
+    for kind, data in policies.merge_policies(found).items():
         eff = _effective_kind(kind, data, names, {})
         eff["rows"] = [r for r in eff["rows"] if r["source"]]
         out.append(eff)
