@@ -28,7 +28,8 @@ from wrale.fleet.brain.models.groups import Group, GroupMember
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
 from wrale.fleet.brain.services import groups as group_svc
 from wrale.fleet.brain.services import policies
-from wrale.fleet.brain.services.registry import _json_list_has, is_id
+from wrale.fleet.brain.services.device_list import selector_clause
+from wrale.fleet.brain.services.registry import is_id
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError, WraleError
 from wrale.user.api.deps import StateDep
 from wrale.user.ui.web import (
@@ -426,38 +427,11 @@ async def device_options(
 # ----------------------------------------------------------------------------- group reads
 
 
-def selector_clauses(session: AsyncSession, selector: Mapping[str, Any]) -> list[Any]:
-    """``groups.matches`` as SQL conditions on ``Device`` (every clause must hold)."""
-    where: list[Any] = []
-    if selector.get("tags_all") is not None:
-        where += [_json_list_has(session, Device.tags, t) for t in selector["tags_all"]]
-    if selector.get("tags_any"):
-        where.append(or_(*[_json_list_has(session, Device.tags, t) for t in selector["tags_any"]]))
-    if selector.get("status"):
-        where.append(Device.status.in_(list(selector["status"])))
-    if "model" in selector:
-        where.append(Device.model == selector["model"])
-    if "rack_id" in selector:
-        where.append(Device.rack_id == selector["rack_id"])
-    if "zone_id" in selector:
-        where.append(Device.zone_id == selector["zone_id"])
-    if "room_id" in selector:
-        where.append(Device.rack_id.in_(select(Rack.id).where(Rack.room_id == selector["room_id"])))
-    if "site_id" in selector:
-        in_site = (
-            select(Rack.id)
-            .join(Room, Room.id == Rack.room_id)
-            .where(Room.site_id == selector["site_id"])
-        )
-        where.append(Device.rack_id.in_(in_site))
-    return where
-
-
 def group_clause(session: AsyncSession, group: Group) -> ColumnElement[bool]:
     """The devices of one group (its static members or its selector's matches)."""
     if group.kind == "static":
         return Device.id.in_(select(GroupMember.device_id).where(GroupMember.group_id == group.id))
-    return and_(true(), *selector_clauses(session, group.selector or {}))
+    return selector_clause(session, dict(group.selector or {}))
 
 
 async def count_devices(session: AsyncSession, tenant_id: str, clause: ColumnElement[bool]) -> int:
@@ -1318,7 +1292,7 @@ async def selector_preview(request: Request, viewer: ViewerDep, session: Session
         except (InvalidRequestError, NotFoundError) as exc:
             ctx["error"] = selector_error(exc)[1]
         else:
-            clause = and_(true(), *selector_clauses(session, clean))
+            clause = selector_clause(session, dict(clean))
             ctx["count"] = await count_devices(session, viewer.tenant_id, clause)
             ctx["sample"] = (await device_page(session, viewer.tenant_id, clause, 1))[:5]
     return render(request, "groups/_preview.html", ctx)
