@@ -234,6 +234,14 @@ __all__ = ["AdminDep", "OperatorDep", "SessionDep", "ViewerDep", "is_htmx", "ren
 # ----------------------------------------------------------------------------- rendering
 
 
+def page_number(text: str | None) -> int:
+    """A ``?page=`` value: 1 when missing or not a positive number (never an error)."""
+    try:
+        return max(1, int(text or 1))
+    except ValueError:
+        return 1
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 

@@ -27,7 +27,7 @@ from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.principal import Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from wrale.user.api.schemas.identity import ApiTokenCreate, UserCreate
-from wrale.user.ui.web import AdminDep, SessionDep, Viewer, is_htmx, render
+from wrale.user.ui.web import AdminDep, SessionDep, Viewer, is_htmx, page_number, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -117,13 +117,6 @@ def until_text(at: float | None, now: float) -> str:
     return f"{prefix}{text}{suffix}"
 
 
-def _int(text: str | None, default: int = 1) -> int:
-    try:
-        return max(1, int(text or default))
-    except ValueError:
-        return default
-
-
 # ----------------------------------------------------------------------------- users
 
 
@@ -154,7 +147,7 @@ async def _users_context(session: AsyncSession, viewer: Viewer, page: str | None
     tenant = viewer.tenant_id
     total = int(await session.scalar(select(func.count()).where(User.tenant_id == tenant)) or 0)
     pages = max(1, math.ceil(total / USERS_PAGE_SIZE))
-    number = min(_int(page), pages)
+    number = min(page_number(page), pages)
     users = await session.scalars(
         select(User)
         .where(User.tenant_id == tenant)
@@ -372,7 +365,7 @@ async def _tokens_context(
     tenant = viewer.tenant_id
     total = int(await session.scalar(select(func.count()).where(ApiToken.tenant_id == tenant)) or 0)
     pages = max(1, math.ceil(total / TOKENS_PAGE_SIZE))
-    number = min(_int(page), pages)
+    number = min(page_number(page), pages)
     rows = await session.execute(
         select(ApiToken, User.username)
         .outerjoin(User, User.id == ApiToken.user_id)

@@ -36,7 +36,15 @@ from wrale.fleet.brain.services.alert_rules import (
 )
 from wrale.shared.errors import ConflictError, InvalidRequestError
 from wrale.user.api.deps import StateDep
-from wrale.user.ui.web import OperatorDep, SessionDep, Viewer, ViewerDep, is_htmx, render
+from wrale.user.ui.web import (
+    OperatorDep,
+    SessionDep,
+    Viewer,
+    ViewerDep,
+    is_htmx,
+    page_number,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -123,13 +131,6 @@ def metric_label(metric: str, what: str) -> str:
         if metric.endswith(suffix):
             return f"{what} ({unit_of(metric)}, {low:,.0f}..{high:,.0f})"
     return f"{what} (0 or 1)"
-
-
-def _int(text: str | None, default: int = 1) -> int:
-    try:
-        return max(1, int(text or default))
-    except ValueError:
-        return default
 
 
 def _like(text: str) -> str:
@@ -246,7 +247,7 @@ class AlertFilters:
             severity=sev if sev in SEVERITIES else "",
             device=(device or "").strip()[:100],
             rack=(rack or "").strip()[:32],
-            page=_int(page),
+            page=page_number(page),
         )
 
     def query(self, **change: Any) -> str:
@@ -734,7 +735,7 @@ async def rule_list(
         await session.scalar(select(func.count()).where(AlertRule.tenant_id == tenant)) or 0
     )
     pages = max(1, math.ceil(total / RULES_PAGE_SIZE))
-    number = min(_int(page), pages)
+    number = min(page_number(page), pages)
     rules = list(
         await session.scalars(
             select(AlertRule)
