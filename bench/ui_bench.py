@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 
-from common import Figure
+from common import Figure, write_results
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
 from wrale.shared.config import CentralSettings
@@ -223,6 +223,8 @@ def run() -> list[Figure]:
     return asyncio.run(go())
 
 
-if __name__ == "__main__":
-    for figure in run():
+if __name__ == "__main__":  # alone: print the figures and merge them into the results
+    figures = run()
+    for figure in figures:
         print(figure.line())
+    write_results(figures)
