@@ -27,7 +27,7 @@ from common import Figure, write_results
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
 from wrale.shared.config import CentralSettings
-from wrale.user.api.app import create_app
+from wrale.user.api.app import create_app, settle_heap
 from wrale.user.simfleet import paper
 
 SIZES = tuple(int(n) for n in os.environ.get("BENCH_UI_DEVICES", "1000,10000").split(","))
@@ -190,6 +190,7 @@ async def _size(devices: int, weigh: bool) -> list[Figure]:
                 flush=True,
             )
             figures.append(Figure(f"ui.paper_fleet_seed_{label}_s", seeded, "s (bulk insert)"))
+            settle_heap()  # as `wrale central` does once it is set up
             http = await _signed_in(app)
             try:
                 target = RENDER_TARGET if devices >= 10_000 else ""

@@ -77,7 +77,7 @@ async def _serve(settings: CentralSettings) -> None:
     import uvicorn
 
     from wrale.shared.logging import setup_logging
-    from wrale.user.api.app import create_app
+    from wrale.user.api.app import create_app, settle_heap
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -108,6 +108,7 @@ async def _serve(settings: CentralSettings) -> None:
     setup_logging(settings.log_level)
     revision = await migrate_schema(settings)
     app = create_app(settings, migrate=False)
+    settle_heap()
     server = Server(
         uvicorn.Config(
             app,
