@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from wrale.metal.core.engine import MetalCore
+from wrale.metal.core.request_parser import HttpLimits
 from wrale.metal.core.server import MetaldServer
 from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.core.store import DeviceStore
@@ -108,6 +109,7 @@ async def running_metald(
     allow_500: bool = False,
     keepalive_s: float = 15.0,
     idle_timeout_s: float = 30.0,
+    limits: HttpLimits | None = None,
 ) -> AsyncIterator[Metald]:
     board = SimBoard(SimSettings(seed=1), clock=FakeClock(), gpio_lines=LINES)
     if not sim:
@@ -122,7 +124,7 @@ async def running_metald(
         api_key=API_KEY,
         diagnostics=diag,
         keepalive_s=keepalive_s,
-        idle_timeout_s=idle_timeout_s,
+        limits=limits or HttpLimits(idle_timeout_s=idle_timeout_s),
     )
     host, port = await server.start("127.0.0.1", 0)
     m = Metald(board, core, server, host, port, diag)

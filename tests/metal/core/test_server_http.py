@@ -31,7 +31,10 @@ from wrale.metal.core.http import (
     SseEvent,
     json_response,
 )
-from wrale.metal.core.httpd import MAX_BODY_BYTES, HttpServer
+from wrale.metal.core.httpd import HttpServer
+from wrale.metal.core.request_parser import HttpLimits
+
+MAX_BODY_BYTES = HttpLimits().max_body_bytes
 
 AUTH = f"Authorization: Bearer {API_KEY}\r\n".encode()
 
@@ -355,7 +358,7 @@ async def _tiny_app(request: Request) -> Response | EventStream:
 
 @pytest.fixture
 async def tiny() -> AsyncIterator[tuple[HttpServer, str]]:
-    server = HttpServer(_tiny_app, keepalive_s=0.02, request_timeout_s=0.05)
+    server = HttpServer(_tiny_app, keepalive_s=0.02, limits=HttpLimits(request_timeout_s=0.05))
     host, port = await server.start("127.0.0.1", 0)
     yield server, f"http://{host}:{port}"
     await server.close()

@@ -1,7 +1,8 @@
 """A minimal HTTP/1.1 server on asyncio streams (metald must stay lean: no ASGI stack).
 
-Parses requests within fixed limits, keeps connections alive, streams Server-Sent Events,
-and never lets a malformed request or a failing handler take it down (a 500 is a bug).
+Caps connections (in all and per client address), reads requests within ``HttpLimits``,
+optionally over TLS, keeps connections alive, streams Server-Sent Events, and never lets a
+malformed request or a failing handler take it down (a 500 is a bug).
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs
 
 from wrale.metal.core.http import (
-    TOKEN,
     EventStream,
     HttpError,
     Request,
@@ -27,15 +26,17 @@ from wrale.metal.core.http import (
     SseEvent,
     error_response,
 )
+from wrale.metal.core.request_parser import (
+    HttpLimits,
+    IncompleteRequestError,
+    read_request,
+    read_request_line,
+)
 
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 8 * 1024
-MAX_HEADER_LINES = 100
-MAX_BODY_BYTES = 64 * 1024
 COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
-_VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
-_DIGITS = re.compile(r"[0-9]{1,18}")
+BUSY_RETRY_AFTER_S = 1
 
 App = Callable[[Request], Awaitable[Response | EventStream]]
 
@@ -44,35 +45,43 @@ App = Callable[[Request], Awaitable[Response | EventStream]]
 class _Connection:
     writer: asyncio.StreamWriter
     task: asyncio.Task[Any] | None
+    peer: str
     idle: bool = True
 
 
 class HttpServer:
-    """Serves ``app`` over HTTP/1.1. ``requests`` counts responses by (method, status)."""
+    """Serves ``app`` over HTTP/1.1 (HTTPS with ``tls``). ``requests`` counts responses by
+    (method, status); connections refused at the cap count as ``("other", 503)``."""
 
     def __init__(
         self,
         app: App,
         *,
-        idle_timeout_s: float = 30.0,
-        request_timeout_s: float = 10.0,
+        limits: HttpLimits | None = None,
+        tls: ssl.SSLContext | None = None,
         keepalive_s: float = 15.0,
         shutdown_grace_s: float = 5.0,
     ) -> None:
         self.app = app
-        self.idle_timeout_s = idle_timeout_s
-        self.request_timeout_s = request_timeout_s
+        self.limits = limits or HttpLimits()
+        self.tls = tls
         self.keepalive_s = keepalive_s
         self.shutdown_grace_s = shutdown_grace_s
         self.requests: Counter[tuple[str, int]] = Counter()
         self._server: asyncio.Server | None = None
         self._closing = asyncio.Event()
         self._conns: set[_Connection] = set()
+        self._per_peer: Counter[str] = Counter()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (each holds a slot of ``limits.max_connections``)."""
+        return len(self._conns)
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen on ``host:port`` (port 0: any free port); returns the bound address."""
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=MAX_HEADER_BYTES + 2
+            self._on_connection, host, port, limit=self.limits.stream_limit
         )
         sockname = self._server.sockets[0].getsockname()
         return str(sockname[0]), int(sockname[1])
@@ -100,11 +109,23 @@ class HttpServer:
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        conn = _Connection(writer, asyncio.current_task())
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+        if (
+            len(self._conns) >= self.limits.max_connections
+            or self._per_peer[peer] >= self.limits.max_connections_per_client
+        ):
+            self._refuse(writer)
+            return
+        conn = _Connection(writer, asyncio.current_task(), peer)
         self._conns.add(conn)
+        self._per_peer[peer] += 1
         try:
+            if self.tls is not None:
+                async with asyncio.timeout(self.limits.request_timeout_s):
+                    await writer.start_tls(self.tls)
             await self._serve(conn, reader, writer)
-        except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
+        except (ConnectionError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except Exception:
             log.exception("HTTP connection failed")
@@ -113,6 +134,27 @@ class HttpServer:
                 await self._hang_up(writer)
             finally:
                 self._conns.discard(conn)
+                self._per_peer[peer] -= 1
+                if self._per_peer[peer] <= 0:
+                    del self._per_peer[peer]
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        """Over the cap: a plain-HTTP client gets a 503 at once, a TLS client a closed
+        socket; nothing is read or buffered."""
+        self.requests[("other", 503)] += 1
+        if self.tls is None:
+            resp = error_response(
+                503, "too_many_connections", "metald is serving as many clients as it may"
+            )
+            headers = [
+                ("Content-Length", str(len(resp.body))),
+                ("Content-Type", "application/json"),
+                ("Connection", "close"),
+                ("Retry-After", str(BUSY_RETRY_AFTER_S)),
+            ]
+            with contextlib.suppress(ConnectionError, OSError):
+                writer.write(_head(503, headers) + resp.body)
+        writer.close()  # flushes what fits in the socket buffer, then closes
 
     async def _hang_up(self, writer: asyncio.StreamWriter) -> None:
         writer.close()
@@ -127,19 +169,25 @@ class HttpServer:
     async def _serve(
         self, conn: _Connection, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        async def send_continue() -> None:
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+
         while not self._closing.is_set():
             conn.idle = True
             try:
-                async with asyncio.timeout(self.idle_timeout_s):
-                    line = await _read_line(reader)
-                while line in (b"\r\n", b"\n"):  # stray CRLF between requests is allowed
-                    async with asyncio.timeout(self.idle_timeout_s):
-                        line = await _read_line(reader)
-                if not line.endswith(b"\n"):
-                    return  # EOF (or half a request line): nothing to answer
+                async with asyncio.timeout(self.limits.idle_timeout_s):
+                    first = await reader.read(1)
+                if not first:
+                    return  # the client closed the connection between requests
                 conn.idle = False
-                async with asyncio.timeout(self.request_timeout_s):
-                    request = await _read_request(line, reader, writer)
+                async with asyncio.timeout(self.limits.request_timeout_s):
+                    line = await read_request_line(reader, self.limits, first)
+                    if line is None:
+                        return
+                    request = await read_request(line, reader, self.limits, send_continue)
+            except IncompleteRequestError:
+                return  # half a request, then EOF: nobody left to answer
             except HttpError as exc:
                 await self._send(writer, "other", "HTTP/1.1", exc.response(), keep_alive=False)
                 return
@@ -269,113 +317,6 @@ async def _wait_eof(reader: asyncio.StreamReader) -> None:
     with contextlib.suppress(ConnectionError, OSError):
         while await reader.read(4096):
             pass
-
-
-# ----------------------------------------------------------------------------- parsing
-
-
-async def _read_line(reader: asyncio.StreamReader) -> bytes:
-    try:
-        return await reader.readline()
-    except ValueError:  # longer than the stream limit
-        raise HttpError(431, "headers_too_large", "request header too large", close=True) from None
-
-
-async def _read_request(
-    line: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-) -> Request:
-    method, target, version = _request_line(line)
-    headers: dict[str, str] = {}
-    size, count = len(line), 0
-    while True:
-        raw = await _read_line(reader)
-        size += len(raw)
-        count += 1
-        if size > MAX_HEADER_BYTES or count > MAX_HEADER_LINES:
-            raise HttpError(
-                431,
-                "headers_too_large",
-                f"request header larger than {MAX_HEADER_BYTES} bytes",
-                close=True,
-            )
-        if not raw.endswith(b"\n"):
-            raise asyncio.IncompleteReadError(raw, None)
-        if raw in (b"\r\n", b"\n"):
-            break
-        name, value = _header_line(raw)
-        if name in headers:
-            headers[name] = f"{headers[name]}, {value}"
-        else:
-            headers[name] = value
-    length = _content_length(headers)
-    if length and headers.get("expect", "").lower() == "100-continue":
-        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        await writer.drain()
-    body = await reader.readexactly(length) if length else b""
-    path, _, query = target.partition("?")
-    return Request(
-        method=method,
-        path=path,
-        query=parse_qs(query.partition("#")[0], keep_blank_values=True),
-        headers=headers,
-        body=body,
-        version=version,
-    )
-
-
-def _bad(message: str) -> HttpError:
-    return HttpError(400, "bad_request", message, close=True)
-
-
-def _request_line(line: bytes) -> tuple[str, str, str]:
-    parts = line.decode("latin-1").rstrip("\r\n").split(" ")
-    if len(parts) != 3:
-        raise _bad("malformed request line")
-    method, target, version = parts
-    if not TOKEN.fullmatch(method):
-        raise _bad("malformed request method")
-    match = _VERSION.fullmatch(version)
-    if match is None:
-        raise _bad("malformed HTTP version")
-    if match.group(1) != "1":
-        raise HttpError(505, "version_not_supported", "only HTTP/1.x is served", close=True)
-    if not target.startswith("/"):
-        raise _bad("request target must be a path starting with '/'")
-    return method, target, "HTTP/1.0" if version == "HTTP/1.0" else "HTTP/1.1"
-
-
-def _header_line(raw: bytes) -> tuple[str, str]:
-    text = raw.decode("latin-1").rstrip("\r\n")
-    name, sep, value = text.partition(":")
-    if not sep or not TOKEN.fullmatch(name):
-        raise _bad("malformed header line")
-    return name.lower(), value.strip(" \t")
-
-
-def _content_length(headers: dict[str, str]) -> int:
-    if "transfer-encoding" in headers:
-        raise HttpError(
-            411,
-            "length_required",
-            "chunked request bodies are not accepted; send a Content-Length",
-            close=True,
-        )
-    raw = headers.get("content-length")
-    if raw is None:
-        return 0
-    values = {v.strip() for v in raw.split(",")}
-    if len(values) != 1 or not _DIGITS.fullmatch(next(iter(values))):
-        raise _bad("malformed Content-Length")
-    length = int(values.pop())
-    if length > MAX_BODY_BYTES:
-        raise HttpError(
-            413,
-            "payload_too_large",
-            f"request body larger than {MAX_BODY_BYTES} bytes",
-            details={"limit_bytes": MAX_BODY_BYTES},
-            close=True,
-        )
-    return length
 
 
 def _head(status: int, headers: list[tuple[str, str]]) -> bytes:

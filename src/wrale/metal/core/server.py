@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,7 @@ from wrale.metal.core.http import (
 )
 from wrale.metal.core.httpd import HttpServer
 from wrale.metal.core.ports import Diagnostics
+from wrale.metal.core.request_parser import HttpLimits
 from wrale.shared.errors import (
     AuthError,
     ConflictError,
@@ -104,14 +106,15 @@ class MetaldServer:
         api_key: str,
         diagnostics: Diagnostics | None,
         keepalive_s: float = 15.0,
-        idle_timeout_s: float = 30.0,
+        limits: HttpLimits | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("metald needs a non-empty API key")
         self.core = core
         self.diagnostics = diagnostics
         self._key = api_key.encode("utf-8")
-        self.http = HttpServer(self._app, keepalive_s=keepalive_s, idle_timeout_s=idle_timeout_s)
+        self.http = HttpServer(self._app, limits=limits, tls=tls, keepalive_s=keepalive_s)
         self.routes = self._routes()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
@@ -291,7 +294,12 @@ class _SseFeed:
 
 
 def create_metald_server(
-    core: MetalCore, *, api_key: str, diagnostics: Diagnostics | None
+    core: MetalCore,
+    *,
+    api_key: str,
+    diagnostics: Diagnostics | None,
+    limits: HttpLimits | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> MetaldServer:
     """The metald API server for ``core``; call ``start(host, port)`` to listen."""
-    return MetaldServer(core, api_key=api_key, diagnostics=diagnostics)
+    return MetaldServer(core, api_key=api_key, diagnostics=diagnostics, limits=limits, tls=tls)
