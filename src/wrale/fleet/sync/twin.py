@@ -1,4 +1,5 @@
-"""Twin documents: deep merge, flattening to dotted paths, and diffs between two documents.
+"""Twin documents: RFC 7386 merge patch, deep merge, flattening to dotted paths, and diffs
+between two documents.
 
 Pure: no I/O. Documents are JSON objects; a nested object is walked key by key, anything
 else (numbers, strings, lists, null) is a leaf compared as a whole. ``True`` is never equal
@@ -10,7 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from wrale.shared.errors import InvalidRequestError
+
 Json = dict[str, Any]
+MAX_PATCH_DEPTH: Final = 32
+"""Nesting a merge patch (or the document it applies to) may have: deeper is refused."""
+MAX_PATCH_VALUES: Final = 100_000
+"""JSON values (objects, lists and leaves) a merge patch or its document may hold."""
 
 
 class _Removed:
@@ -33,6 +40,57 @@ def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> Json:
         else:
             out[key] = value
     return out
+
+
+def check_bounds(value: Any, what: str) -> None:
+    """``InvalidRequestError`` when ``value`` nests deeper than ``MAX_PATCH_DEPTH`` or holds
+    more than ``MAX_PATCH_VALUES`` values. Iterative, so no input can exhaust the stack."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    count = 0
+    while todo:
+        node, depth = todo.pop()
+        count += 1
+        if count > MAX_PATCH_VALUES:
+            raise InvalidRequestError(
+                f"{what}: more than {MAX_PATCH_VALUES} values", limit=MAX_PATCH_VALUES
+            )
+        if depth > MAX_PATCH_DEPTH:
+            raise InvalidRequestError(
+                f"{what}: nested more than {MAX_PATCH_DEPTH} levels", limit=MAX_PATCH_DEPTH
+            )
+        if isinstance(node, Mapping):
+            todo.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            todo.extend((v, depth + 1) for v in node)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    if not isinstance(patch, Mapping):
+        return _copy(patch)
+    out: Json = _copy(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` deletes a key,
+    anything else (lists included) replaces. Returns a new value; inputs are not changed.
+    ``InvalidRequestError`` when either input is beyond the bounds of ``check_bounds``."""
+    check_bounds(patch, "patch")
+    check_bounds(target, "document")
+    return _merge_patch(target, patch)
 
 
 def flatten(doc: Mapping[str, Any], prefix: str = "") -> Json:
