@@ -1,6 +1,7 @@
 """``/devices/{id}/twin``: the device's desired and reported state with their versions and
 diff (everyone reads), and merge-patch writes of its explicit desired values under a
-version precondition (operators)."""
+version precondition (operators; the tamper and security sections admins, and none of
+tamper, security, fan or gpio while the device reports a tamper lockdown)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ async def patch_twin(
     device_id: str, body: TwinPatch, p: OperatorDep, session: SessionDep, state: StateDep
 ) -> TwinPublic:
     """Merge-patch the explicit desired values (RFC 7386: ``null`` removes). ``version``
-    must be the desired version you read, else 409 with the current one."""
+    must be the desired version you read, else 409 with the current one. Changing the
+    ``tamper`` or ``security`` section needs the admin role (403); while the device reports
+    a tamper lockdown, ``tamper``, ``security``, ``fan`` and ``gpio`` do not change (409
+    ``lockdown``: lift it with the admin-only ``disarm`` command)."""
     patch = body.desired.model_dump(exclude_unset=True)
     t = await twin.patch_twin(session, p, device_id, body.version, patch, state.bus)
     return twin_public(t)
