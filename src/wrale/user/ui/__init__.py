@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.gzip import GZipMiddleware
 
 from wrale.user.ui import errors, live, web
+from wrale.user.ui.headers import SecurityHeadersMiddleware
 from wrale.user.ui.pages import (
     admin,
     alerts,
@@ -38,6 +39,7 @@ def install(app: FastAPI) -> None:
     # pages with hundreds of boards in SVG are repetitive: ~330 KB of HTML gzips to ~40 KB
     # (event streams are never compressed: Starlette leaves text/event-stream alone)
     app.add_middleware(GZipMiddleware, minimum_size=2048)
+    app.add_middleware(SecurityHeadersMiddleware)  # CSP, framing, HSTS: headers.py
     app.state.ui_templates = web.make_templates()
     app.state.html_errors = errors.html_error
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
