@@ -4,11 +4,13 @@ checks that redirect to the login page, and ``render`` for Jinja2 templates.
 A browser session is the API's own pair of tokens kept in HttpOnly cookies: the short-lived
 access token, renewed from the refresh token when it expires. Every unsafe request must
 carry the CSRF token (form field ``csrf`` or header ``X-CSRF-Token``) that equals the
-session's CSRF cookie. Nothing here talks to the database except through brain services.
+session's CSRF cookie once unmasked (each response shows it under a fresh random mask).
+Nothing here talks to the database except through brain services.
 """
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 import time
@@ -29,6 +31,7 @@ from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.principal import ForbiddenError, Principal, Role, at_least
 from wrale.shared.errors import AuthError
 from wrale.user.api.deps import AppState, SessionDep, StateDep
+from wrale.user.ui import filters
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -40,6 +43,7 @@ CSRF_COOKIE = "wrale_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_FIELD = "csrf"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_MAX_BYTES = 64  # a session token is 32 characters
 
 
 class LoginRequiredError(AuthError):
@@ -47,33 +51,6 @@ class LoginRequiredError(AuthError):
 
 
 # ----------------------------------------------------------------------------- templates
-
-
-def _fmt_age(at: float | None, now: float | None = None) -> str:
-    """'12 s ago', '5 min ago', '3 h ago', '2 d ago'; '—' for never."""
-    if at is None:
-        return "—"
-    s = max(0.0, (now if now is not None else time.time()) - at)
-    if s < 60:
-        return f"{int(s)} s ago"
-    if s < 3600:
-        return f"{int(s // 60)} min ago"
-    if s < 86_400:
-        return f"{int(s // 3600)} h ago"
-    return f"{int(s // 86_400)} d ago"
-
-
-def _fmt_time(at: float | None) -> str:
-    if at is None:
-        return "—"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at)) + "Z"
-
-
-def _fmt_num(value: float | None, digits: int = 1, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    text = f"{value:,.{digits}f}"
-    return f"{text} {unit}".rstrip() if unit else text
 
 
 def make_templates() -> Environment:
@@ -85,9 +62,9 @@ def make_templates() -> Environment:
         lstrip_blocks=True,
         enable_async=False,
     )
-    env.filters["age"] = _fmt_age
-    env.filters["when"] = _fmt_time
-    env.filters["num"] = _fmt_num
+    env.filters["age"] = filters.fmt_age
+    env.filters["when"] = filters.fmt_time
+    env.filters["num"] = filters.fmt_num
     env.globals["static_version"] = str(int(time.time()))
     return env
 
@@ -167,6 +144,39 @@ def new_csrf() -> str:
     return secrets.token_urlsafe(24)
 
 
+def mask_csrf(token: str) -> str:
+    """``token`` as one response shows it: base64url(pad || token XOR pad) with a fresh
+    random pad, so no two responses carry the same secret bytes (BREACH)."""
+    raw = token.encode()
+    pad = secrets.token_bytes(len(raw))
+    return base64.urlsafe_b64encode(
+        pad + bytes(a ^ b for a, b in zip(raw, pad, strict=True))
+    ).decode()
+
+
+def unmask_csrf(sent: str) -> bytes | None:
+    """The token inside a masked one; None for anything that is not one."""
+    if len(sent) > 4 * CSRF_MAX_BYTES:
+        return None
+    try:
+        blob = base64.urlsafe_b64decode(sent.encode("ascii"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    half = len(blob) // 2
+    if not blob or len(blob) % 2:
+        return None
+    pad, masked = blob[:half], blob[half:]
+    return bytes(a ^ b for a, b in zip(masked, pad, strict=True))
+
+
+def csrf_matches(sent: str | None, expected: str) -> bool:
+    """A masked token that unmasks to the session's token (compared in constant time)."""
+    if not expected or not sent:
+        return False
+    token = unmask_csrf(sent)
+    return token is not None and hmac.compare_digest(token, expected.encode())
+
+
 async def _viewer(request: Request, state: StateDep, session: SessionDep) -> Viewer:
     """The signed-in viewer; an expired access token is renewed from the refresh cookie.
     Unsafe methods must carry the CSRF token."""
@@ -201,6 +211,7 @@ async def _viewer(request: Request, state: StateDep, session: SessionDep) -> Vie
 
 
 async def check_csrf(request: Request, expected: str) -> None:
+    """The request must carry the session's token, masked as a page gives it out."""
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -208,7 +219,7 @@ async def check_csrf(request: Request, expected: str) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
-    if not expected or not sent or not hmac.compare_digest(sent, expected):
+    if not csrf_matches(sent, expected):
         raise ForbiddenError("the form's security token is missing or stale; reload the page")
 
 
@@ -266,6 +277,8 @@ def render(
         "now": time.time(),
         **(context or {}),
     }
+    # every response shows the token under a fresh mask (BREACH): never the raw secret
+    ctx["csrf"] = mask_csrf(ctx["csrf"]) if ctx["csrf"] else ""
     html = env.get_template(template).render(ctx)
     response = HTMLResponse(html, status_code=status_code, headers=dict(headers or {}))
     response.headers.setdefault("Cache-Control", "no-store")
