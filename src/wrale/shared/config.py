@@ -263,6 +263,15 @@ class CentralSettings(Settings):
     device_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
     mqtt_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # webhooks may reach these internal hosts ("host" or "host:port"; env: comma-separated)
+    webhook_allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
     @field_validator("channel_heartbeat_s")
     @classmethod
