@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-import httpx
 import pytest
 from sqlalchemy import select
 
@@ -18,8 +17,12 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Tenant
 from wrale.fleet.brain.models.alerts import NotificationDelivery
 from wrale.fleet.brain.services import notify
+from wrale.fleet.brain.services.delivery import deliver_pending
+from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import InvalidRequestError
+
+LOCAL = EgressPolicy(("127.0.0.1",))  # the operator allows the local test receiver
 
 
 @dataclass
@@ -72,27 +75,25 @@ async def test_webhook_retries_then_delivers_signed(database: Database, receiver
             "ops",
             "webhook",
             {"url": receiver.url, "secret": "s3cret-key", "headers": {"X-Team": "ops"}},
+            egress=LOCAL,
         )
         n = await notify.queue(s, p.tenant_id, [ch.id, "nope"], "alert.raised", {"a": 1}, 1000.0)
         assert n == 1
-    async with httpx.AsyncClient() as http:
-        async with database.session() as s:
-            first = await notify.deliver_pending(s, http, 1000.0)
-        assert first == {"delivered": 0, "retry": 1, "failed": 0}
-        async with database.session() as s:
-            d = (await s.scalars(select(NotificationDelivery))).one()
-            assert (d.status, d.attempts, d.last_error) == ("pending", 1, "HTTP 500")
-            assert d.next_attempt_at == 1000.0 + notify.backoff_s(1)
-            assert await notify.deliver_pending(s, http, 1005.0) == {
-                "delivered": 0,
-                "retry": 0,
-                "failed": 0,
-            }
-        async with database.session() as s:
-            assert (await notify.deliver_pending(s, http, 1010.0))["delivered"] == 1
-        async with database.session() as s:
-            d = (await s.scalars(select(NotificationDelivery))).one()
-            assert (d.status, d.attempts, d.delivered_at) == ("delivered", 2, 1010.0)
+    first = await deliver_pending(database, 1000.0, egress=LOCAL)
+    assert first == {"delivered": 0, "retry": 1, "failed": 0}
+    async with database.session() as s:
+        d = (await s.scalars(select(NotificationDelivery))).one()
+        assert (d.status, d.attempts, d.last_error) == ("pending", 1, "HTTP 500")
+        assert d.next_attempt_at == 1000.0 + notify.backoff_s(1)
+    assert await deliver_pending(database, 1005.0, egress=LOCAL) == {
+        "delivered": 0,
+        "retry": 0,
+        "failed": 0,
+    }
+    assert (await deliver_pending(database, 1010.0, egress=LOCAL))["delivered"] == 1
+    async with database.session() as s:
+        d = (await s.scalars(select(NotificationDelivery))).one()
+        assert (d.status, d.attempts, d.delivered_at) == ("delivered", 2, 1010.0)
     assert len(receiver.requests) == 2
     headers, body = receiver.requests[1]
     assert json.loads(body) == {"a": 1}
@@ -106,14 +107,14 @@ async def test_gives_up_after_max_attempts(database: Database, receiver: Receive
     receiver.statuses = [503] * 10
     p = await _admin(database)
     async with database.session() as s:
-        ch = await notify.create_channel(s, p, "ops", "webhook", {"url": receiver.url})
+        ch = await notify.create_channel(
+            s, p, "ops", "webhook", {"url": receiver.url}, egress=LOCAL
+        )
         await notify.queue(s, p.tenant_id, [ch.id], "alert.raised", {"a": 1}, 0.0)
     t = 0.0
-    async with httpx.AsyncClient() as http:
-        for _ in range(notify.MAX_ATTEMPTS):
-            async with database.session() as s:
-                await notify.deliver_pending(s, http, t)
-            t += notify.MAX_BACKOFF_S
+    for _ in range(notify.MAX_ATTEMPTS):
+        await deliver_pending(database, t, egress=LOCAL)
+        t += notify.MAX_BACKOFF_S
     async with database.session() as s:
         d = (await s.scalars(select(NotificationDelivery))).one()
     assert (d.status, d.attempts) == ("failed", notify.MAX_ATTEMPTS)
@@ -123,10 +124,11 @@ async def test_gives_up_after_max_attempts(database: Database, receiver: Receive
 async def test_unreachable_receiver_is_a_retry_not_an_error(database: Database) -> None:
     p = await _admin(database)
     async with database.session() as s:
-        ch = await notify.create_channel(s, p, "gone", "webhook", {"url": "http://127.0.0.1:9/x"})
+        ch = await notify.create_channel(
+            s, p, "gone", "webhook", {"url": "http://127.0.0.1:9/x"}, egress=LOCAL
+        )
         await notify.queue(s, p.tenant_id, [ch.id], "alert.raised", {}, 0.0)
-    async with httpx.AsyncClient() as http, database.session() as s:
-        assert (await notify.deliver_pending(s, http, 0.0))["retry"] == 1
+    assert (await deliver_pending(database, 0.0, egress=LOCAL))["retry"] == 1
 
 
 async def test_channel_config_validation(database: Database) -> None:

@@ -8,11 +8,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tests.fleet.brain.test_alerts_notify import Receiver
+from tests.fleet.brain.test_alerts_notify import LOCAL, Receiver
 from tests.fleet.brain.test_alerts_notify import receiver as receiver  # the fixture
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
@@ -20,6 +19,7 @@ from wrale.fleet.brain.models import Device, Rack, Room, Site, Tenant
 from wrale.fleet.brain.models.alerts import Alert, AlertEvent, NotificationDelivery
 from wrale.fleet.brain.services import alerts, notify
 from wrale.fleet.brain.services.alert_runner import evaluate_rules, run_alert_cycle
+from wrale.fleet.brain.services.delivery import deliver_pending
 from wrale.fleet.brain.services.principal import Principal, Role
 
 T0 = 1_000_000.0
@@ -88,6 +88,7 @@ async def test_raise_dedup_clear_and_reopen(database: Database) -> None:
             "ops",
             "webhook",
             {"url": "http://127.0.0.1:9/"},
+            egress=LOCAL,
         )
         rule = await alerts.create_rule(
             s,
@@ -141,6 +142,7 @@ async def test_flapping_holds_notifications(database: Database) -> None:
             "ops",
             "webhook",
             {"url": "http://127.0.0.1:9/"},
+            egress=LOCAL,
         )
         await alerts.create_rule(
             s,
@@ -228,6 +230,7 @@ async def test_run_alert_cycle_delivers(database: Database, receiver: Receiver) 
             "ops",
             "webhook",
             {"url": receiver.url, "secret": "0123456789"},
+            egress=LOCAL,
         )
         await alerts.create_rule(
             s,
@@ -241,10 +244,14 @@ async def test_run_alert_cycle_delivers(database: Database, receiver: Receiver) 
             },
         )
     tel.add(d1, "battery_pct", T0, T0, 8)
-    async with httpx.AsyncClient() as http:
-        out = await run_alert_cycle(database, EventBus(), http, T0, read_samples=tel.read)
-    assert out["decisions"] == 1
-    assert out["delivered"] == 1
+    out = await run_alert_cycle(database, EventBus(), T0, read_samples=tel.read)
+    assert out == {"decisions": 1}  # queued only: the delivery job sends
+    assert receiver.requests == []
+    assert await deliver_pending(database, T0, egress=LOCAL) == {
+        "delivered": 1,
+        "retry": 0,
+        "failed": 0,
+    }
     [(headers, body)] = receiver.requests
     payload = json.loads(body)
     assert payload["event"] == "alert.raised"

@@ -1,6 +1,8 @@
 """Background maintenance: every replica runs a ``MaintenanceRunner``; each job is guarded by
 a lease row so it runs once per interval fleet-wide (audit retention, telemetry rollups and
-retention, alert evaluation). A failing job is logged and retried next interval.
+retention, alert evaluation, notification delivery, offline detection). Each job runs in its
+own task under its own deadline: a stuck job holds up no other, is not started again while
+it runs, and its lease is not renewed meanwhile. A failing job is retried next interval.
 
 It must not keep state another replica needs: the leases live in the database.
 """
@@ -27,9 +29,13 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Lease
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.delivery import DeliveryLimits, deliver_pending
+from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.shared.config import CentralSettings
 
 log = logging.getLogger("wrale.central.maintenance")
+# a delivery pass: its claim rounds, then the last sends' own deadlines (at most 30 s)
+DELIVERY_DEADLINE_S = DeliveryLimits().pass_budget_s + 40.0
 
 
 @dataclass
@@ -47,8 +53,11 @@ JobFn = Callable[[JobContext, float], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Job:
+    """A background job; it is cancelled after ``deadline_s`` (default: one interval)."""
+
     name: str
     run: JobFn
+    deadline_s: float | None = None
 
 
 def holder_id() -> str:
@@ -90,6 +99,13 @@ async def _audit_retention(ctx: JobContext, now: float) -> None:
         log.info("audit retention: removed %d entries", gone)
 
 
+async def _deliver(ctx: JobContext, now: float) -> None:
+    policy = EgressPolicy.from_settings(ctx.settings)
+    counts = await deliver_pending(ctx.db, now, egress=policy)
+    if any(counts.values()):
+        log.info("notifications: %s", counts)
+
+
 def _hook(module: str, name: str) -> Callable[..., Awaitable[Any]] | None:
     """``module.name`` if another part of the brain provides it yet, else None."""
     try:
@@ -129,11 +145,12 @@ def default_jobs() -> list[Job]:
     if alert_cycle is not None:
 
         async def _alerts(ctx: JobContext, now: float) -> None:
-            await alert_cycle(ctx.db, ctx.bus, ctx.http, now)
+            await alert_cycle(ctx.db, ctx.bus, now)
 
         jobs.append(Job("alerts.cycle", _alerts))
     else:
         log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
+    jobs.append(Job("notifications.deliver", _deliver, deadline_s=DELIVERY_DEADLINE_S))
     expire = _hook("wrale.fleet.brain.services.commands", "expire_due")
     if expire is not None:
 
@@ -162,7 +179,8 @@ def default_jobs() -> list[Job]:
 
 @dataclass
 class MaintenanceRunner:
-    """Runs ``jobs`` every ``interval_s``, each under its lease; ``run_once`` for tests."""
+    """Runs ``jobs`` every ``interval_s``, each under its lease in its own task;
+    ``run_once`` for tests."""
 
     db: Database
     bus: EventBus
@@ -174,6 +192,7 @@ class MaintenanceRunner:
     _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _own_http: bool = field(default=False, init=False, repr=False)
+    _running: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def running(self) -> bool:
@@ -183,27 +202,55 @@ class MaintenanceRunner:
     def interval_s(self) -> float:
         return self.settings.maintenance_interval_s
 
+    def in_flight(self) -> list[str]:
+        """Names of the jobs whose last run has not finished yet."""
+        return [name for name, t in self._running.items() if not t.done()]
+
     def _context(self) -> JobContext:
         if self.http is None:
-            self.http = httpx.AsyncClient(timeout=10.0)
+            self.http = httpx.AsyncClient(timeout=10.0, trust_env=False)
             self._own_http = True
         return JobContext(self.db, self.bus, self.settings, self.http)
 
-    async def run_once(self, now: float | None = None) -> list[str]:
-        """One pass: every job whose lease this runner gets runs; returns their names."""
+    async def _run_job(self, job: Job, ctx: JobContext, at: float) -> None:
+        deadline = job.deadline_s or self.interval_s
+        try:
+            async with asyncio.timeout(deadline):
+                await job.run(ctx, at)
+        except TimeoutError:
+            log.error("maintenance job %s overran its %g s deadline; cancelled", job.name, deadline)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a job's failure must never stop the runner
+            log.exception("maintenance job %s failed; retrying next interval", job.name)
+
+    async def run_once(self, now: float | None = None, *, wait: bool = True) -> list[str]:
+        """One pass: every job whose lease this runner gets starts in its own task; returns
+        their names. A job still running from an earlier pass is skipped (and its lease left
+        to expire). ``wait``: return once the started jobs are done."""
         at = self.clock() if now is None else now
         ctx = self._context()
+        started: list[asyncio.Task[None]] = []
         ran: list[str] = []
         for job in self.jobs:
+            previous = self._running.get(job.name)
+            if previous is not None and not previous.done():
+                log.warning("maintenance job %s is still running; not started again", job.name)
+                continue
             try:
                 if not await acquire_lease(self.db, job.name, self.holder, self.interval_s, at):
                     continue
-                ran.append(job.name)
-                await job.run(ctx, at)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a job's failure must never stop the runner
-                log.exception("maintenance job %s failed; retrying next interval", job.name)
+            except Exception:
+                log.exception("maintenance: lease of %s not taken", job.name)
+                continue
+            ran.append(job.name)
+            task = asyncio.create_task(self._run_job(job, ctx, at), name=f"wrale-job-{job.name}")
+            self._running[job.name] = task
+            started.append(task)
+        if wait and started:
+            await asyncio.wait(started)
         return ran
 
     async def _loop(self) -> None:
@@ -213,7 +260,12 @@ class MaintenanceRunner:
                 await asyncio.wait_for(self._stop.wait(), self.interval_s)
             if self._stop.is_set():
                 return
-            await self.run_once()
+            try:
+                await self.run_once(wait=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be away for a moment
+                log.exception("maintenance pass failed; retrying next interval")
 
     def start(self) -> None:
         if self._task is None:
@@ -227,6 +279,12 @@ class MaintenanceRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        jobs = [t for t in self._running.values() if not t.done()]
+        for t in jobs:
+            t.cancel()
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+        self._running.clear()
         if self._own_http and self.http is not None:
             await self.http.aclose()
             self.http = None

@@ -128,10 +128,15 @@ class NotificationChannel(TenantMixin, Base):
 
 
 class NotificationDelivery(TenantMixin, Base):
-    """One notification to one channel: pending → delivered | failed, with retries."""
+    """One notification to one channel: pending → sending (claimed until
+    ``claim_expires_at``) → delivered | failed, or back to pending to retry. A claim that
+    expires (its sender died) makes the delivery due again."""
 
     __tablename__ = "notification_deliveries"
-    __table_args__ = (Index("ix_notification_deliveries_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_notification_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_notification_deliveries_claims", "status", "claim_expires_at"),
+    )
 
     channel_id: Mapped[str] = mapped_column(
         String(32), ForeignKey("notification_channels.id", ondelete="CASCADE"), index=True
@@ -146,3 +151,5 @@ class NotificationDelivery(TenantMixin, Base):
     next_attempt_at: Mapped[float]
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
     delivered_at: Mapped[float | None] = mapped_column(default=None)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), default=None)
+    claim_expires_at: Mapped[float | None] = mapped_column(default=None)

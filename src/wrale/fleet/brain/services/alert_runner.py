@@ -1,6 +1,6 @@
 """The alert cycle's I/O: read recent samples for each enabled rule, run the pure
 ``alert_eval.evaluate``, apply its decisions (alerts, history, per-key state, bus events,
-queued notifications), then deliver due notifications.
+queued notifications). Sending them is the ``notifications.deliver`` job's (``delivery``).
 
 Safe on every replica at once: each rule row is locked FOR UPDATE SKIP LOCKED (PostgreSQL)
 while it is evaluated, so one replica evaluates it and the others skip it; decisions are
@@ -13,7 +13,6 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -253,15 +252,13 @@ def _payload(kind: str, action: str | None, alert: Alert) -> dict[str, Any]:
 async def run_alert_cycle(
     db: Database,
     bus: EventBus | None,
-    http: httpx.AsyncClient,
     now: float,
     *,
     read_samples: SampleReader = telemetry_samples,
 ) -> dict[str, int]:
-    """One maintenance pass: evaluate every tenant's rules (committed), then deliver due
-    notifications (a separate transaction, so slow receivers never hold up evaluation)."""
+    """One maintenance pass: evaluate every tenant's rules (committed). Notifications are
+    only queued here; the separate ``notifications.deliver`` job sends them, so a slow
+    receiver never holds up evaluation."""
     async with db.session() as session:
         decisions = await evaluate_rules(session, None, now, bus, read_samples=read_samples)
-    async with db.session() as session:
-        counts = await notify.deliver_pending(session, http, now)
-    return {"decisions": len(decisions), **counts}
+    return {"decisions": len(decisions)}

@@ -1,10 +1,11 @@
-"""Notification channels and delivery. A channel type is a class registered by name
-(``CHANNEL_TYPES``) that validates its config and sends one payload; "webhook" is the first,
-"email" and "chat" slot in beside it. Deliveries are queued rows retried with backoff, sent
-by ``deliver_pending`` — never from inside alert evaluation."""
+"""Notification channels and the delivery queue. A channel type is a class registered by
+name (``CHANNEL_TYPES``) that validates its config and sends one payload; "webhook" is the
+first, "email" and "chat" slot in beside it. Deliveries are queued rows retried with backoff,
+sent by ``delivery.deliver_pending`` — never from inside alert evaluation."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.models.alerts import AlertRule, NotificationChannel, NotificationDelivery
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError
@@ -26,7 +28,6 @@ MAX_ATTEMPTS = 5
 BASE_BACKOFF_S = 10.0
 MAX_BACKOFF_S = 900.0
 SIGNATURE_HEADER = "X-Wrale-Signature"
-BATCH = 100
 
 
 class DeliveryError(Exception):
@@ -86,18 +87,26 @@ class WebhookChannel:
     async def send(
         self, config: dict[str, Any], payload: dict[str, Any], http: httpx.AsyncClient
     ) -> None:
+        """POST within one overall deadline (connect, write and read together: a receiver
+        trickling bytes cannot hold the sender); the answer's body is never read."""
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {**config.get("headers", {}), "Content-Type": "application/json"}
         if config.get("secret"):
             headers[SIGNATURE_HEADER] = "sha256=" + sign(config["secret"], body)
+        deadline = float(config.get("timeout_s", 5))
         try:
-            r = await http.post(
-                config["url"], content=body, headers=headers, timeout=config.get("timeout_s", 5)
-            )
+            async with asyncio.timeout(deadline):
+                async with http.stream(
+                    "POST", config["url"], content=body, headers=headers, timeout=deadline
+                ) as r:
+                    status = r.status_code
+        except TimeoutError:
+            raise DeliveryError(f"no answer within {deadline:g} s") from None
         except httpx.HTTPError as exc:
-            raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
-        if not 200 <= r.status_code < 300:
-            raise DeliveryError(f"HTTP {r.status_code}")
+            detail = str(exc).replace(str(config["url"]), "<url>")[:200]
+            raise DeliveryError(f"{type(exc).__name__}: {detail}") from None
+        if not 200 <= status < 300:
+            raise DeliveryError(f"HTTP {status}")
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -138,6 +147,12 @@ def _kind(type_: str) -> Channel:
     return kind
 
 
+async def _check_reach(config: dict[str, Any], egress: EgressPolicy | None) -> None:
+    """A URL in a channel's config must point where outbound requests may go."""
+    if isinstance(config.get("url"), str):
+        await (egress or EgressPolicy()).check_url(config["url"])
+
+
 async def get_channel(
     session: AsyncSession, tenant_id: str, channel_id: str
 ) -> NotificationChannel:
@@ -162,9 +177,13 @@ async def create_channel(
     type_: str,
     config: dict[str, Any],
     enabled: bool = True,
+    *,
+    egress: EgressPolicy | None = None,
 ) -> NotificationChannel:
+    """``egress``: where a channel may point (default: public addresses only)."""
     p.require(Role.ADMIN, "creating notification channels")
     cfg = _kind(type_).check_config(config)
+    await _check_reach(cfg, egress)
     await _name_free(session, p.tenant_id, name, None)
     c = NotificationChannel(
         tenant_id=p.tenant_id, name=name, type=type_, config=cfg, enabled=enabled
@@ -190,6 +209,7 @@ async def update_channel(
     name: str | None = None,
     config: dict[str, Any] | None = None,
     enabled: bool | None = None,
+    egress: EgressPolicy | None = None,
 ) -> NotificationChannel:
     p.require(Role.ADMIN, "changing notification channels")
     c = await get_channel(session, p.tenant_id, channel_id)
@@ -203,7 +223,9 @@ async def update_channel(
         for k in kind.secret_fields:  # a secret left out of an update is kept
             if k not in merged and c.config.get(k):
                 merged[k] = c.config[k]
-        c.config = kind.check_config(merged)
+        cfg = kind.check_config(merged)
+        await _check_reach(cfg, egress)
+        c.config = cfg
     if enabled is not None:
         c.enabled = enabled
     c.updated_at = wall_now()
@@ -271,43 +293,3 @@ async def queue(
         )
         n += 1
     return n
-
-
-async def deliver_pending(
-    session: AsyncSession, http: httpx.AsyncClient, now: float, *, limit: int = BATCH
-) -> dict[str, int]:
-    """Send every due delivery once; failures are retried with exponential backoff up to
-    ``MAX_ATTEMPTS``. On PostgreSQL due rows are claimed with SKIP LOCKED, so replicas
-    running this at once never send the same delivery twice."""
-    stmt = (
-        select(NotificationDelivery)
-        .where(
-            NotificationDelivery.status == "pending",
-            NotificationDelivery.next_attempt_at <= now,
-        )
-        .order_by(NotificationDelivery.next_attempt_at, NotificationDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    counts = {"delivered": 0, "retry": 0, "failed": 0}
-    for d in (await session.scalars(stmt)).all():
-        channel = await session.get(NotificationChannel, d.channel_id)
-        d.attempts += 1
-        try:
-            if channel is None or channel.type not in CHANNEL_TYPES:
-                raise DeliveryError("the channel is gone or of an unknown type")
-            await CHANNEL_TYPES[channel.type].send(channel.config, d.payload, http)
-        except DeliveryError as exc:
-            d.last_error = str(exc)[:500]
-            if d.attempts >= MAX_ATTEMPTS:
-                d.status = "failed"
-                counts["failed"] += 1
-            else:
-                d.next_attempt_at = now + backoff_s(d.attempts)
-                counts["retry"] += 1
-        else:
-            d.status = "delivered"
-            d.delivered_at = now
-            d.last_error = None
-            counts["delivered"] += 1
-    return counts

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from wrale.fleet.brain.models.alerts import Alert, AlertRule, NotificationChannel
 from wrale.fleet.brain.models.base import now
 from wrale.fleet.brain.services import alerts, notify
+from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.user.api.deps import (
     AdminDep,
     OperatorDep,
@@ -188,9 +189,20 @@ async def list_channels(p: AdminDep, session: SessionDep, page: PageDep) -> Page
 
 
 @router.post("/notification-channels", status_code=201, tags=["notifications"])
-async def create_channel(body: ChannelCreate, p: AdminDep, session: SessionDep) -> ChannelPublic:
+async def create_channel(
+    body: ChannelCreate, p: AdminDep, session: SessionDep, state: StateDep
+) -> ChannelPublic:
+    """A channel's URL must reach a public address (or a host the operator allows)."""
     config = body.config.model_dump(mode="json", exclude_unset=True)
-    c = await notify.create_channel(session, p, body.name, body.type, config, body.enabled)
+    c = await notify.create_channel(
+        session,
+        p,
+        body.name,
+        body.type,
+        config,
+        body.enabled,
+        egress=EgressPolicy.from_settings(state.settings),
+    )
     return _channel(c)
 
 
@@ -201,12 +213,18 @@ async def get_channel(channel_id: str, p: AdminDep, session: SessionDep) -> Chan
 
 @router.patch("/notification-channels/{channel_id}", tags=["notifications"])
 async def update_channel(
-    channel_id: str, body: ChannelUpdate, p: AdminDep, session: SessionDep
+    channel_id: str, body: ChannelUpdate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     """Change a channel; a config without its secret keeps the stored one."""
     config = body.config.model_dump(mode="json", exclude_unset=True) if body.config else None
     c = await notify.update_channel(
-        session, p, channel_id, name=body.name, config=config, enabled=body.enabled
+        session,
+        p,
+        channel_id,
+        name=body.name,
+        config=config,
+        enabled=body.enabled,
+        egress=EgressPolicy.from_settings(state.settings),
     )
     return _channel(c)
 
