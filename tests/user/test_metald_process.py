@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
-from tests.user.metald_proc import DEV_KEY, WRALE, Metald
+from tests.metal.core.tls_files import self_signed
+from tests.user.metald_proc import DEV_KEY, WRALE, Metald, free_port
 from wrale.user.cli.app import app
+from wrale.user.cli.device import main as device_main
 
 
 def run_wrale(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -123,3 +127,82 @@ def test_tamper_events_survive_kill_and_restart(metald: Metald) -> None:
 @pytest.mark.slow
 def test_sigterm_stops_cleanly(metald: Metald) -> None:
     assert metald.kill(signal.SIGTERM) == 0
+
+
+# ----------------------------------------------------------------------------- listen address
+
+
+def test_refuses_plain_http_beyond_loopback(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [WRALE, "metald", "--backend", "sim", "--dev", "--data-dir", str(tmp_path),
+         "--listen", f"0.0.0.0:{free_port()}"],
+        capture_output=True, text=True, timeout=30, check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("WRALE_")},
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "without TLS" in out.stderr
+    assert "--insecure-listen" in out.stderr
+
+
+def test_device_run_refuses_plain_http_beyond_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in [n for n in os.environ if n.startswith("WRALE_")]:
+        monkeypatch.delenv(name)
+    args = ["run", "--dev", "--state-dir", str(tmp_path), "--listen", "0.0.0.0:8421"]
+    assert device_main(args) == 2
+    assert "without TLS" in capsys.readouterr().err
+
+
+def test_insecure_listen_serves_and_warns(tmp_path: Path) -> None:
+    m = Metald(tmp_path)
+    m.extra = ("--listen", f"0.0.0.0:{m.port}", "--insecure-listen")
+    m.start()  # health is checked over 127.0.0.1, which 0.0.0.0 includes
+    try:
+        with m.client() as http:
+            assert http.get("/v1/state").status_code == 200
+    finally:
+        assert m.kill(signal.SIGTERM) == 0
+    assert m.proc is not None
+    assert m.proc.stderr is not None
+    assert "insecure listen" in m.proc.stderr.read().decode()
+
+
+def test_tls_listen_serves_https(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WRALE_")}
+    proc = subprocess.Popen(
+        [WRALE, "metald", "--backend", "sim", "--dev", "--data-dir", str(tmp_path / "d"),
+         "--listen", f"0.0.0.0:{port}", "--tls-cert", str(cert), "--tls-key", str(key)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(cert))
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            try:
+                if httpx.get(f"{url}/healthz", verify=verify, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "metald did not serve HTTPS in 30 s"
+                time.sleep(0.05)
+        with pytest.raises(httpx.TransportError):  # plain HTTP to the TLS port gets nothing
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        # the operator's CLI trusts the board's certificate through SSL_CERT_FILE
+        result = CliRunner().invoke(
+            app,
+            ["metal", "status", "--json"],
+            env={
+                "WRALE_METAL_URL": url,
+                "WRALE_METAL_API_KEY": DEV_KEY,
+                "SSL_CERT_FILE": str(cert),
+            },
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["power"]["source"] == "main"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wrale.metal.core.engine import MetalCore
+from wrale.metal.core.request_parser import HttpLimits
 from wrale.metal.core.server import create_metald_server
 from wrale.metal.core.store import DeviceStore
 from wrale.metal.diag import DiagnosticsService
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="development mode: accepts the default API key",
     )
+    add_listen_options(p)
     p.add_argument("--data-dir", type=Path, help="where the board's SQLite store lives")
     p.add_argument("--device-name")
     p.add_argument("--sample-interval", type=float, dest="sample_interval_s")
@@ -52,6 +54,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-seed", type=int)
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
+
+
+def add_listen_options(p: argparse.ArgumentParser) -> None:
+    """TLS and the escape hatch for plain HTTP beyond loopback (metald and device run)."""
+    p.add_argument("--tls-cert", type=Path, dest="tls_cert_file", help="PEM certificate")
+    p.add_argument("--tls-key", type=Path, dest="tls_key_file", help="PEM private key")
+    p.add_argument(
+        "--insecure-listen",
+        action="store_true",
+        default=None,
+        help="allow plain HTTP on a non-loopback --listen address (logs a warning)",
+    )
+    p.add_argument("--max-connections", type=int, help="open API connections at once (default 32)")
+
+
+def listen_flags(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "tls_cert_file": args.tls_cert_file,
+        "tls_key_file": args.tls_key_file,
+        "insecure_listen": args.insecure_listen,
+        "max_connections": args.max_connections,
+    }
+
+
+def http_limits(settings: MetalSettings) -> HttpLimits:
+    return HttpLimits(
+        max_connections=settings.max_connections,
+        max_connections_per_client=max(1, settings.max_connections // 2),
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> MetalSettings:
@@ -69,6 +100,7 @@ def settings_from_args(args: argparse.Namespace) -> MetalSettings:
         "sample_interval_s": args.sample_interval_s,
         "log_level": args.log_level,
         "sim": sim or None,
+        **listen_flags(args),
     }
     return load_settings(MetalSettings, config_file=args.config, flags=flags)
 
@@ -120,7 +152,13 @@ async def serve(
     backend = resolve_backend(settings)
     parts = build_metal(settings.model_copy(update={"backend": backend}))
     board, store, core, diagnostics = parts.board, parts.store, parts.core, parts.diagnostics
-    server = create_metald_server(core, api_key=api_key, diagnostics=diagnostics)
+    server = create_metald_server(
+        core,
+        api_key=api_key,
+        diagnostics=diagnostics,
+        limits=http_limits(settings),
+        tls=settings.listen_tls(),
+    )
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -128,12 +166,15 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     try:
         await core.start()
-        host, port = await server.start(*settings.listen_address())
+        host, port = await server.start(
+            *settings.listen_address(), insecure_listen=settings.insecure_listen
+        )
         log.info(
-            "metald %s on %s (%s backend) listening on http://%s:%d",
+            "metald %s on %s (%s backend) listening on %s://%s:%d",
             settings.device_name,
             board.model,
             board.backend,
+            "http" if server.http.tls is None else "https",
             host,
             port,
         )
@@ -151,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = settings_from_args(args)
         api_key = settings.effective_api_key()
+        settings.listen_tls()  # refuses plain HTTP beyond loopback before anything starts
     except ConfigError as exc:
         print(f"wrale metald: {exc.message}", file=sys.stderr)
         return 2

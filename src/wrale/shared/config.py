@@ -11,8 +11,10 @@ docs/architecture.md) for what is some forty lines.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import ssl
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
@@ -201,6 +203,15 @@ class MetalSettings(Settings):
     gpio: dict[str, GpioLineSettings] = Field(default_factory=dict)
     sim: SimSettings = SimSettings()
     linux: LinuxPaths = LinuxPaths()
+    # the local HTTP API: what a client may cost, and who may reach it
+    max_connections: int = Field(
+        default=32, ge=2, le=4096, description="open API connections at once (half per client)"
+    )
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate (chain)")
+    tls_key_file: Path | None = Field(default=None, description="PEM private key")
+    insecure_listen: bool = Field(
+        default=False, description="allow plain HTTP on a non-loopback address (warns)"
+    )
 
     @field_validator("listen")
     @classmethod
@@ -213,6 +224,35 @@ class MetalSettings(Settings):
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
         return host.strip("[]"), int(port)
+
+    def listen_tls(self) -> ssl.SSLContext | None:
+        """The TLS context for the API (``None``: plain HTTP), after checking that plain HTTP
+        is only served on loopback unless ``insecure_listen`` says otherwise."""
+        cert, key = self.tls_cert_file, self.tls_key_file
+        if (cert is None) != (key is None):
+            raise ConfigError(
+                "settings 'tls_cert_file' and 'tls_key_file' (env WRALE_METAL_TLS_CERT_FILE, "
+                "WRALE_METAL_TLS_KEY_FILE) go together: set both or neither"
+            )
+        if cert is None or key is None:
+            host = self.listen_address()[0]
+            if not is_loopback_host(host) and not self.insecure_listen:
+                raise ConfigError(
+                    f"refusing to serve metald's API on {self.listen} without TLS: anyone on "
+                    "that network could read its API key. Listen on 127.0.0.1, or set "
+                    "--tls-cert/--tls-key (WRALE_METAL_TLS_CERT_FILE/_KEY_FILE), or pass "
+                    "--insecure-listen (WRALE_METAL_INSECURE_LISTEN=1) on a trusted network"
+                )
+            return None
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            ctx.load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"setting 'tls_cert_file'/'tls_key_file': cannot load {cert} / {key}: {exc}"
+            ) from None
+        return ctx
 
     def effective_api_key(self) -> str:
         """The bearer key metald accepts; refuses the default key outside dev mode."""
@@ -227,6 +267,17 @@ class MetalSettings(Settings):
             "setting 'api_key' (env WRALE_METAL_API_KEY) must be set to a secret of 16+ "
             "characters; the default key is accepted only with --dev"
         )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable only from this machine;
+    any other name, and the wildcard addresses, count as reachable from the network."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 # ----------------------------------------------------------------------------- central

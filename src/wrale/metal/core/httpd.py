@@ -32,11 +32,14 @@ from wrale.metal.core.request_parser import (
     read_request,
     read_request_line,
 )
+from wrale.shared.config import is_loopback_host
 
 log = logging.getLogger(__name__)
 
 COUNTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 BUSY_RETRY_AFTER_S = 1
+LINGER_S = 1.0  # how long a refused client's remaining input is read and dropped
+LINGER_MAX_BYTES = 256 * 1024
 
 App = Callable[[Request], Awaitable[Response | EventStream]]
 
@@ -78,8 +81,21 @@ class HttpServer:
         """Connections open now (each holds a slot of ``limits.max_connections``)."""
         return len(self._conns)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on ``host:port`` (port 0: any free port); returns the bound address."""
+    async def start(
+        self, host: str, port: int, *, insecure_listen: bool = False
+    ) -> tuple[str, int]:
+        """Listen on ``host:port`` (port 0: any free port); returns the bound address.
+
+        Plain HTTP beyond loopback is refused (``ValueError``) unless ``insecure_listen``,
+        and then logged as a warning: the bearer key would cross the network in clear."""
+        if self.tls is None and not is_loopback_host(host):
+            if not insecure_listen:
+                raise ValueError(f"refusing plain HTTP on non-loopback address {host!r}")
+            log.warning(
+                "serving plain HTTP on %s (insecure listen): anyone on that network can read "
+                "the API key and the traffic; use TLS or listen on 127.0.0.1",
+                host or "every address",
+            )
         self._server = await asyncio.start_server(
             self._on_connection, host, port, limit=self.limits.stream_limit
         )
@@ -122,21 +138,52 @@ class HttpServer:
         self._per_peer[peer] += 1
         try:
             if self.tls is not None:
-                async with asyncio.timeout(self.limits.request_timeout_s):
-                    await writer.start_tls(self.tls)
-            await self._serve(conn, reader, writer)
+                tls_streams = await self._start_tls(writer.transport, self.tls)
+                if tls_streams is None:
+                    writer.transport.abort()
+                    return
+                reader, conn.writer = tls_streams
+            await self._serve(conn, reader, conn.writer)
         except (ConnectionError, TimeoutError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         except Exception:
             log.exception("HTTP connection failed")
         finally:
             try:
-                await self._hang_up(writer)
+                if self.tls is None or conn.writer is not writer:
+                    await self._hang_up(conn.writer)
             finally:
                 self._conns.discard(conn)
                 self._per_peer[peer] -= 1
                 if self._per_peer[peer] <= 0:
                     del self._per_peer[peer]
+
+    async def _start_tls(
+        self, raw: asyncio.BaseTransport, tls: ssl.SSLContext
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """The TLS handshake, only once the connection holds a slot and within the request
+        deadline; new streams over it, or ``None`` when it failed or the peer left.
+
+        ``StreamWriter.start_tls`` is not used: on CPython 3.11 it fails with an
+        AttributeError, and leaves the writer unclosable, when the peer leaves mid-handshake.
+        """
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=self.limits.stream_limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport = await loop.start_tls(
+                raw,  # type: ignore[arg-type]  # a socket transport, as start_tls needs
+                protocol,
+                tls,
+                server_side=True,
+                ssl_handshake_timeout=self.limits.request_timeout_s,
+            )
+        except (ConnectionError, TimeoutError, ssl.SSLError, OSError):
+            return None
+        if transport is None:
+            return None
+        protocol.connection_made(transport)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
     def _refuse(self, writer: asyncio.StreamWriter) -> None:
         """Over the cap: a plain-HTTP client gets a 503 at once, a TLS client a closed
@@ -155,6 +202,18 @@ class HttpServer:
             with contextlib.suppress(ConnectionError, OSError):
                 writer.write(_head(503, headers) + resp.body)
         writer.close()  # flushes what fits in the socket buffer, then closes
+
+    async def _linger(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """After refusing a request whose rest may still be arriving: stop sending, then
+        read and drop input for a moment, so that closing with unread data does not reset
+        the connection before the client has read the refusal. Bounded in time and bytes."""
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            if writer.can_write_eof():
+                writer.write_eof()
+            left = LINGER_MAX_BYTES
+            async with asyncio.timeout(min(LINGER_S, self.limits.request_timeout_s)):
+                while left > 0 and (chunk := await reader.read(min(left, 16 * 1024))):
+                    left -= len(chunk)
 
     async def _hang_up(self, writer: asyncio.StreamWriter) -> None:
         writer.close()
@@ -190,11 +249,13 @@ class HttpServer:
                 return  # half a request, then EOF: nobody left to answer
             except HttpError as exc:
                 await self._send(writer, "other", "HTTP/1.1", exc.response(), keep_alive=False)
+                await self._linger(reader, writer)
                 return
             except TimeoutError:
                 if not conn.idle:
                     resp = error_response(408, "timeout", "request not received in time")
                     await self._send(writer, "other", "HTTP/1.1", resp, keep_alive=False)
+                    await self._linger(reader, writer)
                 return
             method = request.method if request.method in COUNTED_METHODS else "other"
             result = await self._call(request)

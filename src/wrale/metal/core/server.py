@@ -117,9 +117,12 @@ class MetaldServer:
         self.http = HttpServer(self._app, limits=limits, tls=tls, keepalive_s=keepalive_s)
         self.routes = self._routes()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on ``host:port`` (0: any free port); returns the bound address."""
-        return await self.http.start(host, port)
+    async def start(
+        self, host: str, port: int, *, insecure_listen: bool = False
+    ) -> tuple[str, int]:
+        """Listen on ``host:port`` (0: any free port); returns the bound address. Plain HTTP
+        beyond loopback needs ``insecure_listen`` (see ``HttpServer.start``)."""
+        return await self.http.start(host, port, insecure_listen=insecure_listen)
 
     async def close(self) -> None:
         """Stop accepting, end event streams, let requests in flight finish."""

@@ -25,7 +25,7 @@ from wrale.fleet.edge.settings import EdgeSettings
 from wrale.fleet.edge.wiring import make_dialer, open_store
 from wrale.metal.core.client import InProcessMetalClient
 from wrale.metal.core.server import create_metald_server
-from wrale.metal.daemon import build_metal
+from wrale.metal.daemon import add_listen_options, build_metal, http_limits, listen_flags
 from wrale.metal.hw.registry import resolve_backend
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
@@ -57,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow plain ws:// / mqtt:// to another machine (logs a warning)",
     )
     p.add_argument("--listen", help="metald API HOST:PORT (default 127.0.0.1:8421)")
+    add_listen_options(p)
     p.add_argument("--no-api", action="store_true", help="do not serve metald's local HTTP API")
     p.add_argument(
         "--dev", action="store_true", default=None, help="metald API accepts the default key"
@@ -88,6 +89,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MetalSettings, EdgeSet
             "sample_interval_s": args.sample_interval_s,
             "log_level": args.log_level,
             "sim": sim or None,
+            **listen_flags(args),
         },
     )
     edge = load_settings(
@@ -151,7 +153,13 @@ async def _boot(
         parts.diagnostics,
     )
     server = (
-        create_metald_server(core, api_key=api_key, diagnostics=diagnostics)
+        create_metald_server(
+            core,
+            api_key=api_key,
+            diagnostics=diagnostics,
+            limits=http_limits(metal),
+            tls=metal.listen_tls(),
+        )
         if api_key is not None
         else None
     )
@@ -182,13 +190,18 @@ async def _boot(
     tasks: list[asyncio.Task[None]] = []
     try:
         await core.start()
-        address = await server.start(*metal.listen_address()) if server is not None else None
+        address = (
+            await server.start(*metal.listen_address(), insecure_listen=metal.insecure_listen)
+            if server is not None
+            else None
+        )
+        scheme = "https" if server is not None and server.http.tls is not None else "http"
         log.info(
             "device %s (%s, %s backend) up%s; central %s",
             creds.device_id,
             board.model,
             board.backend,
-            f", metald API on http://{address[0]}:{address[1]}" if address else "",
+            f", metald API on {scheme}://{address[0]}:{address[1]}" if address else "",
             edge.mqtt_url or edge.central_url or creds.central_url,
         )
         tasks = [asyncio.create_task(core.run(halt)), asyncio.create_task(agent.run(halt))]
@@ -223,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         metal, edge = settings_from_args(args)
         api_key = None if args.no_api else metal.effective_api_key()
+        if api_key is not None:
+            metal.listen_tls()  # refuses plain HTTP beyond loopback before anything starts
         Credentials.load(edge.credentials_path())
     except ConfigError as exc:
         print(f"wrale device run: {exc.message}", file=sys.stderr)
