@@ -312,6 +312,8 @@ class CentralSettings(Settings):
     channel_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
     channel_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
     device_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
+    # the dashboard's live stream checks its session again this often (0: before each frame)
+    ui_session_recheck_s: float = Field(default=20.0, ge=0, le=300)
     mqtt_url: str | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # webhooks may reach these internal hosts ("host" or "host:port"; env: comma-separated)

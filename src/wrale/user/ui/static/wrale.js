@@ -145,6 +145,11 @@
       var ev;
       try { ev = JSON.parse(m.data); } catch (e) { return; }
       if (ev.kind === "hello") { refreshCounter(); return; }
+      if (ev.kind === "session.ended") {   /* signed out, disabled or password changed */
+        source.close(); setLive("closed");
+        location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+        return;
+      }
       dispatch(ev.kind, ev.data || {});
       notify(ev.kind, ev.data || {});
       if (ev.kind.indexOf("alert.") === 0) refreshCounter();
