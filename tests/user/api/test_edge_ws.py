@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.conftest import Central
 from tests.user.api.central_server import start_central
@@ -100,14 +100,10 @@ async def _speak(url: str, dev: str, secret: str) -> None:
             await asyncio.wait_for(ws.recv(), SAFETY_S)
         assert ws.close_code == 4400
 
-    async with connect(url, additional_headers=device_headers(dev, "wds_wrong")) as ws:
-        await ws.send(hello(dev))
-        bye = await recv(ws)
-        assert isinstance(bye, Goodbye)
-        assert (bye.code, bye.retry) == ("unauthorized", False)
-        with pytest.raises(ConnectionClosed):
-            await asyncio.wait_for(ws.recv(), SAFETY_S)
-        assert ws.close_code == 4401
+    with pytest.raises(InvalidStatus) as refused:  # refused before the socket is accepted
+        async with connect(url, additional_headers=device_headers(dev, "wds_wrong")):
+            pass
+    assert refused.value.response.status_code == 403
 
     async with connect(url, additional_headers=device_headers(dev, secret)) as ws:
         await ws.send(hello(dev, desired_version=1_000))

@@ -15,6 +15,7 @@ channel) and what reaches them from outside a connection.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
@@ -45,6 +46,8 @@ class ChannelHub:
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.sessions: dict[str, DeviceSession] = {}  # device id → its live session here
+        # client address → device sockets of it not past their hello yet (edge route)
+        self.pending: collections.Counter[str] = collections.Counter()
         self._fallback: Pusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None

@@ -1,14 +1,18 @@
 """``/api/v1/edge/ws``: the device channel over WebSocket, and ``/devices/{id}/events``.
 
-A device connects with ``X-Wrale-Device: <id>`` and ``Authorization: Bearer <secret>``,
-sends ``Hello`` first (within ``channel_hello_timeout_s``) and gets ``Welcome`` or a
-``Goodbye`` refusal; then frames flow both ways (``fleet.sync.protocol``). This module is
-only the transport: ``DeviceSession`` does the rest.
+A device connects with ``X-Wrale-Device: <id>`` and ``Authorization: Bearer <secret>``;
+the socket is refused before it is accepted (HTTP 403, or 429 past
+``channel_max_pending_per_address`` sockets of one address still before their hello)
+unless the secret is a current credential of that device. It sends ``Hello`` first (at
+most ``MAX_HELLO_BYTES``, within ``channel_hello_timeout_s``) and gets ``Welcome`` or a
+``Goodbye`` refusal; then frames flow both ways (``fleet.sync.protocol``). The server
+caps every message at ``WS_MAX_SIZE`` (uvicorn's ``ws_max_size``). This module is only the
+transport: ``DeviceSession`` does the rest.
 
 Per connection: a bounded receive buffer (frames and bytes; a full buffer stops reading the
 socket, so a flood slows the sender instead of growing memory) and one worker that handles
-up to ``GROUP_MAX`` waiting frames in one transaction. A malformed frame ends the session
-(Goodbye ``protocol``); a device silent for ``offline_after_s`` is dropped.
+up to ``GROUP_MAX`` waiting frames in one transaction. A malformed frame is counted and
+ends the session (Goodbye ``protocol``); a device silent for ``offline_after_s`` is dropped.
 
 Close codes after a Goodbye: 4401 unauthorized / revoked, 4403 quarantined / held,
 4400 protocol, 4409 replaced, 1012 shutdown (reconnect), 1011 a server error.
@@ -23,13 +27,29 @@ from collections import deque
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from wrale.fleet.brain.channel import events as channel_events
+from wrale.fleet.brain.channel.checks import credential_ok
 from wrale.fleet.brain.channel.hub import ChannelHub
-from wrale.fleet.brain.channel.session import DeviceSession, SessionEndedError, goodbye
+from wrale.fleet.brain.channel.session import (
+    ChannelContext,
+    DeviceSession,
+    SessionEndedError,
+    goodbye,
+)
 from wrale.fleet.brain.services import registry
-from wrale.fleet.sync.protocol import Goodbye, Hello, Message, ProtocolError, decode, encode
+from wrale.fleet.sync.protocol import (
+    MAX_FRAME_BYTES,
+    MAX_HELLO_BYTES,
+    Goodbye,
+    Hello,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+)
 from wrale.shared.config import CentralSettings
 from wrale.shared.errors import WraleError
 from wrale.user.api.deps import PageDep, PrincipalDep, SessionDep
@@ -42,6 +62,7 @@ GROUP_MAX = 32  # frames handled in one transaction
 BUFFER_FRAMES = 64  # frames received but not handled yet, per connection
 BUFFER_BYTES = 8 * 1024 * 1024  # and their bytes (one frame is always let in)
 SERVER_RESTART = 1012  # uvicorn closes every WebSocket with it when it shuts down
+WS_MAX_SIZE = MAX_FRAME_BYTES  # uvicorn's ws_max_size: no WebSocket message is bigger
 CLOSE_CODES = {
     "unauthorized": 4401,
     "revoked": 4401,
@@ -120,9 +141,10 @@ async def _say_goodbye(ws: WebSocket, bye: Goodbye, sent: bool = False) -> None:
 class _Link:
     """One accepted WebSocket: the ``send`` a session uses and the serve loop."""
 
-    def __init__(self, ws: WebSocket, settings: CentralSettings) -> None:
+    def __init__(self, ws: WebSocket, ctx: ChannelContext) -> None:
         self.ws = ws
-        self.settings = settings
+        self.settings: CentralSettings = ctx.settings
+        self.counters = ctx.counters
         self.buffer = FrameBuffer()
 
     async def send(self, msg: Message) -> None:
@@ -132,7 +154,9 @@ class _Link:
             raise ConnectionError(f"cannot send {msg.T}: {exc}") from exc
 
     async def hello(self) -> Hello:
-        raw, _ = await _frame(self.ws, self.settings.channel_hello_timeout_s)
+        raw, size = await _frame(self.ws, self.settings.channel_hello_timeout_s)
+        if size > MAX_HELLO_BYTES:
+            raise ProtocolError(f"a hello of {size} bytes exceeds {MAX_HELLO_BYTES}")
         msg = decode(raw)
         if not isinstance(msg, Hello):
             raise ProtocolError(f"the first frame must be hello, not {msg.T}")
@@ -172,6 +196,7 @@ class _Link:
         if isinstance(exc, TimeoutError):
             return "silent", None
         if isinstance(exc, ProtocolError):
+            self.counters.inc("bad_frames", "ws")
             log.info("device %s: protocol error: %s", session.device_id, exc)
             return "protocol", goodbye("protocol", str(exc), session=session.id)
         if isinstance(exc, SessionEndedError):
@@ -183,29 +208,75 @@ class _Link:
         return "error", goodbye("shutdown", "server error; reconnect later", session=session.id)
 
 
-@router.websocket("/edge/ws", name="edge")
-async def edge(ws: WebSocket) -> None:
-    hub = hub_of(ws)
-    link = _Link(ws, hub.ctx.settings)
+async def _deny(ws: WebSocket, status: int, code: str, message: str) -> None:
+    """Refuse the socket before accepting it: an HTTP answer (403 / 429) where the server
+    supports it, else a close, which the server turns into HTTP 403."""
+    body = {"error": {"code": code, "message": message, "details": {}}}
+    try:
+        await ws.send_denial_response(JSONResponse(body, status_code=status))
+    except RuntimeError:  # no denial-response extension: close before accept → 403
+        with contextlib.suppress(Exception):
+            await ws.close(1008)
+
+
+async def _admit(ws: WebSocket, hub: ChannelHub) -> tuple[_Link, Hello] | None:
+    """Authenticate from the headers, accept, and read the hello (None: refused, said why)."""
+    counters = hub.ctx.counters
+    device_id = ws.headers.get("x-wrale-device", "")
+    secret = _secret_of(ws)
+    ok = False
+    if device_id and secret:
+        async with hub.ctx.db.session() as s:
+            ok = await credential_ok(s, device_id, secret, hub.ctx.clock())
+    if not ok:
+        counters.inc("refused_sockets", "ws")
+        if hub.ctx.log_gate.ok(f"ws-denied:{_host(ws)}"):
+            log.info("device channel: refused a socket from %s: bad credential", _host(ws))
+        await _deny(ws, 403, "unauthorized", "X-Wrale-Device and a current device secret needed")
+        return None
+    link = _Link(ws, hub.ctx)
     await ws.accept()
     try:
         hello = await link.hello()
     except WebSocketDisconnect:
-        return
+        return None
     except TimeoutError:
         await _say_goodbye(ws, goodbye("protocol", "no hello in time"))
-        return
+        return None
     except ProtocolError as exc:
+        counters.inc("bad_frames", "ws")
         await _say_goodbye(ws, goodbye("protocol", str(exc)))
-        return
-    claimed = ws.headers.get("x-wrale-device")
-    if claimed is not None and claimed != hello.device_id:
+        return None
+    if device_id != hello.device_id:
         mismatch = "X-Wrale-Device and hello.device_id differ"
         await _say_goodbye(ws, goodbye("unauthorized", mismatch, retry=False))
+        return None
+    return link, hello
+
+
+@router.websocket("/edge/ws", name="edge")
+async def edge(ws: WebSocket) -> None:
+    hub = hub_of(ws)
+    host = _host(ws)
+    if hub.pending[host] >= hub.ctx.settings.channel_max_pending_per_address:
+        hub.ctx.counters.inc("refused_sockets", "ws")
+        if hub.ctx.log_gate.ok(f"ws-pending:{host}"):
+            log.warning("device channel: %s has too many sockets before hello; refusing", host)
+        await _deny(ws, 429, "too_many_connections", "too many connections from this address")
         return
+    hub.pending[host] += 1
+    try:
+        admitted = await _admit(ws, hub)
+    finally:
+        hub.pending[host] -= 1
+        if hub.pending[host] <= 0:
+            del hub.pending[host]
+    if admitted is None:
+        return
+    link, hello = admitted
     session = hub.session(link.send)
     try:
-        first = await session.open(hello, _secret_of(ws) or hello.secret, remote=_remote(ws))
+        first = await session.open(hello, _secret_of(ws), remote=_remote(ws))
     except Exception:
         log.exception("device %s: could not open a session", hello.device_id[:64])
         await _say_goodbye(ws, goodbye("shutdown", "server error; reconnect later"))
@@ -240,6 +311,10 @@ async def edge(ws: WebSocket) -> None:
             with contextlib.suppress(Exception):
                 await ws.close(1000 if reason == "disconnected" else 1001)
         await session.close(reason)
+
+
+def _host(ws: WebSocket) -> str:
+    return ws.client.host if ws.client else "-"
 
 
 def _remote(ws: WebSocket) -> str | None:

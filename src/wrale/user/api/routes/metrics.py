@@ -21,4 +21,5 @@ router = APIRouter(tags=["health"])
 async def metrics(request: Request, state: StateDep) -> Response:
     async with state.db.session() as session:
         fleet = await fleet_gauges(session)
+    fleet += request.app.state.hub.ctx.counters.prometheus()  # the device channel's refusals
     return Response(render(metrics_of(request), fleet), media_type=CONTENT_TYPE)
