@@ -37,7 +37,7 @@ async def test_wrong_password_then_lockout(central: Central) -> None:
     r = await central.http.post(
         "/api/v1/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
     )
-    assert r.status_code == 401
+    assert r.status_code == 429
     assert "too many failed logins" in r.json()["error"]["message"]
     audit = await central.http.get(
         "/api/v1/audit?action=auth.login&outcome=failed", headers=central.admin

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services import audit, identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.config import CentralSettings
@@ -77,6 +77,15 @@ def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
 ViewerDep = PrincipalDep
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
 AdminDep = Annotated[Principal, Depends(require(Role.ADMIN))]
+
+
+async def audit_reader(p: PrincipalDep) -> Principal:
+    """The audit log's readers (``services.audit.require_read``, the dashboard's rule too)."""
+    audit.require_read(p)
+    return p
+
+
+AuditReaderDep = Annotated[Principal, Depends(audit_reader)]
 
 
 # ----------------------------------------------------------------------------- pagination

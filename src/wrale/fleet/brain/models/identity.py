@@ -7,6 +7,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from wrale.fleet.brain.models.base import Base, IdMixin, TenantMixin
 
+# One length for the column, the API schemas and the dashboard's form.
+USERNAME_MAX = 64
+PASSWORD_MAX = 256
+
 
 class Tenant(IdMixin, Base):
     __tablename__ = "tenants"
@@ -20,11 +24,14 @@ class Tenant(IdMixin, Base):
 class User(TenantMixin, Base):
     __tablename__ = "users"
 
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(USERNAME_MAX), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(16))  # admin | operator | viewer
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     last_login_at: Mapped[float | None] = mapped_column(default=None)
+    # carried in access tokens; bumped on a password, role or disable change, which ends
+    # every session of the user at once
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RefreshToken(IdMixin, Base):
@@ -39,7 +46,8 @@ class RefreshToken(IdMixin, Base):
 
 
 class ApiToken(TenantMixin, Base):
-    """A token for automation: its own role (never above its creator's), revocable."""
+    """A token for automation: acts with the lower of its own role and its creator's
+    current one; disabled while its creator is, revoked when the creator is deleted."""
 
     __tablename__ = "api_tokens"
 
@@ -56,11 +64,12 @@ class ApiToken(TenantMixin, Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins per username, in the database so every replica sees them."""
+    """Failed logins per address+username (``pair:``) and per address (``addr:``), in the
+    database so every replica sees them; updated by one atomic upsert per attempt."""
 
     __tablename__ = "login_throttle"
 
-    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    first_failure_at: Mapped[float] = mapped_column(default=0.0)
-    locked_until: Mapped[float] = mapped_column(default=0.0)
+    last_failure_at: Mapped[float] = mapped_column(default=0.0, index=True)
+    blocked_until: Mapped[float] = mapped_column(default=0.0)

@@ -11,7 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models import AuditEntry
 from wrale.fleet.brain.models.base import now
-from wrale.fleet.brain.services.principal import Principal
+from wrale.fleet.brain.services.principal import Principal, Role
+
+# Who may read the audit log, in the API and the dashboard alike: it names every actor,
+# their addresses and failed logins (where a password typed as a username can show).
+READ_ROLE = Role.ADMIN
+
+
+def require_read(principal: Principal) -> None:
+    """``ForbiddenError`` unless ``principal`` may read the audit log."""
+    principal.require(READ_ROLE, "reading the audit log")
 
 
 def record(

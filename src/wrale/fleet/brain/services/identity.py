@@ -3,32 +3,49 @@ API tokens, login throttling, and the first start's admin. Raises domain errors 
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.models import ApiToken, LoginThrottle, RefreshToken, Tenant, User
+from wrale.fleet.brain.models import RefreshToken, Tenant, User
 from wrale.fleet.brain.models.base import now
-from wrale.fleet.brain.services import audit
+from wrale.fleet.brain.models.identity import PASSWORD_MAX, USERNAME_MAX
+from wrale.fleet.brain.services import audit, login_throttle
+from wrale.fleet.brain.services.api_tokens import (
+    API_TOKEN_PREFIX,
+    create_api_token,
+    revoke_api_token,
+    revoke_tokens_of,
+    sha256,
+    token_principal,
+    token_view,
+)
+from wrale.fleet.brain.services.login_throttle import LoginThrottledError, ThrottleLimits
 from wrale.fleet.brain.services.lookup import get_owned
-from wrale.fleet.brain.services.principal import Principal, Role, at_least
+from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import (
     AuthError,
     ConflictError,
     InvalidRequestError,
-    NotFoundError,
 )
 
+__all__ = [  # API tokens live in services.api_tokens; these names stay importable here
+    "API_TOKEN_PREFIX",
+    "create_api_token",
+    "revoke_api_token",
+    "sha256",
+    "token_view",
+]
+
 DEFAULT_TENANT = "default"
-API_TOKEN_PREFIX = "wrl_"  # noqa: S105 - a marker, not a secret
 _hasher = PasswordHasher()
 
 
@@ -37,12 +54,16 @@ class AuthConfig:
     secret_key: str
     access_ttl_s: int = 900
     refresh_ttl_s: int = 14 * 86_400
-    max_failures: int = 5
-    lockout_s: int = 300
+    max_failures: int = 5  # per address+username before the back-off starts
+    lockout_s: int = 300  # the first back-off; it doubles with each further failure
+    address_max_failures: int = 50  # per address, whatever the usernames
+    backoff_max_s: int = 3600
 
-
-def sha256(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
+    @property
+    def throttle(self) -> ThrottleLimits:
+        return ThrottleLimits(
+            self.max_failures, self.address_max_failures, self.lockout_s, self.backoff_max_s
+        )
 
 
 def hash_password(password: str) -> str:
@@ -62,6 +83,13 @@ def verify_password(stored: str, password: str) -> bool:
         return False
 
 
+@cache
+def _dummy_hash() -> str:
+    """Checked against when there is no user to check, so an unknown name costs as much
+    time as a known one (no user enumeration by timing)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
 # ----------------------------------------------------------------------------- login
 
 
@@ -79,6 +107,7 @@ def _access_token(user: User, cfg: AuthConfig) -> str:
         "sub": user.id,
         "tid": user.tenant_id,
         "role": user.role,
+        "ver": user.token_version,
         "typ": "access",
         "iat": int(t),
         "exp": int(t + cfg.access_ttl_s),
@@ -104,60 +133,64 @@ async def login(
     cfg: AuthConfig,
     source_ip: str | None = None,
 ) -> Tokens:
-    """Check a password; throttle repeated failures per username (in the database)."""
+    """Check a password, throttled per address+username and per address (back-off in the
+    database, shared by replicas); ``LoginThrottledError`` while an address must wait."""
+    if not 0 < len(username) <= USERNAME_MAX or len(password) > PASSWORD_MAX:
+        raise InvalidRequestError(
+            f"username: 1 to {USERNAME_MAX} characters; password: at most {PASSWORD_MAX}",
+            field="username",
+        )
     t = now()
-    throttle = await session.get(LoginThrottle, username)
-    if throttle and throttle.locked_until > t:
-        audit.record(
-            session,
-            None,
-            "auth.login",
-            outcome="denied",
-            actor_name=username,
-            source_ip=source_ip,
-            details={"reason": "locked"},
-        )
-        raise AuthError(
-            f"too many failed logins; try again in {int(throttle.locked_until - t) + 1} s",
-            retry_after_s=int(throttle.locked_until - t) + 1,
-        )
+    keys = login_throttle.keys_for(source_ip, username)
+    wait = await login_throttle.blocked_for(session, keys, t)
+    if not wait:
+        wait = await login_throttle.count_attempt(session, keys, t, cfg.throttle)
+        await session.commit()  # counted before the check, whatever the check says
+    if wait:
+        raise LoginThrottledError(wait)
     user = await session.scalar(select(User).where(User.username == username))
     tenant = await session.get(Tenant, user.tenant_id) if user else None
-    ok = (
-        user is not None
-        and not user.disabled
-        and tenant is not None
-        and tenant.status == "active"
-        and verify_password(user.password_hash, password)
-    )
-    if not ok or user is None:
-        if throttle is None:
-            throttle = LoginThrottle(username=username, failures=0, first_failure_at=t)
-            session.add(throttle)
-        if t - throttle.first_failure_at > cfg.lockout_s:
-            throttle.failures, throttle.first_failure_at = 0, t
-        throttle.failures += 1
-        if throttle.failures >= cfg.max_failures:
-            throttle.locked_until = t + cfg.lockout_s
-        audit.record(
-            session,
-            None,
-            "auth.login",
-            outcome="failed",
-            actor_name=username,
-            source_ip=source_ip,
-            tenant_id=user.tenant_id if user else None,
-        )
-        await session.commit()  # the failure counts even though the request fails
+    password_ok = verify_password(user.password_hash if user else _dummy_hash(), password)
+    if not (password_ok and user and not user.disabled and tenant and tenant.status == "active"):
+        await _failed(session, username, user, source_ip, keys, t, cfg)
         raise AuthError("wrong username or password")
-    if throttle:
-        await session.delete(throttle)
+    await login_throttle.record_success(session, keys)
     user.last_login_at = t
     principal = Principal(
         user.tenant_id, Role(user.role), "user", user.id, user.username, source_ip
     )
     audit.record(session, principal, "auth.login", resource_type="user", resource_id=user.id)
     return await _issue(session, user, cfg)
+
+
+async def _failed(
+    session: AsyncSession,
+    username: str,
+    user: User | None,
+    source_ip: str | None,
+    keys: tuple[str, str],
+    t: float,
+    cfg: AuthConfig,
+) -> None:
+    """Audit a failed login, and the back-off it leads to (once per failure, never per
+    refused attempt, so hammering a throttled address writes nothing)."""
+    common: dict[str, Any] = {
+        "actor_name": username,
+        "source_ip": source_ip,
+        "tenant_id": user.tenant_id if user else None,
+    }
+    audit.record(session, None, "auth.login", outcome="failed", **common)
+    wait = await login_throttle.backed_off(session, keys, t, cfg.throttle)
+    if wait:
+        audit.record(
+            session,
+            None,
+            "auth.login",
+            outcome="denied",
+            details={"reason": "throttled", "retry_after_s": wait},
+            **common,
+        )
+    await session.commit()  # the failure counts even though the request fails
 
 
 async def refresh(session: AsyncSession, token: str, cfg: AuthConfig) -> Tokens:
@@ -183,7 +216,7 @@ async def authenticate(
 ) -> Principal:
     """The principal behind an access token or an API token; ``AuthError`` otherwise."""
     if bearer.startswith(API_TOKEN_PREFIX):
-        return await _api_token_principal(session, bearer, source_ip)
+        return await token_principal(session, bearer, source_ip)
     try:
         claims: dict[str, Any] = jwt.decode(bearer, cfg.secret_key, algorithms=["HS256"])
     except jwt.PyJWTError:
@@ -191,32 +224,13 @@ async def authenticate(
     if claims.get("typ") != "access":
         raise AuthError("invalid or expired access token")
     user = await session.get(User, str(claims.get("sub")))
-    if user is None or user.disabled:
+    if user is None or user.disabled or claims.get("ver") != user.token_version:
+        # a password, role or disable change since the token was issued ends it
         raise AuthError("invalid or expired access token")
     tenant = await session.get(Tenant, user.tenant_id)
     if tenant is None or tenant.status != "active":
         raise AuthError("the organisation is suspended")
     return Principal(user.tenant_id, Role(user.role), "user", user.id, user.username, source_ip)
-
-
-async def _api_token_principal(
-    session: AsyncSession, bearer: str, source_ip: str | None
-) -> Principal:
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256(bearer)))
-    t = now()
-    if row is None or row.revoked_at is not None or (row.expires_at and row.expires_at < t):
-        raise AuthError("invalid, revoked or expired API token")
-    tenant = await session.get(Tenant, row.tenant_id)
-    if tenant is None or tenant.status != "active":
-        raise AuthError("the organisation is suspended")
-    principal = Principal(row.tenant_id, Role(row.role), "token", row.id, row.name, source_ip)
-    if row.last_used_at is None or t - row.last_used_at > 60:  # audit use, once a minute
-        row.last_used_at = t
-        audit.record(
-            session, principal, "auth.token_use", resource_type="api_token", resource_id=row.id
-        )
-        await session.commit()
-    return principal
 
 
 # ----------------------------------------------------------------------------- bootstrap
@@ -314,12 +328,19 @@ async def update_user(
     before = user_view(user)
     if user.id == p.actor_id and (disabled or (role and role is not Role.ADMIN)):
         raise ConflictError("you cannot demote or disable yourself")
+    ends_sessions = (
+        (role is not None and role.value != user.role)
+        or (disabled is not None and disabled != user.disabled)
+        or password is not None
+    )
     if role is not None:
         user.role = role.value
     if disabled is not None:
         user.disabled = disabled
     if password is not None:
         user.password_hash = hash_password(password)
+    if ends_sessions:
+        await end_sessions(session, user)
     audit.record(
         session,
         p,
@@ -328,9 +349,20 @@ async def update_user(
         resource_id=user.id,
         before=before,
         after=user_view(user),
-        details={"password_changed": password is not None},
+        details={"password_changed": password is not None, "sessions_ended": ends_sessions},
     )
     return user
+
+
+async def end_sessions(session: AsyncSession, user: User) -> None:
+    """Every access token of ``user`` stops working at once (its version is bumped) and
+    every refresh token is revoked: the dashboard's cookie session ends too."""
+    user.token_version = (user.token_version or 0) + 1
+    await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked.is_(False))
+        .values(revoked=True)
+    )
 
 
 async def delete_user(session: AsyncSession, p: Principal, user_id: str) -> None:
@@ -341,73 +373,8 @@ async def delete_user(session: AsyncSession, p: Principal, user_id: str) -> None
     audit.record(
         session, p, "user.delete", resource_type="user", resource_id=user.id, before=user_view(user)
     )
+    await revoke_tokens_of(session, user.id)
     await session.delete(user)
-
-
-# ----------------------------------------------------------------------------- API tokens
-
-
-def token_view(t: ApiToken) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "name": t.name,
-        "role": t.role,
-        "prefix": t.prefix,
-        "created_at": t.created_at,
-        "expires_at": t.expires_at,
-        "revoked_at": t.revoked_at,
-        "last_used_at": t.last_used_at,
-    }
-
-
-async def create_api_token(
-    session: AsyncSession, p: Principal, name: str, role: Role, expires_in_s: float | None
-) -> tuple[ApiToken, str]:
-    """A new API token (its secret returned once); never above the creator's role."""
-    p.require(Role.ADMIN, "creating API tokens")
-    if not at_least(p.role, role):
-        raise InvalidRequestError("a token cannot have more rights than its creator")
-    secret = f"{API_TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
-    token = ApiToken(
-        tenant_id=p.tenant_id,
-        name=name,
-        role=role.value,
-        user_id=p.actor_id if p.actor_type == "user" else None,
-        token_hash=sha256(secret),
-        prefix=secret[:10],
-        expires_at=now() + expires_in_s if expires_in_s else None,
-    )
-    session.add(token)
-    await session.flush()
-    audit.record(
-        session,
-        p,
-        "api_token.create",
-        resource_type="api_token",
-        resource_id=token.id,
-        after=token_view(token),
-    )
-    return token, secret
-
-
-async def revoke_api_token(session: AsyncSession, p: Principal, token_id: str) -> ApiToken:
-    p.require(Role.ADMIN, "revoking API tokens")
-    token = await session.get(ApiToken, token_id)
-    if token is None or token.tenant_id != p.tenant_id:
-        raise NotFoundError(f"no API token {token_id}")
-    if token.revoked_at is None:
-        before = token_view(token)
-        token.revoked_at = now()
-        audit.record(
-            session,
-            p,
-            "api_token.revoke",
-            resource_type="api_token",
-            resource_id=token.id,
-            before=before,
-            after=token_view(token),
-        )
-    return token
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -5,12 +5,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from wrale.fleet.brain.models import ApiToken, AuditEntry, User
 from wrale.fleet.brain.services import audit, identity
+from wrale.fleet.brain.services.login_throttle import LoginThrottledError
 from wrale.fleet.brain.services.principal import Role
-from wrale.user.api.deps import AdminDep, OperatorDep, PageDep, PrincipalDep, SessionDep, StateDep
+from wrale.user.api.deps import (
+    AdminDep,
+    AuditReaderDep,
+    PageDep,
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+)
+from wrale.user.api.errors import error_json
 from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.identity import (
     ApiTokenCreate,
@@ -38,13 +48,30 @@ def _tokens(t: identity.Tokens) -> TokenResponse:
     )
 
 
-@router.post("/auth/login", tags=["auth"])
+def throttled(exc: LoginThrottledError) -> JSONResponse:
+    """429 with ``Retry-After``: the address must wait before its next login attempt."""
+    headers = {"Retry-After": str(exc.retry_after_s)}
+    return error_json(429, exc.code, exc.message, exc.details, headers)
+
+
+@router.post(
+    "/auth/login",
+    response_model=TokenResponse,
+    tags=["auth"],
+    responses={429: {"description": "too many failed logins; see Retry-After"}},
+)
 async def login(
     body: LoginRequest, request: Request, state: StateDep, session: SessionDep
-) -> TokenResponse:
-    """Exchange a username and password for an access token and a refresh token."""
+) -> TokenResponse | JSONResponse:
+    """Exchange a username and password for an access token and a refresh token.
+
+    Failures are throttled per address+username and per address with a back-off."""
     source = request.client.host if request.client else None
-    return _tokens(await identity.login(session, body.username, body.password, state.auth, source))
+    try:
+        tokens = await identity.login(session, body.username, body.password, state.auth, source)
+    except LoginThrottledError as exc:
+        return throttled(exc)
+    return _tokens(tokens)
 
 
 @router.post("/auth/refresh", tags=["auth"])
@@ -159,7 +186,7 @@ def _audit_view(e: AuditEntry) -> AuditPublic:
 
 @router.get("/audit", tags=["audit"])
 async def list_audit(
-    p: OperatorDep,
+    p: AuditReaderDep,
     session: SessionDep,
     page: PageDep,
     action: Annotated[str | None, Query(max_length=64)] = None,
@@ -170,8 +197,8 @@ async def list_audit(
     since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
     until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
 ) -> Page[AuditPublic]:
-    """The audit log, newest first (admins and operators)."""
-    p.require(Role.OPERATOR, "reading the audit log")
+    """The audit log, newest first (admins only: ``services.audit.READ_ROLE``)."""
+    audit.require_read(p)
     rows = await audit.query(
         session,
         p.tenant_id,

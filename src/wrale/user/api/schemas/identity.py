@@ -6,17 +6,18 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from wrale.fleet.brain.models.identity import PASSWORD_MAX, USERNAME_MAX
 from wrale.fleet.brain.services.principal import Role
 from wrale.user.api.schemas.common import Strict
 
-Username = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.@-]{2,64}$")]
-Password = Annotated[str, Field(min_length=10, max_length=256)]
+Username = Annotated[str, StringConstraints(pattern=rf"^[a-zA-Z0-9_.@-]{{2,{USERNAME_MAX}}}$")]
+Password = Annotated[str, Field(min_length=10, max_length=PASSWORD_MAX)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 
 class LoginRequest(Strict):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    password: Annotated[str, Field(min_length=1, max_length=256)]
+    username: Annotated[str, Field(min_length=1, max_length=USERNAME_MAX)]
+    password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)]
 
 
 class RefreshRequest(Strict):

@@ -8,7 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
+from wrale.fleet.brain.models.identity import PASSWORD_MAX, USERNAME_MAX
 from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services.login_throttle import LoginThrottledError
 from wrale.shared.errors import AuthError
 from wrale.user.api.deps import SessionDep, StateDep
 from wrale.user.ui.web import (
@@ -40,13 +42,22 @@ def _login_page(
     username: str = "",
     error: str | None = None,
     status_code: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     response = render(
         request,
         "auth/login.html",
-        {"csrf": csrf, "next": next_, "username": username, "error": error},
+        {
+            "csrf": csrf,
+            "next": next_,
+            "username": username,
+            "error": error,
+            "username_max": USERNAME_MAX,
+            "password_max": PASSWORD_MAX,
+        },
         status_code=status_code,
     )
+    response.headers.update(headers or {})
     set_cookie(response, request, CSRF_COOKIE, csrf, 3600)
     return response
 
@@ -62,8 +73,8 @@ async def login(
     request: Request,
     state: StateDep,
     session: SessionDep,
-    username: Annotated[str, Form(max_length=100)] = "",
-    password: Annotated[str, Form(max_length=1000)] = "",
+    username: Annotated[str, Form(max_length=USERNAME_MAX)] = "",
+    password: Annotated[str, Form(max_length=PASSWORD_MAX)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     csrf = request.cookies.get(CSRF_COOKIE) or ""
@@ -82,6 +93,16 @@ async def login(
     source = request.client.host if request.client else None
     try:
         tokens = await identity.login(session, username, password, state.auth, source)
+    except LoginThrottledError as exc:  # the API's throttle, the API's answer: 429
+        return _login_page(
+            request,
+            csrf,
+            next_=target,
+            username=username,
+            error=exc.message,
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
     except AuthError as exc:
         return _login_page(
             request, csrf, next_=target, username=username, error=exc.message, status_code=401
