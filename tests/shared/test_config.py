@@ -101,3 +101,18 @@ def test_power_supply_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("WRALE_METAL_LINUX__POWER_SUPPLIES", '{"mains": "AC"}')
     with pytest.raises(ConfigError, match=r"linux\.power_supplies"):
         load_settings(MetalSettings)
+
+
+def test_secret_key_is_at_least_32_bytes_outside_development() -> None:
+    from wrale.shared.config import CentralSettings
+
+    with pytest.raises(ConfigError, match="WRALE_SECRET_KEY") as err:
+        load_settings(CentralSettings, environ={"WRALE_SECRET_KEY": "short-key"})
+    assert "32 bytes" in err.value.message
+    with pytest.raises(ConfigError, match="WRALE_SECRET_KEY"):
+        load_settings(CentralSettings, environ={"WRALE_SECRET_KEY": "é" * 15})  # 30 bytes
+    ok = load_settings(CentralSettings, environ={"WRALE_SECRET_KEY": "k" * 32})
+    assert ok.secret_key is not None
+    dev = load_settings(CentralSettings, environ={"WRALE_SECRET_KEY": "dev", "WRALE_DEV": "1"})
+    assert dev.dev
+    assert load_settings(CentralSettings, environ={}).secret_key is None  # one is generated

@@ -78,6 +78,7 @@ async def run_demo(opts: DemoOptions) -> int:
     from wrale.fleet.brain.db import Database
     from wrale.shared.errors import WraleError
     from wrale.shared.logging import setup_logging
+    from wrale.shared.redact import redact_access_logs
     from wrale.user.cli.central import central_settings, migrate_schema
 
     stop = asyncio.Event()
@@ -93,6 +94,7 @@ async def run_demo(opts: DemoOptions) -> int:
         log_level=opts.log_level,
     )
     setup_logging(opts.log_level)
+    redact_access_logs()  # ?token= of browser WebSockets never reaches the log
     for name in NOISY:  # thousands of boards' own chatter; the dashboard shows what matters
         logging.getLogger(name).setLevel(max(logging.ERROR, logging.getLogger().level))
     typer.echo(f"Wrale Fleet demo: preparing {settings.database_url} …")
