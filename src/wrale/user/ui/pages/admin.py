@@ -23,11 +23,19 @@ from starlette.datastructures import FormData
 
 from wrale.fleet.brain.models import ApiToken, AuditEntry, User
 from wrale.fleet.brain.models.base import now as wall_now
-from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services import audit, identity
 from wrale.fleet.brain.services.principal import Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from wrale.user.api.schemas.identity import ApiTokenCreate, UserCreate
-from wrale.user.ui.web import AdminDep, SessionDep, Viewer, is_htmx, page_number, render
+from wrale.user.ui.web import (
+    AdminDep,
+    SessionDep,
+    Viewer,
+    ViewerDep,
+    is_htmx,
+    page_number,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -699,8 +707,10 @@ def audit_row(e: AuditEntry) -> dict[str, Any]:
 
 
 @router.get("/admin/audit")
-async def audit_log(request: Request, viewer: AdminDep, session: SessionDep) -> Response:
-    """The audit log, newest first, filtered; a bad filter is a 422 with its field marked."""
+async def audit_log(request: Request, viewer: ViewerDep, session: SessionDep) -> Response:
+    """The audit log, newest first, filtered; a bad filter is a 422 with its field marked.
+    Who may read it is one rule, ``services.audit.require_read``, as in the API."""
+    audit.require_read(viewer.principal)
     f = AuditFilters.parse(request.query_params)
     rows: list[AuditEntry] = []
     newer = older = False
