@@ -315,6 +315,14 @@ class CentralSettings(Settings):
     # the dashboard's live stream checks its session again this often (0: before each frame)
     ui_session_recheck_s: float = Field(default=20.0, ge=0, le=300)
     mqtt_url: str | None = None
+    # MQTT broker accounts (Mosquitto dynamic security): one account per device, made by
+    # the central with the broker's admin account; see docs/device-channel.md
+    mqtt_broker_auth: bool = False
+    mqtt_admin_username: str | None = None
+    mqtt_admin_password: SecretStr | None = None
+    # legacy anonymous broker: the hello carries the device secret (default: without
+    # broker accounts only)
+    mqtt_hello_secret: bool | None = Field(default=None, validate_default=True)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # webhooks may reach these internal hosts ("host" or "host:port"; env: comma-separated)
     webhook_allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
@@ -336,6 +344,18 @@ class CentralSettings(Settings):
                 "devices would be marked offline between two heartbeats"
             )
         return value
+
+    @field_validator("mqtt_hello_secret")
+    @classmethod
+    def _broker_accounts(cls, value: bool | None, info: Any) -> bool:
+        if not info.data.get("mqtt_broker_auth"):
+            return True if value is None else value
+        if not info.data.get("mqtt_admin_username") or not info.data.get("mqtt_admin_password"):
+            raise ValueError(
+                "mqtt_broker_auth needs the broker's admin account: set "
+                "WRALE_MQTT_ADMIN_USERNAME and WRALE_MQTT_ADMIN_PASSWORD"
+            )
+        return bool(value)
 
     @field_validator("database_url")
     @classmethod

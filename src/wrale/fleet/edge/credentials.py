@@ -35,6 +35,9 @@ class Credentials:
     device_id: str
     secret: str = field(repr=False)
     name: str | None = None
+    # the MQTT broker authenticates this device (its account: device id + secret), so the
+    # hello carries no secret (told by the central at enrollment)
+    mqtt_broker_auth: bool = False
 
     @classmethod
     def load(cls, path: Path) -> Credentials:
@@ -54,6 +57,7 @@ class Credentials:
                 device_id=str(raw["device_id"]),
                 secret=str(raw["secret"]),
                 name=None if raw.get("name") is None else str(raw["name"]),
+                mqtt_broker_auth=raw.get("mqtt_broker_auth") is True,
             )
         except (KeyError, TypeError):
             raise ConfigError(
@@ -158,4 +162,5 @@ async def enroll(
         device_id=data["device_id"],
         secret=data["device_secret"],
         name=given if isinstance(given, str) else name,
+        mqtt_broker_auth=data.get("mqtt_broker_auth") is True,
     )

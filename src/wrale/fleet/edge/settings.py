@@ -29,6 +29,12 @@ class EdgeSettings(Settings):
     ca_file: Path | None = Field(default=None, description="CA bundle of a private fleet")
     insecure: bool = Field(default=False, description="allow ws:// to a non-loopback host")
     mqtt_url: str | None = None
+    mqtt_hello_secret: bool | None = Field(
+        default=None,
+        description="send the device secret in the MQTT hello (a legacy anonymous broker "
+        "only); default: unless the central said at enrollment that its broker "
+        "authenticates devices",
+    )
     proxy_url: str | None = Field(
         default=None, description="HTTP or SOCKS proxy for the WebSocket (none by default)"
     )

@@ -23,6 +23,11 @@ def make_dialer(settings: EdgeSettings, creds: Credentials) -> Dialer:
             ca_file=settings.ca_file,
             insecure=settings.insecure,
             handshake_timeout_s=settings.handshake_timeout_s,
+            hello_secret=(
+                not creds.mqtt_broker_auth
+                if settings.mqtt_hello_secret is None
+                else settings.mqtt_hello_secret
+            ),
         )
     from wrale.fleet.sync.transport.websocket import WebSocketDialer
 

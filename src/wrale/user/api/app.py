@@ -121,9 +121,21 @@ def create_app(
                 settings.mqtt_url, app.state.hub.ctx, app.state.hub
             )
             await bridge.start()
+        accounts = app.state.broker_accounts = None
+        if settings.mqtt_url and settings.mqtt_broker_auth and settings.mqtt_admin_password:
+            from wrale.fleet.brain.channel.broker_accounts import BrokerAccounts
+
+            accounts = app.state.broker_accounts = BrokerAccounts(
+                settings.mqtt_url,
+                settings.mqtt_admin_username or "",
+                settings.mqtt_admin_password.get_secret_value(),
+            )
+            accounts.start(db, state.bus, max(settings.channel_heartbeat_s, 30.0))
         try:
             yield
         finally:
+            if accounts is not None:
+                await accounts.stop()
             if bridge is not None:
                 await bridge.stop()
             await app.state.hub.stop()

@@ -378,7 +378,12 @@ class MqttBridge:
             return
         self._forget(device_id)
         s = DeviceSession(self.ctx, self._sender(device_id), transport="mqtt")
-        first = await self._retrying(lambda: s.open(hello, hello.secret, remote="mqtt"))
+        # with broker accounts the broker authenticated the device and its ACL confines it
+        # to its own topics: the topic names the device and no secret travels in the hello
+        by_broker = not self.ctx.settings.mqtt_hello_secret
+        first = await self._retrying(
+            lambda: s.open(hello, hello.secret, remote="mqtt", broker_authenticated=by_broker)
+        )
         if isinstance(first, Goodbye):
             self.stats.refused += 1
             await self._safe_publish(device_id, replace(first, session=hello.session))

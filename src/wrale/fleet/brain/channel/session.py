@@ -206,14 +206,23 @@ class DeviceSession:
     # ------------------------------------------------------------------ open
 
     async def open(
-        self, hello: Hello, secret: str | None, *, remote: str | None = None
+        self,
+        hello: Hello,
+        secret: str | None,
+        *,
+        remote: str | None = None,
+        broker_authenticated: bool = False,
     ) -> Welcome | Goodbye:
         """Authenticate and open: ``Welcome`` (sent by the caller, then ``deliver``), or a
-        ``Goodbye`` refusal (``unauthorized`` / ``quarantined`` / ``held``)."""
+        ``Goodbye`` refusal (``unauthorized`` / ``quarantined`` / ``held``).
+        ``broker_authenticated``: the MQTT broker authenticated the device on its own
+        topics (no secret needed; the device must still hold a valid credential)."""
         if self._opened:
             raise ProtocolError("the session is already open")
         now = self.ctx.clock()
-        if not secret:
+        if broker_authenticated:
+            secret = None
+        elif not secret:
             return goodbye("unauthorized", "a device credential is required", retry=False)
         out: BusOut = []
         try:
@@ -223,15 +232,23 @@ class DeviceSession:
             return goodbye("shutdown", "the server is busy; reconnect later", retry=True)
 
     async def _open(
-        self, hello: Hello, secret: str, remote: str | None, now: float, out: BusOut
+        self, hello: Hello, secret: str | None, remote: str | None, now: float, out: BusOut
     ) -> Welcome | Goodbye:
         # the agent gives up on a Hello after 10 s: opening for a device that left only
         # lengthens the queue, so a Hello that waited too long is told to come back
         async with self.ctx.db.serial_session(max_wait_s=self.ctx.open_max_wait_s) as s:
+            cred_id: str | None = None
             try:
-                device = await enrollment.authenticate_device(s, hello.device_id, secret)
+                if secret is None:
+                    device, cred_id = await enrollment.authenticate_broker_device(
+                        s, hello.device_id
+                    )
+                else:
+                    device = await enrollment.authenticate_device(s, hello.device_id, secret)
             except AuthError as exc:
-                if await decommissioned_with(s, hello.device_id, secret, now):
+                if secret is not None and await decommissioned_with(
+                    s, hello.device_id, secret, now
+                ):
                     return goodbye("held", "the device is decommissioned")
                 log.info("device channel: refused %r: %s", hello.device_id[:64], exc.message)
                 return goodbye("unauthorized", exc.message, retry=False)
@@ -240,11 +257,12 @@ class DeviceSession:
                 log.info("device channel: %s refused: %s", device.id, refusal.message)
                 return refusal
             await self._lock_device(s, device.id)
-            cred_id = await s.scalar(
-                select(DeviceCredential.id).where(
-                    DeviceCredential.secret_hash == enrollment.sha256(secret)
+            if secret is not None:
+                cred_id = await s.scalar(
+                    select(DeviceCredential.id).where(
+                        DeviceCredential.secret_hash == enrollment.sha256(secret)
+                    )
                 )
-            )
             replaced = await s.execute(
                 update(ChannelSession)
                 .where(ChannelSession.device_id == device.id, ChannelSession.closed_at.is_(None))

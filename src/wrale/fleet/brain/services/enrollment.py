@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.models import Device, DeviceCredential, EnrollmentToken, Rack, Tenant
-from wrale.fleet.brain.models.base import now
+from wrale.fleet.brain.models.base import new_id, now
 from wrale.fleet.brain.services import audit, groups, registry
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
@@ -202,6 +202,7 @@ class Enrolled:
     secret: str
     target_group_id: str | None = None
     token_id: str | None = None
+    credential_id: str = ""
 
 
 def _token_principal(token: EnrollmentToken, source_ip: str | None) -> Principal:
@@ -213,7 +214,7 @@ def _token_principal(token: EnrollmentToken, source_ip: str | None) -> Principal
 async def _issue_secret(session: AsyncSession, device: Device) -> tuple[DeviceCredential, str]:
     secret = f"{SECRET_PREFIX}{secrets.token_urlsafe(32)}"
     cred = DeviceCredential(
-        tenant_id=device.tenant_id, device_id=device.id, secret_hash=sha256(secret)
+        id=new_id(), tenant_id=device.tenant_id, device_id=device.id, secret_hash=sha256(secret)
     )
     session.add(cred)
     return cred, secret
@@ -288,7 +289,7 @@ async def enroll(
         (device,) = await registry.new_devices(session, token.tenant_id, [fields])
     except (ConflictError, InvalidRequestError) as exc:  # quota, name in use
         raise await _refuse(session, token, exc, source_ip) from None
-    _, secret = await _issue_secret(session, device)
+    cred, secret = await _issue_secret(session, device)
     group_id = await _join_group(session, None, token.target_group_id, device.id)
     audit.record(
         session,
@@ -301,7 +302,7 @@ async def enroll(
     )
     if bus is not None:
         bus.publish(device.tenant_id, "device.enrolled", registry.device_view(device))
-    return Enrolled(device, secret, group_id, token.id)
+    return Enrolled(device, secret, group_id, token.id, cred.id)
 
 
 async def _bulk_token(
@@ -348,7 +349,7 @@ async def enroll_bulk(
     out = []
     target_group = token.target_group_id if token else None
     for device in devices:
-        _, secret = await _issue_secret(session, device)
+        cred, secret = await _issue_secret(session, device)
         group_id = await _join_group(session, p, target_group, device.id)
         audit.record(
             session,
@@ -359,7 +360,7 @@ async def enroll_bulk(
             after=registry.device_view(device),
             details={"bulk": True, "token_id": token.id if token else None, "group_id": group_id},
         )
-        out.append(Enrolled(device, secret, group_id, token.id if token else None))
+        out.append(Enrolled(device, secret, group_id, token.id if token else None, cred.id))
     if bus is not None:
         for device in devices:
             bus.publish(device.tenant_id, "device.enrolled", registry.device_view(device))
@@ -477,3 +478,30 @@ async def authenticate_device(session: AsyncSession, device_id: str, secret: str
     if match.last_used_at is None or t - match.last_used_at > 60:  # once a minute is enough
         match.last_used_at = t
     return device
+
+
+async def authenticate_broker_device(session: AsyncSession, device_id: str) -> tuple[Device, str]:
+    """The device whose MQTT topics carried a hello, when the broker authenticated it (its
+    account is the device's, its ACL confines it to its own topics): the device must still
+    exist, not be decommissioned, hold a valid credential and belong to an active
+    organisation. Returns the device and its newest valid credential's id."""
+    refused = AuthError("unknown device or invalid device credential")
+    device = await session.get(Device, device_id) if registry.is_id(device_id) else None
+    if device is None or device.status == "decommissioned":
+        raise refused
+    t = now()
+    cred = await session.scalar(
+        select(DeviceCredential)
+        .where(
+            DeviceCredential.device_id == device.id,
+            or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > t),
+        )
+        .order_by(DeviceCredential.created_at.desc(), DeviceCredential.id.desc())
+        .limit(1)
+    )
+    tenant = await session.get(Tenant, device.tenant_id)
+    if cred is None or tenant is None or tenant.status != "active":
+        raise refused
+    if cred.last_used_at is None or t - cred.last_used_at > 60:
+        cred.last_used_at = t
+    return device, cred.id

@@ -283,8 +283,11 @@ class MqttConnection:
 class MqttDialer:
     """A ``Dialer`` over an MQTT broker for the device that owns ``secret``.
 
-    ``url`` is ``mqtts://host[:8883][/root]`` (server certificate verified, ``ca_file`` for a
-    private CA) or ``mqtt://`` to loopback, or anywhere with ``insecure`` (logs a warning).
+    The broker account is username = device id, password = ``secret``; ``hello_secret``
+    also puts the secret in the hello (only for a legacy anonymous broker, where the
+    central has no other proof: anyone subscribed on the broker can read it). ``url`` is
+    ``mqtts://host[:8883][/root]`` (server certificate verified, ``ca_file`` for a private
+    CA) or ``mqtt://`` to loopback, or anywhere with ``insecure`` (logs a warning).
     """
 
     def __init__(
@@ -299,6 +302,7 @@ class MqttDialer:
         keepalive_s: int = 30,
         session_expiry_s: int = 7 * 86_400,
         max_queued: int = 1000,
+        hello_secret: bool = True,
     ) -> None:
         self.broker = parse_broker_url(url)
         require_secure(url, insecure=insecure or self.broker.insecure, what="the MQTT broker")
@@ -310,6 +314,7 @@ class MqttDialer:
         self.keepalive_s = keepalive_s
         self.session_expiry_s = session_expiry_s
         self.max_queued = max_queued
+        self.hello_secret = hello_secret
 
     async def __call__(self, hello: Hello) -> tuple[Connection, Welcome]:
         import aiomqtt
@@ -318,7 +323,7 @@ class MqttDialer:
         hello = replace(
             hello,
             device_id=device_id,
-            secret=self._secret,
+            secret=self._secret if self.hello_secret else None,
             session=secrets.token_hex(8),  # fresh per connection: replies are matched to it
         )
         will = Goodbye(code=LOST, message="connection lost", session=hello.session)

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.services import enrollment, registry
+from wrale.user.api.broker_accounts import bar_broker, provision_broker
 from wrale.user.api.deps import (
     AdminDep,
     OperatorDep,
@@ -112,9 +113,12 @@ async def change_status(
 
 
 @router.delete("/devices/{device_id}", status_code=204)
-async def delete_device(device_id: str, p: AdminDep, session: SessionDep) -> Response:
+async def delete_device(
+    device_id: str, request: Request, p: AdminDep, session: SessionDep
+) -> Response:
     """Delete the device and its credentials (admin). Decommissioning keeps the record."""
     await registry.delete_device(session, p, device_id)
+    await bar_broker(request, device_id, delete=True)
     return Response(status_code=204)
 
 
@@ -133,6 +137,7 @@ async def list_credentials(
 @router.post("/devices/{device_id}/credentials/rotate", status_code=201)
 async def rotate_credential(
     device_id: str,
+    request: Request,
     p: OperatorDep,
     session: SessionDep,
     body: CredentialRotate | None = None,
@@ -140,6 +145,7 @@ async def rotate_credential(
     """A new secret, shown once; the previous ones end now or after ``grace_s``."""
     grace = body.grace_s if body is not None else 0.0
     cred, secret = await enrollment.rotate_credential(session, p, device_id, grace)
+    await provision_broker(request, [(device_id, secret, cred.id)])
     return CredentialIssued(
         device_id=device_id,
         device_secret=secret,
@@ -149,8 +155,9 @@ async def rotate_credential(
 
 @router.post("/devices/{device_id}/credentials/revoke")
 async def revoke_credentials(
-    device_id: str, p: OperatorDep, session: SessionDep
+    device_id: str, request: Request, p: OperatorDep, session: SessionDep
 ) -> CredentialsRevoked:
     """Revoke every credential of the device now (operator)."""
     count = await enrollment.revoke_credentials(session, p, device_id)
+    await bar_broker(request, device_id)
     return CredentialsRevoked(device_id=device_id, revoked=count)

@@ -12,6 +12,7 @@ from wrale.fleet.brain.models import EnrollmentToken
 from wrale.fleet.brain.models.base import now
 from wrale.fleet.brain.services import enrollment
 from wrale.fleet.brain.services.principal import Role
+from wrale.user.api.broker_accounts import provision_broker
 from wrale.user.api.deps import AdminDep, OperatorDep, PageDep, SessionDep, StateDep
 from wrale.user.api.routes.devices import device_public
 from wrale.user.api.schemas.common import Page, fetch_page, page_of
@@ -86,12 +87,13 @@ async def revoke_token(token_id: str, p: AdminDep, session: SessionDep) -> Enrol
     return token_public(await enrollment.revoke_token(session, p, token_id))
 
 
-def _enrolled(e: enrollment.Enrolled) -> Enrolled:
+def _enrolled(e: enrollment.Enrolled, broker_auth: bool = False) -> Enrolled:
     return Enrolled(
         device_id=e.device.id,
         device_secret=e.secret,
         device=device_public(e.device),
         target_group_id=e.target_group_id,
+        mqtt_broker_auth=broker_auth,
     )
 
 
@@ -106,12 +108,13 @@ async def enroll(
     spec: dict[str, Any] = body.model_dump(exclude_none=True, exclude={"token"})
     source = request.client.host if request.client else None
     result = await enrollment.enroll(session, body.token, spec, source_ip=source, bus=state.bus)
-    return _enrolled(result)
+    await provision_broker(request, [(result.device.id, result.secret, result.credential_id)])
+    return _enrolled(result, state.settings.mqtt_broker_auth)
 
 
 @router.post("/enroll/bulk", status_code=201, tags=["enrollment"])
 async def enroll_bulk(
-    body: BulkEnrollRequest, p: OperatorDep, session: SessionDep, state: StateDep
+    body: BulkEnrollRequest, request: Request, p: OperatorDep, session: SessionDep, state: StateDep
 ) -> BulkEnrolled:
     """Enroll up to 1000 boards in one transaction (operator), each with its own secret.
 
@@ -122,5 +125,7 @@ async def enroll_bulk(
     results = await enrollment.enroll_bulk(
         session, p, specs, token_id=body.token_id, token_secret=body.token, bus=state.bus
     )
+    await provision_broker(request, [(e.device.id, e.secret, e.credential_id) for e in results])
     token_id = results[0].token_id if results else None
-    return BulkEnrolled(items=[_enrolled(e) for e in results], token_id=token_id)
+    broker_auth = state.settings.mqtt_broker_auth
+    return BulkEnrolled(items=[_enrolled(e, broker_auth) for e in results], token_id=token_id)

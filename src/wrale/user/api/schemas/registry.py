@@ -142,6 +142,11 @@ class Enrolled(BaseModel):
     target_group_id: str | None = Field(
         None, description="the token's static group the device joined"
     )
+    mqtt_broker_auth: bool = Field(
+        False,
+        description="the MQTT broker authenticates the device (username = device id, "
+        "password = device secret): its hello carries no secret",
+    )
 
 
 class BulkEnrollRequest(Strict):
