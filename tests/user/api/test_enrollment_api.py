@@ -114,7 +114,8 @@ async def test_enroll_happy_path_and_single_use(central: Central) -> None:
     assert body["target_group_id"] == group_id
     dev = body["device"]
     assert dev["id"] == body["device_id"]
-    assert dev["tags"] == ["lab", "pi5", "new"]
+    assert dev["tags"] == ["lab", "pi5"]  # the token's; the board's own are only proposed
+    assert dev["proposed_tags"] == ["pi5", "new"]
     assert dev["capabilities"] == ["GPIO", "PWM", "THERMAL"]
     assert dev["agent_version"] == "0.3.0"
     assert dev["location"]["rack_id"] == rack.id

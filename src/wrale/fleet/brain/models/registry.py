@@ -23,6 +23,8 @@ class Device(TenantMixin, Base):
     model: Mapped[str | None] = mapped_column(String(100), default=None)
     hardware_profile: Mapped[str | None] = mapped_column(String(64), default=None)
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # untrusted: what the board asked for at enrollment; never selects it (tags do)
+    proposed_tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     # unknown | online | offline | error | maintenance | decommissioned
     status: Mapped[str] = mapped_column(String(16), default="unknown")
     last_seen_at: Mapped[float | None] = mapped_column(default=None)

@@ -228,10 +228,19 @@ async def _placement(session: AsyncSession, token: EnrollmentToken) -> str | Non
     return rack.id if rack is not None and rack.tenant_id == token.tenant_id else None
 
 
-def _with_targets(token: EnrollmentToken | None, spec: dict[str, Any]) -> dict[str, Any]:
+def _with_targets(
+    token: EnrollmentToken | None, spec: dict[str, Any], *, trusted: bool
+) -> dict[str, Any]:
+    """The device's fields: the token's target tags, plus the tags in ``spec`` when an
+    authenticated user gave them (``trusted``); a board's own go to ``proposed_tags``."""
     out = dict(spec)
-    if token is not None:
-        out["tags"] = list(dict.fromkeys([*(token.target_tags or []), *(spec.get("tags") or [])]))
+    given = list(spec.get("tags") or [])
+    targets = list(token.target_tags or []) if token is not None else []
+    if trusted:
+        out["tags"] = list(dict.fromkeys([*targets, *given]))
+    else:
+        out["tags"] = targets
+        out["proposed_tags"] = list(dict.fromkeys(given))
     return out
 
 
@@ -283,7 +292,7 @@ async def enroll(
     tenant = await session.get(Tenant, token.tenant_id)
     if tenant is None or tenant.status != "active":
         raise await _refuse(session, token, AuthError("the organisation is suspended"), source_ip)
-    fields = _with_targets(token, spec)
+    fields = _with_targets(token, spec, trusted=False)
     fields["rack_id"] = await _placement(session, token)
     try:
         (device,) = await registry.new_devices(session, token.tenant_id, [fields])
@@ -344,7 +353,7 @@ async def enroll_bulk(
     if token is not None and not await _spend(session, token, len(specs)):
         raise ConflictError(_refusal(token, len(specs)), token_id=token.id)
     rack_id = await _placement(session, token) if token is not None else None
-    fields = [_with_targets(token, s) | {"rack_id": rack_id} for s in specs]
+    fields = [_with_targets(token, s, trusted=True) | {"rack_id": rack_id} for s in specs]
     devices = await registry.new_devices(session, p.tenant_id, fields)
     out = []
     target_group = token.target_group_id if token else None

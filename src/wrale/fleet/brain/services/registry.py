@@ -48,6 +48,7 @@ def device_view(d: Device) -> dict[str, Any]:
         "model": d.model,
         "hardware_profile": d.hardware_profile,
         "tags": list(d.tags or []),
+        "proposed_tags": list(d.proposed_tags or []),
         "status": d.status,
         "last_seen_at": d.last_seen_at,
         "agent_version": d.agent_version,

@@ -55,6 +55,11 @@ class DevicePublic(BaseModel):
     model: str | None = None
     hardware_profile: str | None = None
     tags: list[str]
+    proposed_tags: list[str] = Field(
+        default_factory=list,
+        description="untrusted: tags the board proposed at enrollment, for an operator to "
+        "review; never used by selectors, groups, policies or commands",
+    )
     status: Status
     last_seen_at: float | None = None
     agent_version: str | None = None
