@@ -17,10 +17,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import or_, select
-
-from wrale.fleet.brain.models import Device, DeviceCredential, Tenant
-from wrale.fleet.brain.services import registry
+from wrale.fleet.brain.channel.broker_verdicts import allowed_clients
 from wrale.fleet.sync.transport.mqtt import (
     DOWN,
     SOCKET_OPTIONS,
@@ -44,7 +41,6 @@ ROLE_PREFIX: Final = "wrale-device-"
 CREDENTIAL_TAG: Final = "wrale credential "
 ANSWER_S: Final = 10.0  # a hang guard for one control exchange
 EXISTS: Final = ("already exists",)
-BARRED: Final = frozenset({"quarantined", "decommissioned"})  # maintenance still connects
 
 
 class BrokerAccountError(UnavailableError):
@@ -360,51 +356,3 @@ class BrokerAccounts:
             except Exception as exc:  # the broker or the database is down: next round
                 log.warning("broker accounts: %s", exc)
             await asyncio.sleep(every_s)
-
-
-async def allowed_clients(
-    db: Database, clients: Sequence[tuple[str, str | None]]
-) -> dict[str, bool]:
-    """device id → may its broker client connect (absent: the device no longer exists)."""
-    out: dict[str, bool] = {}
-    ids = [d for d, _ in clients if registry.is_id(d)]
-    async with db.session() as s:
-        devices = {
-            d.id: d for d in (await s.scalars(select(Device).where(Device.id.in_(ids)))).all()
-        }
-        tenants = {
-            t.id: t.status
-            for t in (
-                await s.scalars(
-                    select(Tenant).where(Tenant.id.in_({d.tenant_id for d in devices.values()}))
-                )
-            ).all()
-        }
-        t = _now()
-        active = set(
-            (
-                await s.scalars(
-                    select(DeviceCredential.id).where(
-                        DeviceCredential.device_id.in_(list(devices)),
-                        or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > t),
-                    )
-                )
-            ).all()
-        )
-    for device_id, cred in clients:
-        device = devices.get(device_id)
-        if device is None:
-            continue
-        out[device_id] = (
-            device.status not in BARRED
-            and tenants.get(device.tenant_id) == "active"
-            and cred is not None
-            and cred in active
-        )
-    return out
-
-
-def _now() -> float:
-    from wrale.fleet.brain.models.base import now
-
-    return now()
