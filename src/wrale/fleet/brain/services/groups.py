@@ -7,32 +7,27 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.models import Device, Rack, Room, Site, Zone
+from wrale.fleet.brain.models import Device, Rack, Room
 from wrale.fleet.brain.models.groups import Group, GroupMember
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.principal import Principal, Role
+from wrale.fleet.brain.services.selectors import ID_KEYS as ID_KEYS
+from wrale.fleet.brain.services.selectors import LIST_KEYS as LIST_KEYS
+from wrale.fleet.brain.services.selectors import SELECTOR_KEYS as SELECTOR_KEYS
+from wrale.fleet.brain.services.selectors import STATUSES as STATUSES
+from wrale.fleet.brain.services.selectors import Place as Place
+from wrale.fleet.brain.services.selectors import matches as matches
+from wrale.fleet.brain.services.selectors import parse_selector as parse_selector
+from wrale.fleet.brain.services.selectors import validate_selector as validate_selector
 from wrale.fleet.brain.services.topology import flush, get
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
 MAX_DEPTH = 10
-STATUSES = (
-    "unknown",
-    "online",
-    "offline",
-    "error",
-    "maintenance",
-    "decommissioned",
-    "quarantined",
-)
-LIST_KEYS = ("tags_all", "tags_any", "status")
-ID_KEYS = {"site_id": Site, "room_id": Room, "rack_id": Rack, "zone_id": Zone}
-SELECTOR_KEYS = (*LIST_KEYS, *ID_KEYS, "model")
 
 
 def group_view(g: Group) -> dict[str, Any]:
@@ -54,52 +49,6 @@ async def get_group(session: AsyncSession, tenant_id: str, group_id: str) -> Gro
 # ----------------------------------------------------------------------------- selectors
 
 
-async def validate_selector(session: AsyncSession, tenant_id: str, selector: Any) -> dict[str, Any]:
-    """A clean copy of ``selector``; ``InvalidRequestError`` names what is wrong."""
-    if not isinstance(selector, dict):
-        raise InvalidRequestError("selector: must be an object")
-    unknown = sorted(set(selector) - set(SELECTOR_KEYS))
-    if unknown:
-        raise InvalidRequestError(
-            f"selector: unknown key(s) {', '.join(unknown)}; known: {', '.join(SELECTOR_KEYS)}",
-            unknown=unknown,
-        )
-    clean: dict[str, Any] = {}
-    for key in LIST_KEYS:
-        if key not in selector or selector[key] is None:
-            continue
-        values = selector[key]
-        if not isinstance(values, list) or not all(
-            isinstance(v, str) and 0 < len(v) <= 64 for v in values
-        ):
-            raise InvalidRequestError(f"selector.{key}: a list of strings (1–64 characters)")
-        if key == "status" and (bad := sorted(set(values) - set(STATUSES))):
-            raise InvalidRequestError(
-                f"selector.status: unknown status {', '.join(bad)}; known: {', '.join(STATUSES)}"
-            )
-        clean[key] = sorted(set(values))
-    for key, model in ID_KEYS.items():
-        value = selector.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise InvalidRequestError(f"selector.{key}: must be an id")
-        await get(session, model, tenant_id, value, key.removesuffix("_id"))  # 404 if not there
-        clean[key] = value
-    model_name = selector.get("model")
-    if model_name is not None:
-        if not isinstance(model_name, str) or not 0 < len(model_name) <= 100:
-            raise InvalidRequestError("selector.model: a string of 1–100 characters")
-        clean["model"] = model_name
-    return clean
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    room_id: str | None
-    site_id: str | None
-
-
 async def _places(session: AsyncSession, tenant_id: str) -> dict[str, Place]:
     """rack id → its room and site, for every rack of the tenant."""
     rows = await session.execute(
@@ -108,26 +57,6 @@ async def _places(session: AsyncSession, tenant_id: str) -> dict[str, Place]:
         .where(Rack.tenant_id == tenant_id)
     )
     return {r.id: Place(r.room_id, r.site_id) for r in rows}
-
-
-def matches(selector: dict[str, Any], device: Device, place: Place | None) -> bool:
-    """Pure: does ``device`` (in rack ``place``) satisfy every clause of ``selector``?"""
-    tags = set(device.tags or [])
-    if "tags_all" in selector and not set(selector["tags_all"]) <= tags:
-        return False
-    if selector.get("tags_any") and not set(selector["tags_any"]) & tags:
-        return False
-    if selector.get("status") and device.status not in selector["status"]:
-        return False
-    if "model" in selector and device.model != selector["model"]:
-        return False
-    if "rack_id" in selector and device.rack_id != selector["rack_id"]:
-        return False
-    if "zone_id" in selector and device.zone_id != selector["zone_id"]:
-        return False
-    if "room_id" in selector and (place is None or place.room_id != selector["room_id"]):
-        return False
-    return not ("site_id" in selector and (place is None or place.site_id != selector["site_id"]))
 
 
 # ----------------------------------------------------------------------------- hierarchy

@@ -47,16 +47,33 @@ CONFIG_KEY = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 GPIO_LINE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored and sent back as JSON on both databases, or None:
+    PostgreSQL refuses NUL, and a lone surrogate (``"\\ud800"`` in JSON) is not UTF-8."""
+    if "\x00" in text:
+        return "text must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text must be valid Unicode (no lone surrogates)"
+    return None
+
+
 def check_json(value: Any, path: str, depth: int = 0) -> None:
-    """A JSON value we can store on both databases: finite numbers, bounded nesting."""
+    """A JSON value we can store on both databases and send back: finite numbers, text
+    that is valid Unicode without NUL, bounded nesting."""
     if depth > MAX_DEPTH:
         raise InvalidRequestError(f"{path}: nested more than {MAX_DEPTH} levels", path=path)
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidRequestError(f"{path}: numbers must be finite", path=path)
+    if isinstance(value, str) and (why := text_problem(value)):
+        raise InvalidRequestError(f"{path}: {why}", path=path)
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):
                 raise InvalidRequestError(f"{path}: keys must be strings", path=path)
+            if why := text_problem(k):
+                raise InvalidRequestError(f"{path}: keys: {why}", path=path)
             check_json(v, f"{path}.{k}", depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
@@ -181,6 +198,7 @@ def apply_patch(overrides: Mapping[str, Any], patch: Any) -> tuple[dict[str, Any
         raise InvalidRequestError("desired: a JSON merge patch object", path="")
     for name, value in patch.items():
         if name not in SECTIONS:
+            name = name if isinstance(name, str) and not text_problem(name) else ascii(name)
             raise InvalidRequestError(
                 f"desired.{name}: unknown section (sections: {', '.join(SECTIONS)})", path=name
             )
