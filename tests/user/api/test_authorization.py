@@ -285,3 +285,109 @@ def expectation(rule: Rule, who: str, path: str) -> Any:
     if RANK[who] < RANK[rule.least]:
         return lambda s: s == 403
     return fine
+
+
+# ----------------------------------------------------------------------------- twin sections
+
+# Top-level section of the desired document -> the least role that may change it.
+TWIN_SECTIONS: dict[str, str] = {
+    "thermal": OPERATOR,
+    "power": OPERATOR,
+    "security": ADMIN,
+    "sampling": OPERATOR,
+    "fan": OPERATOR,
+    "tamper": ADMIN,
+    "gpio": OPERATOR,
+    "config": OPERATOR,
+}
+FROZEN_IN_LOCKDOWN = {"tamper", "security", "fan", "gpio"}
+
+
+def twin_change(section: str, n: int) -> dict[str, Any]:
+    """A valid value for ``section`` that differs from the one written at ``n - 1``."""
+    return {
+        "thermal": {"cpu_warning_c": 60 + n % 10},
+        "power": {"low_battery_pct": 20 + n % 10},
+        "security": {"debounce_s": 1 + n % 10},
+        "sampling": {"report_interval_s": 10 + n % 10},
+        "fan": {"override_pct": 10 + n % 10},
+        "tamper": {"armed": n % 2 == 0, "level": ("low", "medium", "high")[n % 3]},
+        "gpio": {"17": {"value": n % 2}},
+        "config": {"k": n},
+    }[section]
+
+
+def twin_expected(who: str, section: str, locked: bool) -> int:
+    if who == "none":
+        return 401
+    if who == "other":
+        return 404
+    if RANK[who] < RANK[TWIN_SECTIONS[section]]:
+        return 403
+    return 409 if locked and section in FROZEN_IN_LOCKDOWN else 200
+
+
+async def test_twin_section_matrix(central: Central) -> None:
+    """Every section of the desired document, set and removed, by admin / operator /
+    viewer / another tenant's admin / no token; then again while the device reports a
+    tamper lockdown."""
+    from wrale.fleet.brain.models import Device
+    from wrale.fleet.brain.services import twin
+
+    assert set(TWIN_SECTIONS) == set(twin.SECTIONS), "a new twin section needs its rule"
+    r = await central.http.post("/api/v1/devices", headers=central.admin, json={"name": "tw"})
+    device_id = r.json()["id"]
+    url = f"/api/v1/devices/{device_id}/twin"
+    principals = {
+        "none": {},
+        "viewer": await central.user("viewer"),
+        "operator": await central.user("operator"),
+        "other": await central.other_tenant_admin(),
+        "admin": central.admin,
+    }
+    failures: list[str] = []
+    n = 0
+    for locked in (False, True):
+        if locked:  # every section set first, so that each removal is a change
+            for section in TWIN_SECTIONS:
+                version = (await central.http.get(url, headers=central.admin)).json()
+                body = {
+                    "version": version["desired"]["version"],
+                    "desired": {section: twin_change(section, 0)},
+                }
+                r = await central.http.patch(url, headers=central.admin, json=body)
+                assert r.status_code == 200, r.text
+            async with central.db.session() as s:
+                device = await s.get(Device, device_id)
+                assert device is not None
+                reported = {"tamper": {"armed": True, "level": "high", "lockdown": True}}
+                await twin.record_reported(s, device, 1, reported, 1, {}, 100.0)
+        for section in TWIN_SECTIONS:
+            for action in ("set", "remove"):
+                for who, headers in principals.items():
+                    n += 1
+                    current = await central.http.get(url, headers=central.admin)
+                    version = current.json()["desired"]["version"]
+                    value = twin_change(section, n) if action == "set" else None
+                    if action == "remove" and section not in current.json()["overrides"]:
+                        continue  # removed already (by an operator, for operator sections)
+                    body = {"version": version, "desired": {section: value}}
+                    r = await central.http.patch(url, headers=headers, json=body)
+                    want = twin_expected(who, section, locked)
+                    if r.status_code != want:
+                        failures.append(
+                            f"{action} {section} as {who} (locked={locked}): "
+                            f"{r.status_code}, expected {want}: {r.text[:200]}"
+                        )
+                    elif r.status_code >= 400:
+                        assert r.json()["error"]["code"] in (
+                            "unauthorized",
+                            "forbidden",
+                            "not_found",
+                            "lockdown",
+                        ), r.text
+                    after = await central.http.get(url, headers=central.admin)
+                    before = current.json()["overrides"]
+                    if r.status_code != 200 and after.json()["overrides"] != before:
+                        failures.append(f"{action} {section} as {who}: refused but changed")
+    assert not failures, "\n".join(failures)
