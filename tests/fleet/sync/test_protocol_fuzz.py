@@ -192,7 +192,7 @@ def test_mutated_valid_frames(obj: dict[str, Any]) -> None:
 @BUDGET
 @given(
     messages.map(lambda m: m.to_json()),
-    st.integers(min_value=MAX_DEPTH, max_value=5000),
+    st.integers(min_value=MAX_DEPTH + 1, max_value=5000),
     st.sampled_from(["[", "{", '{"a":']),
 )
 def test_deep_nesting(obj: dict[str, Any], depth: int, opener: str) -> None:

@@ -69,8 +69,9 @@ def free_json(name: str, v: Any, depth: int = 1) -> None:
 
 
 def doc(name: str, v: Any) -> Json:
-    free_json(name, obj(name, v))
-    return v
+    out = obj(name, v)
+    free_json(name, out)
+    return out
 
 
 def seq(name: str, v: Any) -> int:

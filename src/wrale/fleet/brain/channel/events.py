@@ -22,6 +22,7 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.channel import DeviceEvent, StreamSeq
 from wrale.fleet.brain.models.telemetry import TelemetrySeq
+from wrale.fleet.brain.services.telemetry_bounds import ts_ok
 
 EVENTS = "events"
 TELEMETRY = "telemetry"
@@ -161,15 +162,22 @@ def clean_data(value: Any) -> dict[str, Any]:
     return out
 
 
-def event_row(raw: dict[str, Any]) -> dict[str, Any]:
-    """One protocol event ``{ts, type, severity, message, data}`` as column values."""
+def event_row(raw: dict[str, Any], now: float) -> dict[str, Any]:
+    """One protocol event ``{ts, type, severity, message, data}`` as column values. A
+    timestamp outside [2000-01-01, now + 1 day] (a board's wrong clock, or hostile) is
+    replaced by ``now``, the receive time, and the row says so (``data.device_ts_refused``):
+    the event is kept, and nothing stored can break a page that formats its time."""
     ts = raw.get("ts")
+    data = clean_data(raw.get("data"))
+    good = isinstance(ts, int | float) and math.isfinite(ts) and ts_ok(float(ts), now)
+    if not good:
+        data = {**data, "device_ts_refused": True}
     return {
-        "ts": float(ts) if isinstance(ts, int | float) and math.isfinite(ts) else 0.0,
+        "ts": float(ts) if good and isinstance(ts, int | float) else now,
         "type": clean_text(raw.get("type"), 64) or "UNKNOWN",
         "severity": clean_text(raw.get("severity"), 16).lower() or "info",
         "message": clean_text(raw.get("message"), MAX_MESSAGE),
-        "data": clean_data(raw.get("data")),
+        "data": data,
     }
 
 
@@ -188,7 +196,7 @@ async def store_batch(
         return outcome, []
     rows = [
         {
-            **event_row(e),
+            **event_row(e, now),
             "tenant_id": device.tenant_id,
             "device_id": device.id,
             "seq": seq,

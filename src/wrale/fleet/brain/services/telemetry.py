@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models import Device
+from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of, value_ok
 from wrale.fleet.brain.services.telemetry_store import (
     BatchRows,
     executemany,
@@ -32,8 +33,6 @@ from wrale.shared.errors import InvalidRequestError
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_BATCH_POINTS = 10_000
-MAX_FUTURE_S = 86_400.0  # a clock more than a day ahead is wrong, not early
-MIN_TS = 946_684_800.0  # 2000-01-01: anything older is a board without a set clock
 MAX_SEQ = 2**63 - 1
 FOREVER = 2**62  # the cutoff that deletes every row of a deleted device
 
@@ -83,6 +82,11 @@ def validate_points(points: Sequence[tuple[str, float, float]], now: float) -> N
             )
         if not (isinstance(value, int | float) and math.isfinite(value)):
             raise InvalidRequestError(f"points[{i}]: value {value!r} is not a finite number")
+        if not value_ok(metric, value):
+            low, high = bounds_of(metric)
+            raise InvalidRequestError(
+                f"points[{i}]: {metric} = {value!r} is outside its physical bounds [{low}, {high}]"
+            )
 
 
 def _aggregate(

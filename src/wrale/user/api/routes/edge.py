@@ -162,10 +162,12 @@ class _Link:
             raise ProtocolError(f"the first frame must be hello, not {msg.T}")
         return msg
 
-    async def read(self) -> None:
+    async def read(self, session: DeviceSession) -> None:
         while True:
             raw, size = await _frame(self.ws, self.settings.offline_after_s)
-            await self.buffer.put(decode(raw), size)
+            msg = decode(raw)
+            if session.admit(msg):
+                await self.buffer.put(msg, size)
 
     async def work(self, session: DeviceSession) -> None:
         while True:
@@ -175,7 +177,7 @@ class _Link:
         """Until the connection ends: (reason for the record, Goodbye to say or None)."""
         ended = asyncio.create_task(session.ended.wait())
         tasks = [
-            asyncio.create_task(self.read()),
+            asyncio.create_task(self.read(session)),
             asyncio.create_task(self.work(session)),
             asyncio.create_task(session.run_pusher()),
             ended,
