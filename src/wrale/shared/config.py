@@ -299,8 +299,12 @@ class CentralSettings(Settings):
     admin_password: SecretStr | None = None
     access_token_ttl_s: int = Field(default=900, ge=60, le=86_400)
     refresh_token_ttl_s: int = Field(default=14 * 86_400, ge=3600, le=365 * 86_400)
+    # login back-off: per address+username after login_max_failures, per address after
+    # login_address_max_failures; login_lockout_s doubling per failure up to the maximum
     login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_address_max_failures: int = Field(default=50, ge=1, le=100_000)
     login_lockout_s: int = Field(default=300, ge=1, le=86_400)
+    login_backoff_max_s: int = Field(default=3600, ge=1, le=7 * 86_400)
     audit_retention_days: int = Field(default=365, ge=1, le=36_500)
     telemetry_raw_retention_h: float = Field(default=48.0, gt=0, le=24 * 365)
     telemetry_1m_retention_d: float = Field(default=30.0, gt=0, le=3650)
@@ -311,6 +315,12 @@ class CentralSettings(Settings):
     offline_alert_after_s: float = Field(default=600.0, ge=1, le=30 * 86_400)
     channel_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
     channel_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
+    # device WebSockets not yet past their hello, per client address (more are refused)
+    channel_max_pending_per_address: int = Field(default=32, ge=1, le=100_000)
+    # frames a device session may send per second on average, and in one burst (token
+    # bucket); frames over it are dropped and counted, never stalling the server
+    channel_frame_rate: float = Field(default=100.0, gt=0, le=100_000)
+    channel_frame_burst: int = Field(default=1000, ge=1, le=1_000_000)
     device_events_retention_d: float = Field(default=90.0, gt=0, le=36_500)
     # the dashboard's live stream checks its session again this often (0: before each frame)
     ui_session_recheck_s: float = Field(default=20.0, ge=0, le=300)
@@ -356,6 +366,18 @@ class CentralSettings(Settings):
                 "WRALE_MQTT_ADMIN_USERNAME and WRALE_MQTT_ADMIN_PASSWORD"
             )
         return bool(value)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        # HS256 keys shorter than the hash are guessable offline from one access token
+        if value is not None and not info.data.get("dev"):
+            if len(value.get_secret_value().encode()) < 32:
+                raise ValueError(
+                    "must be at least 32 bytes outside development "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+        return value
 
     @field_validator("database_url")
     @classmethod

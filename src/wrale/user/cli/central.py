@@ -77,7 +77,9 @@ async def _serve(settings: CentralSettings) -> None:
     import uvicorn
 
     from wrale.shared.logging import setup_logging
+    from wrale.shared.redact import redact_access_logs
     from wrale.user.api.app import create_app, settle_heap
+    from wrale.user.api.routes.edge import WS_MAX_SIZE
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -106,6 +108,7 @@ async def _serve(settings: CentralSettings) -> None:
                 )
 
     setup_logging(settings.log_level)
+    redact_access_logs()  # ?token= of browser WebSockets never reaches the log
     revision = await migrate_schema(settings)
     app = create_app(settings, migrate=False)
     settle_heap()
@@ -118,6 +121,7 @@ async def _serve(settings: CentralSettings) -> None:
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_config=None,  # the process's logging setup, not uvicorn's own
+            ws_max_size=WS_MAX_SIZE,  # no WebSocket message bigger than a protocol frame
         )
     )
     await server.serve()

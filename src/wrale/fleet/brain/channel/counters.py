@@ -18,7 +18,7 @@ HELP: dict[str, str] = {
     "bad_frames": "Device frames dropped as malformed (not a valid protocol message).",
     "rate_limited_frames": "Device frames dropped because the session sent over its rate.",
     "refused_points": "Telemetry points refused at ingest (timestamp or value out of bounds).",
-    "refused_events": "Device events refused at ingest (timestamp out of bounds).",
+    "refused_events": "Device events whose timestamp was out of bounds (stored at receive time).",
     "refused_reported": "Reported twin documents refused (not storable, too big or too deep).",
     "refused_sockets": "Device WebSockets refused before accepting them (auth, limits).",
     "bridge_restarts": "Times the MQTT bridge's receive loop died and was restarted.",

@@ -14,7 +14,9 @@ of devices without a WebSocket here), and a sweep every heartbeat re-checks the 
 it has seen (revoked, quarantined, replaced; work queued through another replica).
 No state another replica needs is kept here: the session cache is only a shortcut and is
 re-checked against the database. The broker authenticates devices on their topics (see
-``fleet/sync/transport/mqtt.py``); a hello is authenticated by its secret here.
+``fleet/sync/transport/mqtt.py``, ``channel/broker_accounts.py``): with broker accounts a
+hello needs no secret; only on a legacy anonymous broker (``mqtt_hello_secret``) is a
+hello authenticated by the secret it carries.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
+from wrale.fleet.brain.channel.limits import TokenBucket
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
     DeviceSession,
@@ -168,6 +171,7 @@ class MqttBridge:
         self._scheduled: set[str] = set()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._sessions: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
+        self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
 
@@ -178,10 +182,10 @@ class MqttBridge:
         if self._tasks:
             return
         self._stop.clear()
-        self._tasks.append(asyncio.create_task(self._run(), name="wrale-mqtt-bridge"))
-        self._tasks.append(asyncio.create_task(self._sweeper(), name="wrale-mqtt-sweep"))
+        self._tasks.append(self._supervised(self._run, "wrale-mqtt-bridge"))
+        self._tasks.append(self._supervised(self._sweeper, "wrale-mqtt-sweep"))
         for i in range(self.workers):
-            self._tasks.append(asyncio.create_task(self._worker(), name=f"wrale-mqtt-{i}"))
+            self._tasks.append(self._supervised(self._worker, f"wrale-mqtt-{i}"))
         if self.hub is not None:
             self.hub.set_fallback(self.push)
         log.info("MQTT bridge to %s as %s", self.broker.redacted, self.client_id)
@@ -198,6 +202,32 @@ class MqttBridge:
                 await task
         self._tasks.clear()
         self.ready.clear()
+
+    def _supervised(self, loop: Callable[[], Any], name: str) -> asyncio.Task[None]:
+        """Run ``loop`` until stopped; restart it with backoff whatever kills it."""
+
+        async def supervise() -> None:
+            backoff = Backoff(base_s=0.2, cap_s=30.0)
+            while not self._stop.is_set():
+                try:
+                    await loop()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # RecursionError, MemoryError, a bug: restart it
+                    self.ctx.counters.inc("bridge_restarts", "mqtt")
+                    log.exception("MQTT bridge: %s died; restarting it", name)
+                else:
+                    if self._stop.is_set():
+                        return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), backoff.next_delay())
+
+        return asyncio.create_task(supervise(), name=name)
+
+    @property
+    def healthy(self) -> bool:
+        """Started, connected and subscribed, and the receive loop alive (``/readyz``)."""
+        return bool(self._tasks) and self.ready.is_set() and not self._tasks[0].done()
 
     # ------------------------------------------------------------------ broker connection
 
@@ -254,24 +284,43 @@ class MqttBridge:
                 await asyncio.wait_for(self._stop.wait(), backoff.next_delay())
 
     def _receive(self, raw: aiomqtt.Message) -> None:
+        """Queue one broker message on its device's lane; anything that is not a valid
+        frame for its topic is dropped, acknowledged (never redelivered) and counted."""
         self.stats.received += 1
-        where = self.broker.split(raw.topic.value)
-        msg: Message | None = None
-        if where is not None and where[1] in UP_TYPES:
-            try:
-                payload = raw.payload if isinstance(raw.payload, bytes | str) else b""
-                msg = decode(payload)
-                if not isinstance(msg, UP_TYPES[where[1]]):
-                    raise ProtocolError(f"a {msg.T!r} frame on the {where[1]!r} topic")
-            except ProtocolError as exc:
-                log.info("MQTT: dropping a bad frame on %s: %s", raw.topic.value, exc)
-                msg = None
-        if where is None or msg is None:
+        try:
+            where = self.broker.split(str(raw.topic.value))
+            if where is None or where[1] not in UP_TYPES:
+                raise ProtocolError(f"not a device topic: {str(raw.topic.value)[:200]!r}")
+            payload = raw.payload if isinstance(raw.payload, bytes | str) else b""
+            msg = decode(payload)
+            if not isinstance(msg, UP_TYPES[where[1]]):
+                raise ProtocolError(f"a {msg.T!r} frame on the {where[1]!r} topic")
+            if not isinstance(msg, Hello | Goodbye) and not self._bucket(where[0]).take():
+                self.ctx.counters.inc("rate_limited_frames", "mqtt")
+                if self.ctx.log_gate.ok(f"mqtt-rate:{where[0]}"):
+                    log.warning("MQTT: device %s: frames over the rate limit dropped", where[0])
+                self._ack(raw.mid, self._generation)
+                return
+            self._lane(where[0]).items.append(_Item(msg, raw.mid, self._generation))
+        except Exception as exc:  # a hostile frame must not stop the loop serving the others
             self.stats.dropped += 1
+            self.ctx.counters.inc("bad_frames", "mqtt")
+            topic = str(getattr(raw.topic, "value", ""))[:200]
+            if self.ctx.log_gate.ok(f"mqtt-bad:{topic}"):
+                log.info("MQTT: dropping a bad frame on %s (more in the counter): %s", topic, exc)
             self._ack(raw.mid, self._generation)
-            return
-        lane = self._lane(where[0])
-        lane.items.append(_Item(msg, raw.mid, self._generation))
+
+    def _bucket(self, device_id: str) -> TokenBucket:
+        """The device's frame-rate bucket (per replica; the oldest are forgotten)."""
+        bucket = self._buckets.get(device_id)
+        if bucket is None:
+            settings = self.ctx.settings
+            bucket = TokenBucket(settings.channel_frame_rate, settings.channel_frame_burst)
+            self._buckets[device_id] = bucket
+            while len(self._buckets) > self.max_sessions:
+                self._buckets.popitem(last=False)
+        self._buckets.move_to_end(device_id)
+        return bucket
 
     def _ack(self, mid: int, generation: int) -> None:
         client = self._client

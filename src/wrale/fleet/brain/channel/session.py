@@ -53,12 +53,15 @@ from wrale.fleet.brain.channel.checks import (
     goodbye,
     held_goodbye,
 )
+from wrale.fleet.brain.channel.counters import ChannelCounters, LogGate
 from wrale.fleet.brain.channel.events import clean_text, strip_nul
+from wrale.fleet.brain.channel.limits import TokenBucket, reported_problem
 from wrale.fleet.brain.db import Database, DatabaseBusyError
 from wrale.fleet.brain.models import Device, DeviceCredential
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.brain.services import commands, enrollment, registry, telemetry, twin
+from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of
 from wrale.fleet.sync.protocol import (
     STREAMS,
     Ack,
@@ -112,6 +115,8 @@ class ChannelContext:
     on_points: Callable[[int], None] | None = None  # stored telemetry points (metrics)
     open_max_wait_s: float = 5.0  # a Hello that waited longer for SQLite is told to retry
     group_commit: bool | None = None  # frames of many sessions in one transaction (None: SQLite)
+    counters: ChannelCounters = field(default_factory=ChannelCounters)  # refused / dropped
+    log_gate: LogGate = field(default_factory=LogGate)  # one line per device per interval
     _committer: GroupCommitter | None = field(default=None, init=False, repr=False)
 
     def committer(self) -> GroupCommitter | None:
@@ -132,17 +137,19 @@ class ChannelContext:
 def valid_points(
     points: Sequence[tuple[str, float, float]], now: float
 ) -> list[tuple[str, float, float]]:
-    """The points ingestion accepts; the others are dropped rather than refusing the batch
-    (a batch that can never be stored would stall the device's outbox for ever)."""
-    newest = now + telemetry.MAX_FUTURE_S
+    """The points ingestion accepts (metric name, timestamp window and the metric's physical
+    bounds: ``telemetry_bounds``); the others are dropped and counted rather than refusing
+    the batch (a batch that can never be stored would stall the device's outbox for ever)."""
+    newest = now + MAX_FUTURE_S
     ok: list[tuple[str, float, float]] = []
-    good: set[str] = set()
+    good: dict[str, tuple[float, float]] = {}
     for metric, ts, value in points:
-        if metric not in good:
+        limits = good.get(metric)
+        if limits is None:
             if not telemetry.METRIC_RE.match(metric):
                 continue
-            good.add(metric)
-        if telemetry.MIN_TS <= ts <= newest and math.isfinite(value):
+            limits = good[metric] = bounds_of(metric)
+        if MIN_TS <= ts <= newest and limits[0] <= value <= limits[1]:
             ok.append((metric, ts, value))
     return ok
 
@@ -191,6 +198,18 @@ class DeviceSession:
         self._wake = asyncio.Event()
         self._wanted: set[str] = set()
         self._dropped_points_logged = False
+        settings = ctx.settings
+        self.bucket = TokenBucket(settings.channel_frame_rate, settings.channel_frame_burst)
+
+    def admit(self, msg: Message) -> bool:
+        """Whether a frame is within the session's rate (else: dropped and counted; a
+        dropped batch is resent by the agent, which sees no Ack for it)."""
+        if self.bucket.take():
+            return True
+        self.ctx.counters.inc("rate_limited_frames", self.transport)
+        if self.ctx.log_gate.ok(f"rate:{self.device_id}"):
+            log.warning("device %s: frames over the rate limit dropped", self.device_id)
+        return False
 
     def __repr__(self) -> str:
         return f"DeviceSession({self.id or '-'}, device={self.device_id or '-'})"
@@ -489,6 +508,12 @@ class DeviceSession:
             elif isinstance(m, EventsBatch):
                 acks.append(await self._events(s, device, m, now, out))
             elif isinstance(m, Reported):
+                problem = reported_problem(m.doc, m.rejected)
+                if problem is not None:  # dropped like an unstorable command result
+                    self.ctx.counters.inc("refused_reported", self.transport)
+                    if self.ctx.log_gate.ok(f"reported:{self.device_id}"):
+                        log.warning("device %s: reported dropped: %s", self.device_id, problem)
+                    continue
                 await twin.record_reported(
                     s,
                     device,
@@ -523,11 +548,13 @@ class DeviceSession:
         self, s: AsyncSession, device: Device, m: TelemetryBatch, now: float, out: BusOut
     ) -> tuple[Ack, int]:
         pts = valid_points(m.points, now)
+        if len(pts) != len(m.points):
+            self.ctx.counters.inc("refused_points", self.transport, len(m.points) - len(pts))
         if len(pts) != len(m.points) and not self._dropped_points_logged:
             self._dropped_points_logged = True
             log.warning(
-                "device %s: dropped %d invalid telemetry points of batch %d (bad metric name "
-                "or timestamp); logged once per session",
+                "device %s: dropped %d invalid telemetry points of batch %d (bad metric name, "
+                "timestamp or a value outside physical bounds); logged once per session",
                 self.device_id,
                 len(m.points) - len(pts),
                 m.seq,
@@ -544,6 +571,8 @@ class DeviceSession:
         self, s: AsyncSession, device: Device, m: EventsBatch, now: float, out: BusOut
     ) -> Ack:
         result, rows = await events.store_batch(s, device, m.seq, m.prev, m.events, now)
+        clamped = sum(1 for row in rows if row["data"].get("device_ts_refused") is True)
+        self.ctx.counters.inc("refused_events", self.transport, clamped)
         for row in rows:
             out.append(
                 (
