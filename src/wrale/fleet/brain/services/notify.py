@@ -124,11 +124,29 @@ def backoff_s(attempts: int) -> float:
 # ----------------------------------------------------------------------------- channels
 
 
+def redact_url(url: str) -> str:
+    """``scheme://host[:port]/…``: where a URL goes, without its path, query or userinfo
+    (webhook URLs often carry a token)."""
+    try:
+        u = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        return "…"
+    host = f"[{u.host}]" if ":" in u.host else u.host
+    port = f":{u.port}" if u.port else ""
+    return f"{u.scheme}://{host}{port}/…"
+
+
 def channel_view(c: NotificationChannel) -> dict[str, Any]:
+    """What anyone may see of a channel, the audit log included: secrets, header values and
+    the URL's path and query never appear (``has_secret``, ``header_names`` instead)."""
     kind = CHANNEL_TYPES.get(c.type)
     hidden = kind.secret_fields if kind else ()
-    config = {k: v for k, v in c.config.items() if k not in hidden}
+    config = {k: v for k, v in c.config.items() if k not in hidden and k not in ("url", "headers")}
     config.update({f"has_{k}": bool(c.config.get(k)) for k in hidden})
+    if isinstance(c.config.get("url"), str):
+        config["url"] = redact_url(c.config["url"])
+    if isinstance(c.config.get("headers"), dict):
+        config["header_names"] = sorted(c.config["headers"])
     return {
         "id": c.id,
         "name": c.name,
@@ -220,7 +238,8 @@ async def update_channel(
     if config is not None:
         merged = dict(config)
         kind = _kind(c.type)
-        for k in kind.secret_fields:  # a secret left out of an update is kept
+        # a secret or the headers left out of an update are kept (no one can read them back)
+        for k in (*kind.secret_fields, "headers"):
             if k not in merged and c.config.get(k):
                 merged[k] = c.config[k]
         cfg = kind.check_config(merged)

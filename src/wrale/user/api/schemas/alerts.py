@@ -187,7 +187,9 @@ class ChannelPublic(BaseModel):
     id: str
     name: str
     type: str
-    config: dict[str, Any]
+    config: dict[str, Any] = Field(
+        description="redacted: the URL as scheme://host[:port]/…, header names only, has_secret"
+    )
     enabled: bool
     created_at: float
     updated_at: float | None
