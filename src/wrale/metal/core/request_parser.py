@@ -18,6 +18,10 @@ from wrale.metal.core.http import TOKEN, HttpError, Request
 _VERSION = re.compile(r"HTTP/([0-9])\.([0-9])")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 MAX_QUERY_FIELDS = 100
+_LINE_STARTS = frozenset(
+    bytes([c])
+    for c in b"\r\n!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,8 @@ async def read_request_line(
 ) -> bytes | None:
     """The next request line (``first``: its first byte, already read), skipping blank lines
     between requests (RFC 9112 §2.2); ``None`` when the peer closed the connection first."""
+    if first and first not in _LINE_STARTS:  # binary, or a TLS hello: no need to wait
+        raise _bad("not an HTTP request (this port speaks plain HTTP/1.1)")
     line = first if first == b"\n" else first + await read_line(reader, limits)
     while line in (b"\r\n", b"\n"):
         line = await read_line(reader, limits)
