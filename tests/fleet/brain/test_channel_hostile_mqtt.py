@@ -116,3 +116,30 @@ async def test_readyz_is_503_while_the_bridge_is_down(central: Replica) -> None:
         return (await central.http.get("/readyz")).json()["mqtt_bridge"] is True
 
     await eventually(ready_again)
+
+
+async def test_frames_over_the_device_rate_are_dropped_and_counted(
+    central: Replica,  # noqa: F811
+    database: Database,
+    mqtt_url: str,
+) -> None:
+    ctx = central.app.state.hub.ctx
+    ctx.settings = ctx.settings.model_copy(
+        update={"channel_frame_rate": 0.0001, "channel_frame_burst": 2}
+    )
+    device_id, secret = await enroll(central)
+    dev = FakeDevice(mqtt_url, device_id, secret)
+    await dev.connect()  # a hello is never rate limited
+    t0 = time.time() - 100
+    for seq in range(1, 5):
+        await dev.send(TelemetryBatch(seq=seq, prev=seq - 1, points=points(1, t0 + seq)))
+    assert (await dev.expect(Ack, lambda a: a.seq == 1)).stream == "telemetry"
+    assert (await dev.expect(Ack, lambda a: a.seq == 2)).stream == "telemetry"
+
+    async def counted() -> bool:
+        return bool(ctx.counters.get("rate_limited_frames", "mqtt") >= 2)
+
+    await eventually(counted)
+    assert ctx.counters.get("rate_limited_frames", "mqtt") == 2
+    assert await points_stored(database, device_id) == 2
+    await dev.close()
