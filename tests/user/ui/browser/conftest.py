@@ -122,6 +122,8 @@ def pages(request: pytest.FixtureRequest, browser: Any, world: World) -> Iterato
         with (artifacts_dir() / "console-errors.txt").open("a") as f:
             f.write(f"# {request.node.nodeid}\n" + "\n".join(p.console_errors) + "\n")
     assert not p.js_errors, "uncaught JavaScript errors:\n" + "\n".join(p.js_errors)
+    csp = [e for e in p.console_errors if "Content Security Policy" in e]
+    assert not csp, "Content-Security-Policy violations:\n" + "\n".join(csp)
 
 
 @pytest.fixture
