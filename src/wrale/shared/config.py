@@ -371,12 +371,12 @@ class CentralSettings(Settings):
     @classmethod
     def _long_enough(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
         # HS256 keys shorter than the hash are guessable offline from one access token
-        if value is not None and not info.data.get("dev"):
-            if len(value.get_secret_value().encode()) < 32:
-                raise ValueError(
-                    "must be at least 32 bytes outside development "
-                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-                )
+        too_short = value is not None and len(value.get_secret_value().encode()) < 32
+        if too_short and not info.data.get("dev"):
+            raise ValueError(
+                "must be at least 32 bytes outside development "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
         return value
 
     @field_validator("database_url")

@@ -39,7 +39,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/api-tokens"): Rule(ADMIN),
     ("POST", "/api/v1/api-tokens"): Rule(ADMIN, {"name": "t", "role": "viewer"}),
     ("DELETE", "/api/v1/api-tokens/{token_id}"): Rule(ADMIN),
-    ("GET", "/api/v1/audit"): Rule(OPERATOR),
+    ("GET", "/api/v1/audit"): Rule(ADMIN),  # services.audit.READ_ROLE, as in the dashboard
     ("GET", "/api/v1/tenant"): Rule(VIEWER),
     ("PATCH", "/api/v1/tenant"): Rule(ADMIN, {"name": "org-{n}"}),
     ("GET", "/metrics"): Rule(PUBLIC),

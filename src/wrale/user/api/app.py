@@ -93,6 +93,8 @@ def create_app(
             refresh_ttl_s=settings.refresh_token_ttl_s,
             max_failures=settings.login_max_failures,
             lockout_s=settings.login_lockout_s,
+            address_max_failures=settings.login_address_max_failures,
+            backoff_max_s=settings.login_backoff_max_s,
         ),
         bus=EventBus(),
     )
