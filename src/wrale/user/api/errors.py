@@ -43,11 +43,19 @@ def error_json(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-class RefuseNul:
-    """ASGI middleware: a NUL character in the path, the query string or any text of a JSON
-    body is refused (422) before a handler sees it — PostgreSQL can neither store nor
-    compare it, and no name or note needs one. Bodies are only parsed when their raw bytes
-    hold the ``\\u0000`` escape, so the common case costs a substring search."""
+MAX_BODY_BYTES = 4 * 1024 * 1024  # the largest API request body; the biggest real one is a
+# template or policy document of a few KiB
+_CHEAP_DEPTH = 256  # fewer brackets cannot nest near the parser's recursion limit (~1000)
+
+
+class CheckInput:
+    """ASGI middleware, before any handler: a body over ``MAX_BODY_BYTES`` is refused (413)
+    without being read further; a NUL character in the path, the query string or any text
+    of a JSON body, or a lone surrogate in the body's text, is refused (422) — PostgreSQL
+    can neither store nor compare them, and no name or note needs one; a JSON body nested
+    past the parser's recursion limit is refused (422) instead of failing in the handler.
+    A body is only parsed here when its raw bytes hold a ``\\u`` escape or enough brackets
+    to nest deeply, so the common case costs two substring counts."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -56,18 +64,28 @@ class RefuseNul:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
             await _refuse(scope, receive, send, "NUL characters are not allowed in URLs")
             return
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+            await _too_large(scope, receive, send)
+            return
         chunks: list[dict[str, Any]] = []
+        size = 0
         while True:
             message = await receive()
             chunks.append(message)
+            size += len(message.get("body", b""))
+            if size > MAX_BODY_BYTES:
+                await _too_large(scope, receive, send)
+                return
             if message["type"] != "http.request" or not message.get("more_body"):
                 break
         body = b"".join(m.get("body", b"") for m in chunks)
-        if b"\\u0000" in body and _json_has_nul(body):
-            await _refuse(scope, receive, send, "text must not contain NUL (\\u0000) characters")
+        problem = body_problem(body)
+        if problem:
+            await _refuse(scope, receive, send, problem)
             return
 
         async def replay() -> dict[str, Any]:
@@ -80,24 +98,46 @@ async def _refuse(scope: Any, receive: Any, send: Any, message: str) -> None:
     await error_json(422, "invalid_request", message)(scope, receive, send)
 
 
-def _json_has_nul(body: bytes) -> bool:
+async def _too_large(scope: Any, receive: Any, send: Any) -> None:
+    message = f"request body larger than {MAX_BODY_BYTES} bytes"
+    await error_json(413, "too_large", message)(scope, receive, send)
+
+
+def body_problem(body: bytes) -> str | None:
+    """Why a JSON body cannot be accepted, or None (also for a body that is not JSON:
+    the handler's own validation answers that)."""
+    escapes = b"\\u" in body
+    if not escapes and body.count(b"[") + body.count(b"{") < _CHEAP_DEPTH:
+        return None
     try:
-        return has_nul(json.loads(body))
+        value = json.loads(body)
+    except RecursionError:
+        return "JSON nested too deeply"
     except ValueError:
-        return False  # not JSON: the handler's own validation answers
+        return None
+    return text_problem(value) if escapes else None
 
 
-def has_nul(value: Any, depth: int = 0) -> bool:
-    """Whether a decoded JSON value holds a NUL character in any string or key."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:
-        return False
-    if isinstance(value, dict):
-        return any(has_nul(k, depth + 1) or has_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v, depth + 1) for v in value)
-    return False
+def text_problem(value: Any) -> str | None:
+    """Whether a decoded JSON value holds, in any string or key, a NUL character or a lone
+    surrogate (text no UTF-8 database can store). Iterative: any depth the parser accepted."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "text must not contain NUL (\\u0000) characters"
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "text must not contain lone surrogates (\\ud800-\\udfff)"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _page_error(request: Request, status: int, code: str, message: str) -> Response | None:
@@ -111,7 +151,7 @@ def _page_error(request: Request, status: int, code: str, message: str) -> Respo
 
 
 def install(app: FastAPI) -> None:
-    app.add_middleware(RefuseNul)
+    app.add_middleware(CheckInput)
 
     @app.exception_handler(WraleError)
     async def _domain(request: Request, exc: WraleError) -> Response:
