@@ -117,7 +117,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/alerts/{alert_id}/clear"): Rule(OPERATOR, {}),
     ("GET", "/api/v1/notification-channels"): Rule(ADMIN),
     ("POST", "/api/v1/notification-channels"): Rule(
-        ADMIN, {"name": "ch-{n}", "config": {"url": "http://127.0.0.1:9/"}}
+        ADMIN, {"name": "ch-{n}", "config": {"url": "https://hooks.example/x"}}
     ),
     ("GET", "/api/v1/notification-channels/{channel_id}"): Rule(ADMIN),
     ("PATCH", "/api/v1/notification-channels/{channel_id}"): Rule(ADMIN, {"enabled": True}),
@@ -200,7 +200,7 @@ async def build_world(c: Central) -> dict[str, str]:
     )
     await make(
         "/api/v1/notification-channels",
-        {"name": "victim", "config": {"url": "http://127.0.0.1:9/"}},
+        {"name": "victim", "config": {"url": "https://hooks.example/x"}},
         "channel_id",
     )
     await make(

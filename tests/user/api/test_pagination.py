@@ -20,7 +20,7 @@ LISTS: dict[str, tuple[str, Any]] = {
     ),
     "/api/v1/notification-channels": (
         "/api/v1/notification-channels",
-        lambda i: {"name": f"c-{i}", "config": {"url": "http://127.0.0.1:9/"}},
+        lambda i: {"name": f"c-{i}", "config": {"url": "https://hooks.example/x"}},
     ),
     "/api/v1/api-tokens": ("/api/v1/api-tokens", lambda i: {"name": f"a-{i}"}),
 }
