@@ -2,12 +2,13 @@
 
 Every replica subscribes to the device → server topics through the shared subscription
 ``$share/wrale-central/<root>/+/<kind>``, so the broker splits devices' messages between
-replicas. A ``hello`` opens a session (its ``secret`` authenticates the device); every other
-message attaches to the device's open session in ``device_sessions`` — opened here or on
-another replica. Messages of one device are handled in arrival order, those waiting
+replicas. Messages of one device are handled in arrival order, those waiting
 together in one transaction (group commit), and acknowledged to the broker only after
 that (manual PUBACK): the broker's in-flight window (MQTT 5 Receive Maximum) bounds what
-this process holds. Replies and pushes go to ``<root>/<device_id>/<kind>``.
+this process holds. Replies and pushes go to ``<root>/<device_id>/<kind>``. What a
+device's messages mean — hello, goodbye, sessions attached from the database, pushes and
+the sweep — is ``mqtt_sessions.MqttSessions``; this module owns the broker connection,
+the per-device lanes and the workers.
 
 Pushes: the bridge is the hub's fallback pusher (desired / command changes and quarantine
 of devices without a WebSocket here), and a sweep every heartbeat re-checks the sessions
@@ -26,23 +27,14 @@ import collections
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
-
 from wrale.fleet.brain.channel.limits import TokenBucket
+from wrale.fleet.brain.channel.mqtt_sessions import BridgeDownError, BridgeStats, MqttSessions
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
-    DeviceSession,
-    SessionEndedError,
-    check_sessions,
-    goodbye,
 )
-from wrale.fleet.brain.models.channel import ChannelSession
-from wrale.fleet.brain.models.commands import Command as QueuedCommand
-from wrale.fleet.brain.models.twin import DeviceTwin
 from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.backoff import Backoff
 from wrale.fleet.sync.protocol import (
@@ -50,14 +42,11 @@ from wrale.fleet.sync.protocol import (
     Hello,
     Message,
     ProtocolError,
-    Welcome,
     decode,
     encode,
 )
 from wrale.fleet.sync.transport.base import require_secure
 from wrale.fleet.sync.transport.mqtt import (
-    CLOSED,
-    LOST,
     QOS,
     SOCKET_OPTIONS,
     UP,
@@ -78,22 +67,6 @@ log = logging.getLogger("wrale.central.mqtt")
 GROUP: Final = "wrale-central"
 DOWN_KINDS: Final = frozenset({"welcome", "ack", "desired", "cmd", "goodbye"})
 PUSH_KINDS: Final = {"twin.desired": "desired", "command.queued": "commands"}
-RETRIES: Final = (0.2, 1.0, 3.0)  # a transaction that fails is tried again after these
-HELD_RECHECK_S: Final = 0.1  # a quarantine seen on the bus before the database shows it…
-HELD_TRIES: Final = 50  # …is looked at again this often, this many times
-TRANSIENT: Final = ("locked", "busy", "connection", "serializ", "deadlock", "timeout")
-
-
-def transient(exc: DBAPIError) -> bool:
-    """A database error that trying again can cure."""
-    if exc.connection_invalidated:
-        return True
-    text = str(exc.orig).lower()
-    return any(w in text for w in TRANSIENT)
-
-
-class BridgeDownError(ConnectionError):
-    """The bridge has no connection to the broker now (what was not sent stays queued)."""
 
 
 @dataclass(slots=True)
@@ -110,22 +83,6 @@ class _Lane:
     items: list[_Item] = field(default_factory=list)
     push: set[str] = field(default_factory=set)  # desired / commands / status
     data: dict[str, Any] = field(default_factory=dict)  # the device.status event's
-
-
-@dataclass(slots=True)
-class _Cached:
-    session: DeviceSession
-    checked_at: float
-
-
-@dataclass
-class BridgeStats:
-    received: int = 0
-    published: int = 0
-    groups: int = 0
-    refused: int = 0
-    dropped: int = 0
-    reconnects: int = 0
 
 
 class MqttBridge:
@@ -170,7 +127,14 @@ class MqttBridge:
         self._lanes: dict[str, _Lane] = {}
         self._scheduled: set[str] = set()
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._sessions: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
+        self.devices = MqttSessions(
+            ctx,
+            self._publish,
+            self._enqueue,
+            self.stats,
+            recheck_s=self.recheck_s,
+            max_sessions=max_sessions,
+        )
         self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
         self._tasks: list[asyncio.Task[None]] = []
         self._stop = asyncio.Event()
@@ -342,12 +306,6 @@ class MqttBridge:
             raise BridgeDownError(f"MQTT publish failed: {exc}") from None
         self.stats.published += 1
 
-    def _sender(self, device_id: str) -> Callable[[Message], Any]:
-        async def send(msg: Message) -> None:
-            await self._publish(device_id, msg)
-
-        return send
-
     # ------------------------------------------------------------------ lanes
 
     def _lane(self, device_id: str) -> _Lane:
@@ -400,280 +358,28 @@ class MqttBridge:
                     self._scheduled.discard(device_id)
 
     async def _serve(self, device_id: str, lane: _Lane) -> None:
-        """Handle one device's waiting messages in order, then its pushes."""
-        run: list[Message] = []
-        for item in lane.items:
-            msg = item.msg
-            if isinstance(msg, Hello | Goodbye):
-                await self._handle_run(device_id, run)
-                run = []
-                if isinstance(msg, Hello):
-                    await self._hello(device_id, msg)
-                else:
-                    await self._device_goodbye(device_id, msg)
-            else:
-                run.append(msg)
-        await self._handle_run(device_id, run)
-        if lane.push:
-            await self._pushes(device_id, lane)
+        msgs = [item.msg for item in lane.items]
+        await self.devices.serve(device_id, msgs, lane.push, lane.data)
 
-    # ------------------------------------------------------------------ device → server
-
-    async def _hello(self, device_id: str, hello: Hello) -> None:
-        if hello.device_id != device_id:
-            log.warning(
-                "MQTT: a hello for %r on the topic of %r ignored", hello.device_id, device_id
-            )
-            return
-        self._forget(device_id)
-        s = DeviceSession(self.ctx, self._sender(device_id), transport="mqtt")
-        # with broker accounts the broker authenticated the device and its ACL confines it
-        # to its own topics: the topic names the device and no secret travels in the hello
-        by_broker = not self.ctx.settings.mqtt_hello_secret
-        first = await self._retrying(
-            lambda: s.open(hello, hello.secret, remote="mqtt", broker_authenticated=by_broker)
-        )
-        if isinstance(first, Goodbye):
-            self.stats.refused += 1
-            await self._safe_publish(device_id, replace(first, session=hello.session))
-            return
-        if not isinstance(first, Welcome):
-            raise ProtocolError(f"the session answered hello with {first.T!r}")
-        # the device matches replies to its hello's session
-        await self._publish(device_id, replace(first, session=hello.session))
-        self._cache(device_id, s)
-        await s.deliver()
-
-    async def _device_goodbye(self, device_id: str, bye: Goodbye) -> None:
-        """The device closed (``closed``) or the broker lost it (its will, ``lost``)."""
-        if not bye.session:
-            return
-        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id, bye.session)
-        if s is None:
-            return  # that session had ended already (replaced by a newer hello, say)
-        self._forget(device_id)
-        await s.close(bye.code if bye.code in (CLOSED, LOST) else "disconnected")
-
-    async def _handle_run(self, device_id: str, msgs: list[Message]) -> None:
-        if not msgs:
-            return
-        s = await self._session(device_id)
-        if s is None:
-            return
-        self.stats.groups += 1
-        try:
-            await self._retrying(lambda: s.handle(msgs))
-        except SessionEndedError as exc:
-            await self._end(device_id, s, exc.goodbye)
-        except ProtocolError as exc:
-            log.info("MQTT: device %s: %s", device_id, exc)
-
-    async def _session(self, device_id: str) -> DeviceSession | None:
-        """The device's open session (cached or attached), or None after saying why."""
-        now = self.ctx.clock()
-        cached = self._sessions.get(device_id)
-        if cached is not None:
-            if now - cached.checked_at < self.recheck_s and cached.session.open_:
-                self._sessions.move_to_end(device_id)
-                return cached.session
-            async with self.ctx.db.session() as db:
-                verdict = (await check_sessions(db, [cached.session.id], now)).get(
-                    cached.session.id
-                )
-            if verdict is None:
-                cached.checked_at = now
-                self._sessions.move_to_end(device_id)
-                return cached.session
-            self._forget(device_id)
-            if verdict.code not in ("replaced", "shutdown"):
-                await self._end(device_id, cached.session, verdict)
-                return None
-        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id)
-        if s is not None:
-            self._cache(device_id, s)
-            return s
-        await self._no_session(device_id, now)
-        return None
-
-    async def _no_session(self, device_id: str, now: float) -> None:
-        """Tell a device that talks without an open session to say hello again (through
-        the session it last had: the one it listens to)."""
-        async with self.ctx.db.session() as db:
-            sid = await db.scalar(
-                select(ChannelSession.id)
-                .where(ChannelSession.device_id == device_id)
-                .order_by(ChannelSession.opened_at.desc())
-                .limit(1)
-            )
-            verdict = (await check_sessions(db, [sid], now)).get(sid) if sid else None
-        self.stats.refused += 1
-        if sid is None:
-            log.info("MQTT: device %s talks without a session; ignored", device_id)
-            return
-        bye = verdict or goodbye("protocol", "no open session: send hello", session=sid)
-        await self._safe_publish(device_id, bye)
-
-    async def _end(self, device_id: str, s: DeviceSession, bye: Goodbye) -> None:
-        self._forget(device_id)
-        await s.end(bye)
-        await s.close(bye.code)
-
-    # ------------------------------------------------------------------ server → device
-
-    async def _pushes(self, device_id: str, lane: _Lane) -> None:
-        if "status" in lane.push:
-            await self._held(device_id, lane.data)
-            lane.push.discard("status")
-        if not lane.push:
-            return
-        s = await self._mqtt_session(device_id)
-        if s is None:
-            return
-        await s.deliver(desired="desired" in lane.push, cmds="commands" in lane.push)
-
-    async def _held(self, device_id: str, data: dict[str, Any]) -> None:
-        """End the device's MQTT session once the database says it is quarantined or held.
-
-        The event may come before its transaction commits: the Goodbye waits for the
-        committed status, so the device's next hello is refused, not welcomed."""
-        s = await self._mqtt_session(device_id)
-        if s is None:
-            return
-        async with self.ctx.db.session() as db:
-            verdict = (await check_sessions(db, [s.id], self.ctx.clock())).get(s.id)
-        if verdict is not None:
-            await self._end(device_id, s, verdict)
-            return
-        tries = int(data.get("_tries", 0))
-        if tries < HELD_TRIES:  # not committed yet (or already lifted): look again soon
-            again = {**data, "_tries": tries + 1}
-            asyncio.get_running_loop().call_later(
-                HELD_RECHECK_S, self._enqueue, "device.status", device_id, again
-            )
-
-    async def _mqtt_session(self, device_id: str) -> DeviceSession | None:
-        """The device's open MQTT session (never one of another transport)."""
-        cached = self._sessions.get(device_id)
-        if cached is not None and cached.session.open_:
-            return cached.session
-        async with self.ctx.db.session() as db:
-            sid = await db.scalar(
-                select(ChannelSession.id)
-                .where(
-                    ChannelSession.device_id == device_id,
-                    ChannelSession.closed_at.is_(None),
-                    ChannelSession.transport == "mqtt",
-                )
-                .order_by(ChannelSession.opened_at.desc())
-                .limit(1)
-            )
-        if sid is None:
-            return None
-        s = await DeviceSession.attach(self.ctx, self._sender(device_id), device_id, sid)
-        if s is not None:
-            self._cache(device_id, s)
-        return s
+    # ------------------------------------------------------------------ sweep
 
     async def _sweeper(self) -> None:
         while True:
             await asyncio.sleep(self.ctx.settings.channel_heartbeat_s)
             try:
-                await self.sweep()
+                await self.devices.sweep()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("MQTT bridge sweep failed")
 
     async def sweep(self) -> int:
-        """Re-check the cached sessions: end those that may not continue (revoked,
-        quarantined, held, deleted), forget replaced ones and those silent past the offline
-        limit, and push desired / commands changed through a replica without a bridge."""
-        now = self.ctx.clock()
-        cached = {c.session.id: c.session for c in list(self._sessions.values())}
-        if not cached:
-            return 0
-        ids = list(cached)
-        devices = [s.device_id for s in cached.values()]
-        versions: dict[str, int] = {}
-        queued: set[str] = set()
-        async with self.ctx.db.session() as db:
-            verdicts = await check_sessions(db, ids, now)
-            rows = await db.execute(
-                select(ChannelSession.id, ChannelSession.last_seen_at).where(
-                    ChannelSession.id.in_(ids)
-                )
-            )
-            seen = {str(sid): float(at) for sid, at in rows}
-            for i in range(0, len(devices), 500):
-                chunk = devices[i : i + 500]
-                rows = await db.execute(
-                    select(DeviceTwin.device_id, DeviceTwin.desired_version).where(
-                        DeviceTwin.device_id.in_(chunk)
-                    )
-                )
-                versions.update({str(d): int(v) for d, v in rows})
-                found = await db.scalars(
-                    select(QueuedCommand.device_id)
-                    .where(
-                        QueuedCommand.device_id.in_(chunk),
-                        QueuedCommand.status == "queued",
-                        QueuedCommand.deadline > now,
-                    )
-                    .distinct()
-                )
-                queued.update(found)
-        ended = 0
-        for sid, s in cached.items():
-            bye = verdicts.get(sid)
-            if bye is not None:
-                self._forget(s.device_id)
-                if bye.code not in ("replaced", "shutdown"):
-                    ended += 1
-                    await self._end(s.device_id, s, bye)
-                continue
-            if now - float(seen.get(sid) or now) > self.ctx.settings.offline_after_s:
-                self._forget(s.device_id)
-                continue
-            if versions.get(s.device_id, 0) > s.desired_sent:
-                await self.push("twin.desired", s.device_id, {})
-            if s.device_id in queued:
-                await self.push("command.queued", s.device_id, {})
-        return ended
-
-    # ------------------------------------------------------------------ helpers
-
-    def _cache(self, device_id: str, s: DeviceSession) -> None:
-        self._sessions[device_id] = _Cached(s, self.ctx.clock())
-        self._sessions.move_to_end(device_id)
-        while len(self._sessions) > self.max_sessions:
-            self._sessions.popitem(last=False)
-
-    def _forget(self, device_id: str) -> None:
-        self._sessions.pop(device_id, None)
-
-    async def _safe_publish(self, device_id: str, msg: Message) -> None:
-        try:
-            await self._publish(device_id, msg)
-        except BridgeDownError as exc:
-            log.info("MQTT: could not tell device %s %s: %s", device_id, msg.T, exc)
-
-    async def _retrying(self, fn: Callable[[], Any]) -> Any:
-        """``fn()`` again after a short wait when the database failed for a passing reason
-        (a busy SQLite, a lost PostgreSQL connection, a serialisation conflict); anything
-        else is raised at once."""
-        for delay in (*RETRIES, None):
-            try:
-                return await fn()
-            except DBAPIError as exc:
-                if delay is None or not transient(exc):
-                    raise
-                log.warning("MQTT: database busy (%s); trying again in %.1f s", exc.orig, delay)
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        """Re-check the cached sessions now (``MqttSessions.sweep``)."""
+        return await self.devices.sweep()
 
     @property
     def sessions_cached(self) -> int:
-        return len(self._sessions)
+        return len(self.devices)
 
     @property
     def waiting(self) -> int:
