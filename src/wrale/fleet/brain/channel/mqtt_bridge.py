@@ -117,7 +117,6 @@ class MqttBridge:
         self.max_sessions = max_sessions
         self.max_push_lanes = max_push_lanes
         self.keepalive_s = keepalive_s
-        self.recheck_s = recheck_s if recheck_s is not None else ctx.last_seen_every_s
         self.client_id = self.broker.client_id or f"wrale-central-{ctx.replica}"
         self.stats = BridgeStats()
         self.backoff = Backoff(base_s=0.5, cap_s=30.0)  # between attempts to reach the broker
@@ -132,7 +131,7 @@ class MqttBridge:
             self._publish,
             self._enqueue,
             self.stats,
-            recheck_s=self.recheck_s,
+            recheck_s=recheck_s if recheck_s is not None else ctx.last_seen_every_s,
             max_sessions=max_sessions,
         )
         self._buckets: collections.OrderedDict[str, TokenBucket] = collections.OrderedDict()
@@ -376,6 +375,15 @@ class MqttBridge:
     async def sweep(self) -> int:
         """Re-check the cached sessions now (``MqttSessions.sweep``)."""
         return await self.devices.sweep()
+
+    @property
+    def recheck_s(self) -> float:
+        """How old a cached session may be before it is checked against the database."""
+        return self.devices.recheck_s
+
+    @recheck_s.setter
+    def recheck_s(self, value: float) -> None:
+        self.devices.recheck_s = value
 
     @property
     def sessions_cached(self) -> int:
