@@ -47,9 +47,10 @@ check: $(DEV_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## test: the quality gates, then the whole suite
+## test: the quality gates, then the whole suite (TEST_WORKERS processes, default 2)
+TEST_WORKERS ?= 2
 test: check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 ## bench: benchmark figures, printed and written to bench/results/latest.json
 bench: $(DEV_STAMP)

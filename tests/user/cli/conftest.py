@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from wrale.fleet.brain.db import Database
 from wrale.shared.config import CentralSettings
 from wrale.user.api.app import create_app
+from wrale.user.cli import output
 from wrale.user.cli.app import app
 
 ADMIN_PASSWORD = "admin-password-1"
@@ -96,6 +97,10 @@ def cli(central_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cl
     config = tmp_path / "config"
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config))
     monkeypatch.setenv("COLUMNS", "200")
+    # a console made while COLUMNS and LINES were set (pytest-xdist's workers set 80x24)
+    # keeps that size: tables must not be cut to fit
+    for console in (output.console, output.err_console):
+        monkeypatch.setattr(console, "width", 200)
     for var in ("WRALE_CENTRAL_URL", "WRALE_TOKEN"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)

@@ -110,7 +110,7 @@
         n = String(parseInt(n, 10) || 0);
         c.textContent = n; c.dataset.count = n; c.hidden = n === "0";
         c.setAttribute("aria-label", n + " active critical or major alerts");
-      });
+      }, function () { /* server away (a restart): the next alert event refreshes it */ });
     }, 300);
   }
   var TAMPER_EVENTS = ["TAMPER", "RAPID_TRANSITIONS", "LOCKDOWN"];
