@@ -5,22 +5,17 @@ by ``mosquitto_ctrl dynsec init``. Started on a free loopback port, stopped at t
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.mosquitto_proc import free_port, mosquitto, need
 
 PLUGIN = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
 ADMIN_USER = "broker-admin"
 ADMIN_PASSWORD = "broker-admin-password"  # a throwaway test broker's
-START_S = 10.0  # a hang guard, not a timing
 
 
 @dataclass
@@ -39,21 +34,16 @@ class DynsecBroker:
 
 
 def _need(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
-    if path is None or not PLUGIN.exists():
-        msg = (
-            f"{tool} or {PLUGIN} is missing: install Debian's mosquitto and mosquitto-clients "
-            "(apt-get install mosquitto mosquitto-clients) to run the broker-account tests"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    hint = "Debian's mosquitto and mosquitto-clients, for the broker-account tests"
+    path = need(tool, hint)
+    if not PLUGIN.exists():
+        need(str(PLUGIN), hint)  # fails in CI, skips elsewhere
     return path
 
 
 @contextmanager
 def dynsec_broker(d: Path) -> Iterator[DynsecBroker]:
-    mosquitto, ctrl = _need("mosquitto"), _need("mosquitto_ctrl")
+    ctrl = _need("mosquitto_ctrl")
     d.mkdir(parents=True, exist_ok=True)
     config = d / "dynamic-security.json"
     subprocess.run(
@@ -62,36 +52,13 @@ def dynsec_broker(d: Path) -> Iterator[DynsecBroker]:
         capture_output=True,
         timeout=60,
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     conf = [
         "per_listener_settings false",
         f"listener {port} 127.0.0.1",
         "allow_anonymous false",
         f"plugin {PLUGIN}",
         f"plugin_opt_config_file {config}",
-        "persistence false",
-        "log_dest stderr",
     ]
-    if os.geteuid() == 0:
-        conf.append("user root")  # keep writing the plugin's file in tmp_path
-    (d / "mosquitto.conf").write_text("\n".join(conf) + "\n")
-    with (d / "mosquitto.log").open("w") as log:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(d / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + START_S
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"mosquitto did not start: {(d / 'mosquitto.log').read_text()}")
-                    time.sleep(0.05)
-            yield DynsecBroker(port, d, proc)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with mosquitto(d, port, conf) as proc:
+        yield DynsecBroker(port, d, proc)

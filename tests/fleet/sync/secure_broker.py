@@ -6,24 +6,18 @@ own topics. Started on a free loopback port; ``add_user`` provisions a device an
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import mqtt_or_skip
+from tests.mosquitto_proc import free_port, mosquitto, need
 
 CENTRAL_USER = "central"
 CENTRAL_PASSWORD = "central-password"
-START_S = 10.0  # a hang guard, not a timing
 
 
 @dataclass
@@ -46,13 +40,7 @@ class SecureBroker:
 
 
 def _need(tool: str) -> str:
-    path = shutil.which(tool) or shutil.which(tool, path="/usr/sbin:/usr/local/sbin")
-    if path is None:
-        msg = f"{tool} is not installed (apt-get install mosquitto mosquitto-clients openssl)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
+    return need(tool, "apt-get install mosquitto mosquitto-clients openssl")
 
 
 def _run(*cmd: str, cwd: Path) -> None:
@@ -75,7 +63,7 @@ def _certificates(d: Path) -> None:
 @contextmanager
 def secure_broker(d: Path, users: dict[str, str] | None = None) -> Iterator[SecureBroker]:
     mqtt_or_skip()
-    mosquitto, passwd = _need("mosquitto"), _need("mosquitto_passwd")
+    passwd = _need("mosquitto_passwd")
     d.mkdir(parents=True, exist_ok=True)
     _certificates(d)
     _run(passwd, "-b", "-c", "passwd", CENTRAL_USER, CENTRAL_PASSWORD, cwd=d)
@@ -85,9 +73,7 @@ def secure_broker(d: Path, users: dict[str, str] | None = None) -> Iterator[Secu
     (d / "acl").write_text(
         f"user {CENTRAL_USER}\ntopic readwrite wrale/v1/#\n\npattern readwrite wrale/v1/%u/#\n"
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     conf = [
         "per_listener_settings false",
         f"listener {port} 127.0.0.1",
@@ -97,27 +83,6 @@ def secure_broker(d: Path, users: dict[str, str] | None = None) -> Iterator[Secu
         "allow_anonymous false",
         f"password_file {d / 'passwd'}",
         f"acl_file {d / 'acl'}",
-        "persistence false",
-        "log_dest stderr",
     ]
-    if os.geteuid() == 0:
-        conf.append("user root")  # keep reading the files in tmp_path
-    (d / "mosquitto.conf").write_text("\n".join(conf) + "\n")
-    with (d / "mosquitto.log").open("w") as log:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(d / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            deadline = time.monotonic() + START_S
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        pytest.fail(f"mosquitto did not start: {(d / 'mosquitto.log').read_text()}")
-                    time.sleep(0.05)
-            yield SecureBroker(port, d / "ca.crt", d, proc)
-        finally:
-            proc.terminate()
-            proc.wait(10)
+    with mosquitto(d, port, conf) as proc:
+        yield SecureBroker(port, d / "ca.crt", d, proc)

@@ -237,15 +237,20 @@ async def test_every_route_has_a_rule(central: Central) -> None:
     assert not missing, f"add these endpoints to RULES: {missing}"
 
 
-async def test_authorisation_matrix(central: Central) -> None:
-    world = await build_world(central)
-    principals = {
+async def every_principal(central: Central) -> dict[str, dict[str, str]]:
+    """Headers of no one, a viewer, an operator, another tenant's admin and the admin."""
+    return {
         "none": {},
         "viewer": await central.user("viewer"),
         "operator": await central.user("operator"),
         "other": await central.other_tenant_admin(),
         "admin": central.admin,
     }
+
+
+async def test_authorisation_matrix(central: Central) -> None:
+    world = await build_world(central)
+    principals = await every_principal(central)
     failures: list[str] = []
     counter = 0
     for method, path in routes_of(central):
@@ -338,13 +343,7 @@ async def test_twin_section_matrix(central: Central) -> None:
     r = await central.http.post("/api/v1/devices", headers=central.admin, json={"name": "tw"})
     device_id = r.json()["id"]
     url = f"/api/v1/devices/{device_id}/twin"
-    principals = {
-        "none": {},
-        "viewer": await central.user("viewer"),
-        "operator": await central.user("operator"),
-        "other": await central.other_tenant_admin(),
-        "admin": central.admin,
-    }
+    principals = await every_principal(central)
     failures: list[str] = []
     n = 0
     for locked in (False, True):

@@ -21,8 +21,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from sqlalchemy import select
-
 from wrale.fleet.brain.bus import BusEvent
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
@@ -31,8 +29,7 @@ from wrale.fleet.brain.channel.session import (
     check_sessions,
     goodbye,
 )
-from wrale.fleet.brain.models.commands import Command
-from wrale.fleet.brain.models.twin import DeviceTwin
+from wrale.fleet.brain.channel.sweep_view import pending_work
 from wrale.fleet.brain.services import registry
 
 log = logging.getLogger("wrale.central.channel")
@@ -131,35 +128,16 @@ class ChannelHub:
         device_ids = [s.device_id for s in live.values()]
         async with self.ctx.db.session() as db:
             verdicts = await check_sessions(db, list(live), at)
-            versions: dict[str, int] = {}
-            queued: set[str] = set()
-            for i in range(0, len(device_ids), 500):
-                chunk = device_ids[i : i + 500]
-                rows = await db.execute(
-                    select(DeviceTwin.device_id, DeviceTwin.desired_version).where(
-                        DeviceTwin.device_id.in_(chunk)
-                    )
-                )
-                versions.update({str(d): int(v) for d, v in rows})
-                found = await db.scalars(
-                    select(Command.device_id)
-                    .where(
-                        Command.device_id.in_(chunk),
-                        Command.status == "queued",
-                        Command.deadline > at,
-                    )
-                    .distinct()
-                )
-                queued.update(found)
+            work = await pending_work(db, device_ids, at)
         for sid, bye in verdicts.items():
             log.info("device %s: ending session %s: %s", live[sid].device_id, sid, bye.message)
             self._spawn(live[sid].end(bye))
         for sid, s in live.items():
             if sid in verdicts:
                 continue
-            if versions.get(s.device_id, 0) > s.desired_sent:
+            if work.versions.get(s.device_id, 0) > s.desired_sent:
                 s.want("desired")
-            if s.device_id in queued:
+            if s.device_id in work.queued:
                 s.want("commands")
         return len(verdicts)
 

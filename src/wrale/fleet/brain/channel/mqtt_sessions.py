@@ -20,7 +20,6 @@ from typing import Any, Final
 from sqlalchemy import select
 
 from wrale.fleet.brain.channel.checks import check_sessions
-from wrale.fleet.brain.channel.mqtt_sweep import read_sweep
 from wrale.fleet.brain.channel.retry import retrying
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
@@ -28,6 +27,7 @@ from wrale.fleet.brain.channel.session import (
     SessionEndedError,
     goodbye,
 )
+from wrale.fleet.brain.channel.sweep_view import read_sweep
 from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.sync.protocol import Goodbye, Hello, Message, ProtocolError, Welcome
 from wrale.fleet.sync.transport.mqtt import CLOSED, LOST

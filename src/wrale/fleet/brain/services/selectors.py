@@ -12,18 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models import Device, Rack, Room, Site, Zone
+from wrale.fleet.brain.services.registry import STATUSES as STATUSES
 from wrale.fleet.brain.services.topology import get
 from wrale.shared.errors import InvalidRequestError
 
-STATUSES = (
-    "unknown",
-    "online",
-    "offline",
-    "error",
-    "maintenance",
-    "decommissioned",
-    "quarantined",
-)
 LIST_KEYS = ("tags_all", "tags_any", "status")
 ID_KEYS = {"site_id": Site, "room_id": Room, "rack_id": Rack, "zone_id": Zone}
 SELECTOR_KEYS = (*LIST_KEYS, *ID_KEYS, "model")

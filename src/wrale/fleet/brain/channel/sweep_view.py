@@ -1,7 +1,7 @@
-"""What the MQTT bridge's sweep needs to know about the sessions it has cached, read in one
-database session: which may not continue (revoked, quarantined, held, deleted, replaced),
-when each was last seen, the devices' desired versions and which devices have queued
-commands (work queued through a replica without a bridge)."""
+"""What a sweep of open device sessions needs from the database, read in one session: the
+work waiting for each device (a desired version newer than the one sent, queued commands)
+for the WebSocket hub and the MQTT bridge alike, and for the bridge also which cached
+sessions may not continue and when each was last seen."""
 
 from __future__ import annotations
 
@@ -28,16 +28,11 @@ class SweepView:
     queued: set[str] = field(default_factory=set)  # devices with commands to send
 
 
-async def read_sweep(
-    db: AsyncSession, session_ids: Sequence[str], device_ids: Sequence[str], now: float
+async def pending_work(
+    db: AsyncSession, device_ids: Sequence[str], now: float, view: SweepView | None = None
 ) -> SweepView:
-    view = SweepView(verdicts=dict(await check_sessions(db, list(session_ids), now)))
-    rows = await db.execute(
-        select(ChannelSession.id, ChannelSession.last_seen_at).where(
-            ChannelSession.id.in_(session_ids)
-        )
-    )
-    view.seen = {str(sid): float(at) for sid, at in rows}
+    """Desired versions and devices with queued, unexpired commands, into ``view``."""
+    view = view if view is not None else SweepView()
     for i in range(0, len(device_ids), CHUNK):
         chunk = device_ids[i : i + CHUNK]
         rows = await db.execute(
@@ -57,3 +52,17 @@ async def read_sweep(
         )
         view.queued.update(found)
     return view
+
+
+async def read_sweep(
+    db: AsyncSession, session_ids: Sequence[str], device_ids: Sequence[str], now: float
+) -> SweepView:
+    """Verdicts, last-seen times and pending work of the cached sessions ``session_ids``."""
+    view = SweepView(verdicts=dict(await check_sessions(db, list(session_ids), now)))
+    rows = await db.execute(
+        select(ChannelSession.id, ChannelSession.last_seen_at).where(
+            ChannelSession.id.in_(session_ids)
+        )
+    )
+    view.seen = {str(sid): float(at) for sid, at in rows}
+    return await pending_work(db, device_ids, now, view)
