@@ -6,6 +6,8 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,3 +86,42 @@ def start_central(
             raise RuntimeError("central server did not start")
         time.sleep(0.05)
     return ThreadedCentral(f"http://127.0.0.1:{port}", server, thread)
+
+
+@contextmanager
+def central_on(
+    backend: str, data: Path, pg_name: str, *, migrate: bool = True
+) -> Iterator[ThreadedCentral]:
+    """A real server on SQLite (a file in ``data``) or on a fresh PostgreSQL database
+    ``pg_name``, dropped at the end."""
+    from tests.conftest import _pg_or_skip, _pg_url, run_sync
+
+    if backend == "sqlite":
+        central = start_central(data, migrate=migrate)
+        try:
+            yield central
+        finally:
+            central.stop()
+        return
+    _pg_or_skip()
+    drop = f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'
+    run_sync(_pg_admin(drop, f'CREATE DATABASE "{pg_name}"'))
+    central = start_central(data, _pg_url(pg_name), migrate=migrate)
+    try:
+        yield central
+    finally:
+        central.stop()
+        run_sync(_pg_admin(drop))
+
+
+async def _pg_admin(*statements: str) -> None:
+    import asyncpg
+
+    from tests.conftest import PG_ADMIN_DSN
+
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()

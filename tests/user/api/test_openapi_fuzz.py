@@ -13,8 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PG_ADMIN_DSN, _pg_or_skip, _pg_url, run_sync
-from tests.user.api.central_server import ThreadedCentral, start_central
+from tests.user.api.central_server import ThreadedCentral, central_on
 
 EXAMPLES = int(os.environ.get("WRALE_FUZZ_EXAMPLES", "25"))
 # Some rules cannot be written into OpenAPI (a threshold's range depends on the metric's
@@ -34,31 +33,8 @@ def server(
 ) -> Iterator[ThreadedCentral]:
     """A real server on its migrated schema, on SQLite and on a fresh PostgreSQL database."""
     data = Path(tmp_path_factory.mktemp("fuzz"))
-    if request.param == "sqlite":
-        central = start_central(data)
+    with central_on(request.param, data, f"wrale_fuzz_{os.getpid()}") as central:
         yield central
-        central.stop()
-        return
-    _pg_or_skip()
-    name = f"wrale_fuzz_{os.getpid()}"
-    run_sync(
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    )
-    central = start_central(data, _pg_url(name))
-    yield central
-    central.stop()
-    run_sync(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _pg_admin(*statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def make_check(

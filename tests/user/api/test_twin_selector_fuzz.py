@@ -17,8 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import PG_ADMIN_DSN, _pg_or_skip, _pg_url, run_sync
-from tests.user.api.central_server import ThreadedCentral, start_central
+from tests.user.api.central_server import ThreadedCentral, central_on
 from wrale.fleet.brain.services import selectors, twin
 
 BUDGET = settings(
@@ -78,31 +77,8 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ThreadedCentral]:
     data = Path(tmp_path_factory.mktemp("twin-fuzz"))
-    if request.param == "sqlite":
-        central = start_central(data, migrate=False)
+    with central_on(request.param, data, f"wrale_twinfuzz_{os.getpid()}", migrate=False) as central:
         yield central
-        central.stop()
-        return
-    _pg_or_skip()
-    name = f"wrale_twinfuzz_{os.getpid()}"
-    run_sync(
-        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
-    )
-    central = start_central(data, _pg_url(name), migrate=False)
-    yield central
-    central.stop()
-    run_sync(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-async def _pg_admin(*statements: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        for sql in statements:
-            await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
