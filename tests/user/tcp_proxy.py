@@ -83,10 +83,15 @@ class CuttableProxy:
         """Forward new connections to ``port`` (a restarted server on another port)."""
         self.target_port = port
 
-    def stop(self) -> None:
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
-        self._call(self._abort_all())
+        await self._abort_all()
+
+    def stop(self) -> None:
+        # closed on the proxy's own loop: asyncio.Server.close() from another thread races
+        # with a connection detaching there (TypeError out of Server._wakeup on 3.11)
+        self._call(self._close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
