@@ -10,7 +10,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models import Device, DeviceCredential, Tenant
@@ -21,6 +21,11 @@ from wrale.shared.errors import AuthError, ConflictError, InvalidRequestError
 
 SECRET_PREFIX = "wds_"  # noqa: S105 - a marker ("wrale device secret"), not a secret
 MAX_GRACE_S = 7 * 86_400
+
+
+def _valid_at(t: float) -> ColumnElement[bool]:
+    """Credentials not revoked, or revoked only after ``t`` (a rotation's grace period)."""
+    return or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > t)
 
 
 def sha256(value: str) -> str:
@@ -68,7 +73,7 @@ async def _end_credentials(session: AsyncSession, device_id: str, at: float) -> 
         update(DeviceCredential)
         .where(
             DeviceCredential.device_id == device_id,
-            or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > at),
+            _valid_at(at),
         )
         .values(revoked_at=at)
         .execution_options(synchronize_session=False)
@@ -118,32 +123,41 @@ async def revoke_credentials(session: AsyncSession, p: Principal, device_id: str
     return ended
 
 
+REFUSED = "unknown device or invalid device credential"  # one message: no oracle
+
+
+async def _usable_device(session: AsyncSession, device_id: str) -> Device:
+    """The device, when it exists, is not decommissioned and its organisation is active."""
+    device = await session.get(Device, device_id) if registry.is_id(device_id) else None
+    if device is None or device.status == "decommissioned":
+        raise AuthError(REFUSED)
+    tenant = await session.get(Tenant, device.tenant_id)
+    if tenant is None or tenant.status != "active":
+        raise AuthError(REFUSED)
+    return device
+
+
+def _used(cred: DeviceCredential, t: float) -> None:
+    if cred.last_used_at is None or t - cred.last_used_at > 60:  # once a minute is enough
+        cred.last_used_at = t
+
+
 async def authenticate_device(session: AsyncSession, device_id: str, secret: str) -> Device:
     """The device behind ``device_id`` + ``secret``, for the device channel.
 
     ``AuthError`` for an unknown device, a wrong, revoked or expired secret, a
     decommissioned device or a suspended organisation (one message: no oracle).
     """
-    refused = AuthError("unknown device or invalid device credential")
-    device = await session.get(Device, device_id) if registry.is_id(device_id) else None
-    if device is None or device.status == "decommissioned":
-        raise refused
+    device = await _usable_device(session, device_id)
     t = now()
     wanted = sha256(secret)
     rows = await session.scalars(
-        select(DeviceCredential).where(
-            DeviceCredential.device_id == device.id,
-            or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > t),
-        )
+        select(DeviceCredential).where(DeviceCredential.device_id == device.id, _valid_at(t))
     )
     match = next((c for c in rows.all() if hmac.compare_digest(c.secret_hash, wanted)), None)
     if match is None:
-        raise refused
-    tenant = await session.get(Tenant, device.tenant_id)
-    if tenant is None or tenant.status != "active":
-        raise refused
-    if match.last_used_at is None or t - match.last_used_at > 60:  # once a minute is enough
-        match.last_used_at = t
+        raise AuthError(REFUSED)
+    _used(match, t)
     return device
 
 
@@ -152,23 +166,15 @@ async def authenticate_broker_device(session: AsyncSession, device_id: str) -> t
     account is the device's, its ACL confines it to its own topics): the device must still
     exist, not be decommissioned, hold a valid credential and belong to an active
     organisation. Returns the device and its newest valid credential's id."""
-    refused = AuthError("unknown device or invalid device credential")
-    device = await session.get(Device, device_id) if registry.is_id(device_id) else None
-    if device is None or device.status == "decommissioned":
-        raise refused
+    device = await _usable_device(session, device_id)
     t = now()
     cred = await session.scalar(
         select(DeviceCredential)
-        .where(
-            DeviceCredential.device_id == device.id,
-            or_(DeviceCredential.revoked_at.is_(None), DeviceCredential.revoked_at > t),
-        )
+        .where(DeviceCredential.device_id == device.id, _valid_at(t))
         .order_by(DeviceCredential.created_at.desc(), DeviceCredential.id.desc())
         .limit(1)
     )
-    tenant = await session.get(Tenant, device.tenant_id)
-    if cred is None or tenant is None or tenant.status != "active":
-        raise refused
-    if cred.last_used_at is None or t - cred.last_used_at > 60:
-        cred.last_used_at = t
+    if cred is None:
+        raise AuthError(REFUSED)
+    _used(cred, t)
     return device, cred.id
