@@ -32,9 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from wrale.fleet.brain.channel.limits import TokenBucket
 from wrale.fleet.brain.channel.mqtt_sessions import BridgeDownError, BridgeStats, MqttSessions
-from wrale.fleet.brain.channel.session import (
-    ChannelContext,
-)
+from wrale.fleet.brain.channel.session import ChannelContext
 from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.backoff import Backoff
 from wrale.fleet.sync.protocol import (
