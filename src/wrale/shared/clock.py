@@ -58,6 +58,11 @@ class FakeClock:
             raise ValueError("a clock cannot go back")
         self._elapsed += seconds
 
+    def step_wall(self, seconds: float) -> None:
+        """The wall clock is set (NTP sync, an RTC-less board's saved time): it jumps by
+        ``seconds``, forward or back; the monotonic clock does not move."""
+        self._wall_start += seconds
+
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)

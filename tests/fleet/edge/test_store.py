@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wrale.fleet.edge.store import EdgeStore, Twin
+from wrale.shared.clock import FakeClock
 
 T0 = 1_700_000_000.0
 
@@ -15,7 +16,7 @@ T0 = 1_700_000_000.0
 def test_rows_leave_only_when_acknowledged_and_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "edge.db"
     store = EdgeStore(path)
-    seqs = [store.append("telemetry", [["cpu_temp_c", T0 + i, 40.0 + i]], T0 + i) for i in range(5)]
+    seqs = [store.append("telemetry", [["cpu_temp_c", T0 + i, 40.0 + i]]) for i in range(5)]
     assert seqs == [1, 2, 3, 4, 5]
     assert store.ack("telemetry", 2) == 2
     store.close()
@@ -24,7 +25,7 @@ def test_rows_leave_only_when_acknowledged_and_survive_a_restart(tmp_path: Path)
     assert store.depth("telemetry") == 3
     assert store.acked("telemetry") == 2
     assert [r.seq for r in store.rows_after("telemetry", 2, 100)] == [3, 4, 5]
-    assert store.append("telemetry", [["x", T0, 1.0]], T0) == 6  # seqs never reused
+    assert store.append("telemetry", [["x", T0, 1.0]]) == 6  # seqs never reused
     assert store.depth("events") == 0
     assert (store.head("telemetry"), store.head("events")) == (6, 0)
     store.close()
@@ -34,7 +35,7 @@ def test_rows_leave_only_when_acknowledged_and_survive_a_restart(tmp_path: Path)
 def test_rows_after_fills_batches_by_items_but_always_takes_one_row() -> None:
     store = EdgeStore(":memory:")
     for n in (3, 3, 3, 10):
-        store.append("telemetry", [["m", T0, 1.0]] * n, T0)
+        store.append("telemetry", [["m", T0, 1.0]] * n)
     assert [r.seq for r in store.rows_after("telemetry", 0, 7)] == [1, 2]
     assert [r.seq for r in store.rows_after("telemetry", 2, 7)] == [3]
     assert [r.seq for r in store.rows_after("telemetry", 3, 7)] == [4]  # too big alone: sent
@@ -44,7 +45,7 @@ def test_rows_after_fills_batches_by_items_but_always_takes_one_row() -> None:
 def test_a_full_outbox_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "edge.db", max_rows=3)
     for i in range(10):
-        store.append("events", [{"ts": T0 + i}], T0 + i)
+        store.append("events", [{"ts": T0 + i}])
     assert store.depth("events") == 3
     assert store.dropped("events") == 7
     assert [r.items[0]["ts"] for r in store.rows_after("events", 0, 100)] == [
@@ -56,11 +57,15 @@ def test_a_full_outbox_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
     assert EdgeStore(tmp_path / "edge.db", max_rows=3).dropped("events") == 7
 
 
-def test_rows_older_than_the_age_bound_are_dropped() -> None:
-    store = EdgeStore(":memory:", max_age_s=60)
-    store.append("telemetry", [["m", T0, 1.0]], T0)
-    store.append("telemetry", [["m", T0 + 30, 1.0]], T0 + 30)
-    store.append("telemetry", [["m", T0 + 100, 1.0]], T0 + 100)
+def test_rows_older_than_the_age_bound_are_dropped_by_the_monotonic_clock() -> None:
+    clock = FakeClock()
+    store = EdgeStore(":memory:", max_age_s=60, monotonic=clock.monotonic)
+    store.append("telemetry", [["m", T0, 1.0]])
+    clock.advance(30)
+    store.append("telemetry", [["m", T0 + 30, 1.0]])
+    clock.step_wall(-365 * 86_400)  # the wall clock means nothing to the age
+    clock.advance(70)
+    store.append("telemetry", [["m", T0 + 100, 1.0]])
     assert [r.seq for r in store.rows_after("telemetry", 0, 100)] == [3]
     assert store.dropped("telemetry") == 2
 
@@ -83,7 +88,7 @@ def test_outbox_never_exceeds_its_bound_and_accounts_for_every_row(
     appended = acked_rows = 0
     for op, n in ops:
         if op == "append":
-            store.append("telemetry", [["m", T0, 1.0]] * n, T0)
+            store.append("telemetry", [["m", T0, 1.0]] * n)
             appended += 1
         else:
             acked_rows += store.ack("telemetry", min(n, store.last_seq("telemetry")))
@@ -96,7 +101,7 @@ def test_outbox_never_exceeds_its_bound_and_accounts_for_every_row(
 def test_welcome_drops_what_the_server_has() -> None:
     store = EdgeStore(":memory:")
     for _ in range(5):
-        store.append("telemetry", [["m", T0, 1.0]], T0)
+        store.append("telemetry", [["m", T0, 1.0]])
     assert store.welcome("telemetry", 3) == 3
     assert [r.seq for r in store.rows_after("telemetry", 0, 100)] == [4, 5]
     assert store.head("telemetry") == 5
@@ -108,20 +113,20 @@ def test_a_reset_store_renumbers_after_what_the_server_stored() -> None:
     be taken for a duplicate."""
     store = EdgeStore(":memory:")
     for i in range(3):
-        store.append("telemetry", [["m", T0 + i, 1.0]], T0)
+        store.append("telemetry", [["m", T0 + i, 1.0]])
     store.welcome("telemetry", 500)
     assert store.head("telemetry") == 503  # the sender sees the renumbered rows
     assert [r.seq for r in store.rows_after("telemetry", 500, 100)] == [501, 502, 503]
     assert [r.items[0][1] for r in store.rows_after("telemetry", 500, 100)] == [T0, T0 + 1, T0 + 2]
-    assert store.append("telemetry", [["m", T0, 1.0]], T0) == 504
+    assert store.append("telemetry", [["m", T0, 1.0]]) == 504
 
 
 def test_what_was_forwarded_last_is_stored_with_the_row(tmp_path: Path) -> None:
     store = EdgeStore(tmp_path / "edge.db")
     assert store.events_since() is None
     assert store.sampled() is None
-    store.append("events", [{"ts": T0, "type": "X"}], T0, events_since=42)
-    store.append("telemetry", [["m", T0, 1.0]], T0, sampled=[7, T0])
+    store.append("events", [{"ts": T0, "type": "X"}], events_since=42)
+    store.append("telemetry", [["m", T0, 1.0]], sampled=[7, T0])
     store.close()
     again = EdgeStore(tmp_path / "edge.db")
     assert again.events_since() == 42

@@ -398,12 +398,12 @@ class EdgeAgent:
         """Append the samples taken since the last report as one outbox row."""
         self._last_flush = self.clock.monotonic()
         if not self._pending:
+            if self.store.persist_due():  # held rows unacknowledged too long: written now
+                await self._io(self.store.flush)
             return
         pts, self._pending = self._pending, []
         rows = [list(p) for p in pts]
-        append = partial(
-            self.store.append, "telemetry", rows, self.clock.now(), sampled=self._sampled
-        )
+        append = partial(self.store.append, "telemetry", rows, sampled=self._sampled)
         # Counted first: once handed to the thread the row is stored even if we are
         # cancelled while waiting for it.
         self._counts["points"] += len(pts)
@@ -458,12 +458,10 @@ class EdgeAgent:
                     eid = e.get("id")
                     if not isinstance(eid, int) or eid <= since:
                         continue
-                    body, now = [protocol_event(e)], self.clock.now()
+                    body = [protocol_event(e)]
                     self._counts["events"] += 1  # counted first, like points
                     try:
-                        await self._io(
-                            partial(self.store.append, "events", body, now, events_since=eid)
-                        )
+                        await self._io(partial(self.store.append, "events", body, events_since=eid))
                     except Exception:
                         self._counts["events"] -= 1
                         raise

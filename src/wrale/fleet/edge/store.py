@@ -1,27 +1,35 @@
 """The agent's durable memory (SQLite, WAL): the outbox of telemetry and event rows, what
-the server acknowledged, the desired and reported twins, the mode, and command results.
+the server acknowledged, and (``records.Records``) the twins, the mode and command results.
 
 Outbox rows carry a per-stream ``seq``; a row leaves only when the server acknowledged it,
-or when the outbox is full (oldest first, counted in ``dropped``). Every write commits
-with ``synchronous=FULL`` before the agent acts on it or sends it: a seq the server may
-have seen is never handed out twice, even after a power cut. Calls block; the agent runs
-them in a thread (on its event loop with ``store_inline``, as the simulated fleet does).
+or when the outbox is over its bounds: ``max_rows`` per stream (oldest first) and
+``max_age_s`` measured on the monotonic clock, summed over the store's running time (never
+the wall clock, which jumps on a board without an RTC), counted in ``dropped``.
+
+Events, twins, mode and results commit with ``synchronous=FULL`` before the agent acts on
+them. With ``persist_after_s``, telemetry rows are *held* in memory and written only when
+one has waited that long for its ack (the link is down), in one transaction, and at
+``flush``/``close``: a board that is online writes no telemetry at all. Seqs are reserved
+``seq_block`` at a time, durably, so a seq the server may have seen is never handed out
+twice even after a power cut. Calls block; the agent runs them in a thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wrale.fleet.edge.records import Records, Twin, kv_get, kv_put
 from wrale.fleet.sync.protocol import STREAMS
 
-Json = dict[str, Any]
+__all__ = ["EdgeStore", "Row", "Twin"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -41,31 +49,22 @@ CREATE TABLE IF NOT EXISTS command_results (
 );
 """
 AGE_PRUNE_CHUNK = 1000
-COMMAND_RESULTS_KEPT = 1000
+HELD_STREAM = "telemetry"  # the stream that may wait in memory (events are always durable)
 
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One outbox row: a report's telemetry points, or one event."""
+    """One outbox row: a report's telemetry points, or one event. ``at``: the store's age
+    clock when it was appended (seconds of the store's running time)."""
 
     seq: int
     at: float
     items: list[Any]
 
 
-@dataclass(frozen=True, slots=True)
-class Twin:
-    """A stored twin document with its version (reported: also what it answers)."""
-
-    version: int
-    doc: Json
-    applied_desired_version: int = 0
-    rejected: dict[str, str] = field(default_factory=dict)
-
-
-class EdgeStore:
+class EdgeStore(Records):
     """One SQLite file per agent (``<state_dir>/edge.db``); ``":memory:"`` in tests that
-    need no restart. Bounds: ``max_rows`` per stream and ``max_age_s`` (wall seconds)."""
+    need no restart. ``monotonic`` is the clock ages are measured on."""
 
     def __init__(
         self,
@@ -74,63 +73,65 @@ class EdgeStore:
         max_rows: int = 50_000,
         max_age_s: float = 7 * 86_400.0,
         synchronous: str = "FULL",
+        persist_after_s: float | None = None,
+        seq_block: int = 360,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(path, Path):
             path.parent.mkdir(parents=True, exist_ok=True)
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError("synchronous must be FULL or NORMAL")
+        if persist_after_s is not None and persist_after_s < 0:
+            raise ValueError("persist_after_s must be >= 0")
+        if seq_block < 1:
+            raise ValueError("seq_block must be >= 1")
         self.path = path
         self.max_rows = max_rows
         self.max_age_s = max_age_s
-        self._lock = threading.Lock()
+        self.persist_after_s = persist_after_s
+        self.seq_block = seq_block
+        self._monotonic = monotonic
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA cache_size=-256")  # KiB: the board has little memory
         self._db.executescript(_SCHEMA)
-        self._count = dict.fromkeys(STREAMS, 0)
-        for stream, n in self._db.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream"):
-            self._count[stream] = n
-        self._dropped = {s: int(self._get(self._db, f"dropped.{s}", 0)) for s in STREAMS}
-        self._head = {s: int(self._get(self._db, f"seq.{s}", 0)) for s in STREAMS}
+        self._held: deque[tuple[Row, list[Any] | None]] = deque()  # (row, sampled)
+        self._dirty = False  # counters in memory newer than on disk
+        with self._txn() as db:
+            age = kv_get(db, "age_clock")
+            if age is None:  # rows written with wall-clock times: their age starts now
+                db.execute("UPDATE outbox SET at = 0")
+                age = 0.0
+                kv_put(db, "age_clock", age)
+            self._age0, self._mono0 = float(age), self._monotonic()
+            self._disk = dict.fromkeys(STREAMS, 0)
+            for stream, n in db.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream"):
+                self._disk[stream] = n
+            self._dropped = {s: int(kv_get(db, f"dropped.{s}", 0)) for s in STREAMS}
+            self._appended = {s: int(kv_get(db, f"appended.{s}", 0)) for s in STREAMS}
+            self._acked = {s: int(kv_get(db, f"acked.{s}", 0)) for s in STREAMS}
+            # after a power cut, carry on past every seq that may have been handed out
+            self._last = {
+                s: max(int(kv_get(db, f"seq.{s}", 0)), int(kv_get(db, f"seqres.{s}", 0)))
+                for s in STREAMS
+            }
+            self._reserved = dict(self._last)
+            sampled = kv_get(db, "sampled")
+            self._sampled = list(sampled) if isinstance(sampled, list) else None
+            since = kv_get(db, "events_since")
+            self._events_since = None if since is None else int(since)
+
+    def age_now(self) -> float:
+        """The store's age clock: seconds it has been open, over all its runs."""
+        return self._age0 + (self._monotonic() - self._mono0)
 
     def close(self) -> None:
+        """Write what is held in memory, then close (a clean stop loses nothing)."""
         with self._lock:
+            self.flush(release=True)
             self._db.close()
-
-    @contextlib.contextmanager
-    def _txn(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-    # -------------------------------------------------------------------- key / value
-
-    @staticmethod
-    def _get(db: sqlite3.Connection, key: str, default: Any = None) -> Any:
-        row = db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
-
-    @staticmethod
-    def _put(db: sqlite3.Connection, key: str, value: Any) -> None:
-        db.execute(
-            "INSERT INTO kv (key, value) VALUES (?, ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (key, json.dumps(value, separators=(",", ":"))),
-        )
-
-    def get(self, key: str, default: Any = None) -> Any:
-        with self._lock:
-            return self._get(self._db, key, default)
-
-    def put(self, key: str, value: Any) -> None:
-        with self._txn() as db:
-            self._put(db, key, value)
 
     # -------------------------------------------------------------------- outbox
 
@@ -138,43 +139,123 @@ class EdgeStore:
         self,
         stream: str,
         items: list[Any],
-        now: float,
         *,
         events_since: int | None = None,
         sampled: list[Any] | None = None,
     ) -> int:
         """Store one row of ``items`` under the next seq of ``stream``; returns that seq.
 
-        In the same transaction: ``events_since`` (the metald event id forwarded last) or
-        ``sampled`` (what identifies the newest reading in the row), so that nothing is
-        lost or sent twice across restarts, and the bounds (rows older than ``max_age_s``,
-        then the oldest beyond ``max_rows``, counted in ``dropped``).
+        With it: ``events_since`` (the metald event id forwarded last) or ``sampled`` (what
+        identifies the newest reading in the row), so that nothing is lost or sent twice
+        across restarts; then the bounds. A held row is written with the others once the
+        oldest held one has waited ``persist_after_s``.
         """
         _check(stream)
         body = json.dumps(items, separators=(",", ":"), allow_nan=False)
-        with self._txn() as db:
-            seq = int(self._get(db, f"seq.{stream}", 0)) + 1
-            self._put(db, f"seq.{stream}", seq)
-            db.execute(
-                "INSERT INTO outbox (stream, seq, at, n, body) VALUES (?, ?, ?, ?, ?)",
-                (stream, seq, now, len(items), body),
-            )
-            if events_since is not None:
-                self._put(db, "events_since", events_since)
-            # items ever appended: what end-to-end tests and operators reconcile against
-            self._put(
-                db, f"appended.{stream}", int(self._get(db, f"appended.{stream}", 0)) + len(items)
-            )
-            if sampled is not None:
-                self._put(db, "sampled", sampled)
-            self._count[stream] += 1
-            self._bound(db, stream, now)
-        self._head[stream] = seq  # committed
+        held = self._holds(stream)
+        with self._lock:
+            seq = self._last[stream] + 1
+            row = Row(seq, self.age_now(), json.loads(body) if held else items)
+            if held and seq <= self._reserved[stream] and not self._excess(stream, 1, disk=True):
+                self._held.append((row, sampled))
+                self._last[stream] = seq
+                self._appended[stream] += len(items)
+                self._sampled = sampled if sampled is not None else self._sampled
+                self._dirty = True
+                self._bound_held(stream)
+                if self.persist_due():
+                    self.flush()
+                return seq
+            with self._txn() as db:
+                if held:
+                    self._held.append((row, sampled))
+                else:
+                    db.execute(
+                        "INSERT INTO outbox (stream, seq, at, n, body) VALUES (?, ?, ?, ?, ?)",
+                        (stream, seq, row.at, len(items), body),
+                    )
+                    self._disk[stream] += 1
+                self._last[stream] = seq
+                self._appended[stream] += len(items)
+                if events_since is not None:
+                    self._events_since = events_since
+                if sampled is not None:
+                    self._sampled = sampled
+                if held:
+                    self._reserved[stream] = max(self._reserved[stream], seq + self.seq_block - 1)
+                    kv_put(db, f"seqres.{stream}", self._reserved[stream])
+                self._write_counters(db, stream)
+                self._bound_disk(db, stream)
+                if held:
+                    self._bound_held(stream)
         return seq
 
-    def _bound(self, db: sqlite3.Connection, stream: str, now: float) -> None:
+    def _holds(self, stream: str) -> bool:
+        return stream == HELD_STREAM and self.persist_after_s is not None
+
+    def persist_due(self) -> bool:
+        """A held row has waited ``persist_after_s`` for its ack (no I/O)."""
+        with self._lock:
+            return (
+                bool(self._held)
+                and self.persist_after_s is not None
+                and self.age_now() - self._held[0][0].at >= self.persist_after_s
+            )
+
+    def flush(self, *, release: bool = False) -> int:
+        """Write the held rows and the counters kept in memory, in one transaction;
+        returns how many rows. ``release``: give back the unused reserved seqs (a clean
+        stop: the next run carries on without a gap)."""
+        with self._lock:
+            if not self._held and not self._dirty and not release:
+                return 0
+            rows = list(self._held)
+            with self._txn() as db:
+                db.executemany(
+                    "INSERT INTO outbox (stream, seq, at, n, body) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (HELD_STREAM, r.seq, r.at, len(r.items), json.dumps(r.items))
+                        for r, _ in rows
+                    ],
+                )
+                self._disk[HELD_STREAM] += len(rows)
+                self._held.clear()
+                for stream in STREAMS:
+                    if release:
+                        self._reserved[stream] = self._last[stream]
+                        kv_put(db, f"seqres.{stream}", self._last[stream])
+                    self._write_counters(db, stream)
+                    self._bound_disk(db, stream)
+                self._dirty = False
+            return len(rows)
+
+    def _write_counters(self, db: sqlite3.Connection, stream: str) -> None:
+        kv_put(db, f"seq.{stream}", self._last[stream])
+        kv_put(db, f"acked.{stream}", self._acked[stream])
+        kv_put(db, f"appended.{stream}", self._appended[stream])
+        kv_put(db, f"dropped.{stream}", self._dropped[stream])
+        kv_put(db, "age_clock", self.age_now())
+        if self._sampled is not None:
+            kv_put(db, "sampled", self._sampled)
+        if self._events_since is not None:
+            kv_put(db, "events_since", self._events_since)
+
+    def _excess(self, stream: str, adding: int, *, disk: bool) -> bool:
+        """Adding rows would take the stream past ``max_rows`` with rows on disk to drop,
+        or disk rows are old enough to go (both need a transaction)."""
+        if not disk or self._disk[stream] == 0:
+            return False
+        held = len(self._held) if stream == HELD_STREAM else 0
+        return self._disk[stream] + held + adding > self.max_rows
+
+    def _bound_held(self, stream: str) -> None:
+        while self._held and self._disk[stream] + len(self._held) > self.max_rows:
+            self._held.popleft()
+            self._dropped[stream] += 1
+
+    def _bound_disk(self, db: sqlite3.Connection, stream: str) -> None:
         dropped = 0
-        cutoff = now - self.max_age_s
+        cutoff = self.age_now() - self.max_age_s
         oldest = db.execute(
             "SELECT at FROM outbox WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
         ).fetchone()
@@ -184,7 +265,10 @@ class EdgeStore:
                 "WHERE stream = ? ORDER BY seq LIMIT ?) AND at < ?",
                 (stream, stream, AGE_PRUNE_CHUNK, cutoff),
             ).rowcount
-        excess = self._count[stream] - dropped - self.max_rows
+        held = len(self._held) if stream == HELD_STREAM else 0
+        excess = min(
+            self._disk[stream] - dropped, self._disk[stream] - dropped + held - self.max_rows
+        )
         if excess > 0:
             dropped += db.execute(
                 "DELETE FROM outbox WHERE stream = ? AND seq IN "
@@ -192,54 +276,80 @@ class EdgeStore:
                 (stream, stream, excess),
             ).rowcount
         if dropped:
-            self._count[stream] -= dropped
+            self._disk[stream] -= dropped
             self._dropped[stream] += dropped
-            self._put(db, f"dropped.{stream}", self._dropped[stream])
+            kv_put(db, f"dropped.{stream}", self._dropped[stream])
 
     def rows_after(
         self, stream: str, after: int, max_items: int, max_rows: int = 1000
     ) -> list[Row]:
-        """Rows with ``seq > after``, oldest first, up to ``max_items`` items in all (at
-        least one row, whatever its size)."""
+        """Rows with ``seq > after``, oldest first (written ones, then held ones), up to
+        ``max_items`` items in all (at least one row, whatever its size)."""
         _check(stream)
         out: list[Row] = []
         total = 0
         with self._lock:
-            cur = self._db.execute(
-                "SELECT seq, at, n, body FROM outbox WHERE stream = ? AND seq > ? "
-                "ORDER BY seq LIMIT ?",
-                (stream, after, max_rows),
-            )
-            for seq, at, n, body in cur:
-                if out and total + n > max_items:
-                    break
-                out.append(Row(seq, at, json.loads(body)))
-                total += n
+            if self._disk[stream]:
+                cur = self._db.execute(
+                    "SELECT seq, at, n, body FROM outbox WHERE stream = ? AND seq > ? "
+                    "ORDER BY seq LIMIT ?",
+                    (stream, after, max_rows),
+                )
+                for seq, at, n, body in cur:
+                    if out and total + n > max_items:
+                        return out
+                    out.append(Row(seq, at, json.loads(body)))
+                    total += n
+            if stream == HELD_STREAM:
+                for row, _ in self._held:
+                    if row.seq <= after:
+                        continue
+                    if len(out) >= max_rows or (out and total + len(row.items) > max_items):
+                        break
+                    out.append(row)
+                    total += len(row.items)
         return out
 
     def ack(self, stream: str, seq: int) -> int:
-        """The server stored everything up to ``seq``: drop those rows; returns how many."""
+        """The server stored everything up to ``seq``: drop those rows; returns how many.
+        Only held rows acknowledged: no I/O (the mark is written with the next write)."""
         _check(stream)
-        with self._txn() as db:
-            gone = db.execute(
-                "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)
-            ).rowcount
-            self._count[stream] -= gone
-            if seq > int(self._get(db, f"acked.{stream}", 0)):
-                self._put(db, f"acked.{stream}", seq)
+        with self._lock:
+            gone = self._drop_held(stream, seq)
+            self._acked[stream] = max(self._acked[stream], seq)
+            if (
+                self._disk[stream] == 0
+                and stream == HELD_STREAM
+                and self.persist_after_s is not None
+            ):
+                self._dirty = True
+                return gone
+            with self._txn() as db:
+                deleted = db.execute(
+                    "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)
+                ).rowcount
+                self._disk[stream] -= deleted
+                kv_put(db, f"acked.{stream}", self._acked[stream])
+        return gone + deleted
+
+    def _drop_held(self, stream: str, seq: int) -> int:
+        gone = 0
+        if stream == HELD_STREAM:
+            while self._held and self._held[0][0].seq <= seq:
+                self._held.popleft()
+                gone += 1
         return gone
 
     def welcome(self, stream: str, server_acked: int) -> int:
         """Adopt the server's last stored seq at the start of a session; returns it.
 
         Rows up to it leave the outbox. A server ahead of every seq this store ever handed
-        out means the store was reset (a reinstalled board): the waiting rows are
-        renumbered after the server's seq, so none of them is mistaken for a duplicate.
+        out (or reserved) means the store was reset (a reinstalled board): the waiting rows
+        are renumbered after the server's seq, so none of them is mistaken for a duplicate.
         """
         _check(stream)
-        renumbered: int | None = None
-        with self._txn() as db:
-            last = int(self._get(db, f"seq.{stream}", 0))
+        with self._lock, self._txn() as db:
+            last = max(self._last[stream], self._reserved[stream])
             if server_acked > last:
                 rows = db.execute(
                     "SELECT seq FROM outbox WHERE stream = ? ORDER BY seq DESC", (stream,)
@@ -249,32 +359,42 @@ class EdgeStore:
                         "UPDATE outbox SET seq = ? WHERE stream = ? AND seq = ?",
                         (seq + server_acked, stream, seq),
                     )
-                self._put(db, f"seq.{stream}", last + server_acked)
-                renumbered = last + server_acked
+                if stream == HELD_STREAM:
+                    self._held = deque(
+                        (Row(r.seq + server_acked, r.at, r.items), s) for r, s in self._held
+                    )
+                self._last[stream] += server_acked
+                self._reserved[stream] = max(self._reserved[stream], self._last[stream])
+                kv_put(db, f"seqres.{stream}", self._reserved[stream])
             else:
-                gone = db.execute(
+                self._drop_held(stream, server_acked)
+                self._disk[stream] -= db.execute(
                     "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, server_acked)
                 ).rowcount
-                self._count[stream] -= gone
-            self._put(db, f"acked.{stream}", server_acked)
-        if renumbered is not None:
-            self._head[stream] = renumbered  # committed
+            self._acked[stream] = server_acked
+            self._write_counters(db, stream)
         return server_acked
 
     def acked(self, stream: str) -> int:
-        return int(self.get(f"acked.{_check(stream)}", 0))
+        return self._acked[_check(stream)]
 
     def last_seq(self, stream: str) -> int:
-        return int(self.get(f"seq.{_check(stream)}", 0))
+        """The highest seq handed out in ``stream`` (kept in memory: no I/O)."""
+        return self._last[_check(stream)]
 
     def head(self, stream: str) -> int:
-        """The highest seq handed out in ``stream`` (kept in memory: no I/O): the sender
-        reads the outbox only when this is beyond what it has sent."""
-        return self._head[_check(stream)]
+        """The highest seq handed out in ``stream`` (no I/O): the sender reads the outbox
+        only when this is beyond what it has sent."""
+        return self._last[_check(stream)]
 
     def depth(self, stream: str) -> int:
-        """Rows waiting in the outbox (kept in memory: no I/O)."""
-        return self._count[_check(stream)]
+        """Rows waiting in the outbox, written or held (kept in memory: no I/O)."""
+        held = len(self._held) if _check(stream) == HELD_STREAM else 0
+        return self._disk[stream] + held
+
+    def held(self) -> int:
+        """Telemetry rows held in memory, not yet written (no I/O)."""
+        return len(self._held)
 
     def dropped(self, stream: str) -> int:
         """Rows dropped because the outbox was full or too old, since the store was made
@@ -282,94 +402,11 @@ class EdgeStore:
         return self._dropped[_check(stream)]
 
     def sampled(self) -> list[Any] | None:
-        """What identifies the newest reading stored in the telemetry outbox (ever)."""
-        value = self.get("sampled")
-        return list(value) if isinstance(value, list) else None
+        """What identifies the newest reading appended to the telemetry outbox (ever)."""
+        return None if self._sampled is None else list(self._sampled)
 
     def events_since(self) -> int | None:
-        value = self.get("events_since")
-        return None if value is None else int(value)
-
-    # -------------------------------------------------------------------- twins
-
-    def save_desired(self, version: int, doc: Json) -> None:
-        """Store the desired document (one transaction, durable before anything acts)."""
-        with self._txn() as db:
-            self._put(db, "desired", {"version": version, "doc": doc})
-
-    def desired(self) -> Twin | None:
-        raw = self.get("desired")
-        return None if raw is None else Twin(int(raw["version"]), dict(raw["doc"]))
-
-    def save_reported(self, twin: Twin) -> None:
-        with self._txn() as db:
-            self._put(
-                db,
-                "reported",
-                {
-                    "version": twin.version,
-                    "doc": twin.doc,
-                    "applied_desired_version": twin.applied_desired_version,
-                    "rejected": twin.rejected,
-                },
-            )
-
-    def reported(self) -> Twin | None:
-        raw = self.get("reported")
-        if raw is None:
-            return None
-        return Twin(
-            int(raw["version"]),
-            dict(raw["doc"]),
-            int(raw.get("applied_desired_version", 0)),
-            dict(raw.get("rejected", {})),
-        )
-
-    # -------------------------------------------------------------------- mode
-
-    def mode(self, default: str = "normal") -> str:
-        return str(self.get("mode", default))
-
-    def set_mode(self, mode: str) -> None:
-        self.put("mode", mode)
-
-    # -------------------------------------------------------------------- commands
-
-    def command_result(self, command_id: str) -> Json | None:
-        """The stored result of a command this agent already ran (to answer a redelivery)."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body FROM command_results WHERE id = ?", (command_id,)
-            ).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def save_command_result(self, command_id: str, result: Json, now: float) -> None:
-        """Keep a result (unsent) until ``mark_sent``; only the newest ones are kept."""
-        with self._txn() as db:
-            db.execute(
-                "INSERT INTO command_results (id, at, body, sent) VALUES (?, ?, ?, 0) "
-                "ON CONFLICT(id) DO UPDATE SET body = excluded.body, sent = 0",
-                (command_id, now, json.dumps(result, separators=(",", ":"))),
-            )
-            db.execute(
-                "DELETE FROM command_results WHERE id NOT IN "
-                "(SELECT id FROM command_results ORDER BY at DESC LIMIT ?) AND sent = 1",
-                (COMMAND_RESULTS_KEPT,),
-            )
-
-    def results_to_send(self, since: float) -> list[tuple[str, Json]]:
-        """Results never sent, and those saved after ``since`` (sent, but perhaps lost
-        with the link; the server ignores a result it already has)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT id, body FROM command_results WHERE sent = 0 OR at >= ? ORDER BY at",
-                (since,),
-            ).fetchall()
-        return [(i, dict(json.loads(b))) for i, b in rows]
-
-    def mark_sent(self, command_id: str) -> None:
-        with self._txn() as db:
-            db.execute("UPDATE command_results SET sent = 1 WHERE id = ?", (command_id,))
+        return self._events_since
 
 
 def _check(stream: str) -> str:
