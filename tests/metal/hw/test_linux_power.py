@@ -1,4 +1,5 @@
-"""Linux power: power_supply entries to sources, units, failover reporting, shutdown command."""
+"""Linux power: power_supply entries or a UPS HAT to sources, the Pi 5 PMIC's input voltage,
+units, failover reporting, shutdown command."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
-from tests.metal.hw.fakesys import FakeSys
+from tests.metal.hw.fake_i2c import FakeI2cBus, FakeIna219, FakeMax17048
+from tests.metal.hw.fake_pmic import FakePmic
+from tests.metal.hw.fakesys import FakeChip, FakeSys
 from wrale.metal.hw.base import PowerSource
-from wrale.metal.hw.linux.power import run_command
+from wrale.metal.hw.linux.power import LinuxPower, run_command
+from wrale.metal.hw.linux.sysfs import HealthLog
+from wrale.metal.hw.linux.ups import Ina219Config, Max17048Config, UpsReader, open_reader
+from wrale.metal.hw.linux.vcgencmd import Vcgencmd
+from wrale.shared.clock import FakeClock
 from wrale.shared.errors import ActuatorError, ConfigError
 
 UPS = {"main": "ups-ac", "battery": "bq27441-0"}
@@ -121,7 +127,7 @@ def test_garbage_attribute_reads_none(ups: FakeSys) -> None:
 
 
 def test_unknown_source_name_is_refused_by_the_settings(fake: FakeSys) -> None:
-    with pytest.raises(ValidationError, match="wind"):
+    with pytest.raises(ValueError, match="wind"):
         fake.board(power_supplies={"wind": "turbine"})
 
 
@@ -155,3 +161,122 @@ def test_default_runner_reports_failures(tmp_path: Path) -> None:
 def test_empty_shutdown_command_is_a_config_error(fake: FakeSys) -> None:
     with pytest.raises(ConfigError, match="shutdown_command"):
         fake.board(shutdown_command=())
+
+
+# ----------------------------------------------------------------------------- Pi 5 PMIC
+
+
+def pi5_power(
+    fake: FakeSys, pmic: FakePmic, *, ups: UpsReader | None = None, **paths: object
+) -> LinuxPower:
+    clock = FakeClock()
+    health = HealthLog()
+    vcgencmd = Vcgencmd(clock, health, run=pmic.run, min_interval_s=0.0)
+    return LinuxPower(fake.paths(**paths), clock, health, vcgencmd=vcgencmd, ups=ups)
+
+
+def test_bare_pi5_reads_its_input_voltage_from_the_pmic(fake: FakeSys) -> None:
+    pmic = FakePmic()
+    power = pi5_power(fake, pmic)
+    reading = power.read_power()
+    assert reading.source is PowerSource.MAIN
+    assert reading.voltage_v == pytest.approx(5.0853)
+    assert reading.sources[0].voltage_v == pytest.approx(5.0853)
+    assert (reading.current_a, reading.power_w) == (None, None)  # see the module notes
+    pmic.ext5v_v = 4.62  # a weak supply under load: the core's sag event sees it
+    assert power.read_power().voltage_v == pytest.approx(4.62)
+
+
+def test_pmic_failures_leave_the_voltage_unknown_and_log_once(
+    fake: FakeSys, caplog: pytest.LogCaptureFixture
+) -> None:
+    pmic = FakePmic()
+    pmic.ext5v_v = None  # a firmware without the command (a Pi 4 answers this too)
+    power = pi5_power(fake, pmic)
+    for _ in range(3):
+        assert power.read_power().voltage_v is None
+    assert len([r for r in caplog.records if "EXT5V_V" in r.getMessage()]) == 1
+    pmic.ext5v_v, pmic.fail = 5.1, True
+    assert power.read_power().voltage_v is None
+    pmic.fail = False
+    assert power.read_power().voltage_v == pytest.approx(5.1)
+
+
+def test_on_battery_the_rail_is_the_pmic_input_not_the_cell(ups: FakeSys) -> None:
+    pmic = FakePmic()
+    board_power = pi5_power(ups, pmic, power_supplies=UPS)
+    ups.set_supply("ups-ac", online=0)
+    ups.set_supply("bq27441-0", status="Discharging", current_now=-1_300_000)
+    assert board_power.read_power().voltage_v == pytest.approx(5.0853)
+    without_pmic = ups.board(power_supplies=UPS).power.read_power()
+    assert without_pmic.source is PowerSource.BATTERY
+    assert without_pmic.voltage_v is None  # 3.9 V of cell is not a 5 V rail sagging
+
+
+# ----------------------------------------------------------------------------- UPS HATs
+
+
+def x120x_power(fake: FakeSys, chip: FakeChip, pmic: FakePmic) -> tuple[LinuxPower, FakeI2cBus]:
+    gauge = FakeMax17048()
+    gauge.set_raw(vcell=0xC580, soc=0x5780, crate=50)  # 3.95 V, 87.5 %, +10.4 %/h
+    bus = FakeI2cBus({0x36: gauge})
+    reader = open_reader(
+        Max17048Config(), HealthLog(), gpio=fake.gpio(chip), open_bus=lambda number: bus
+    )
+    return pi5_power(fake, pmic, ups=reader), bus
+
+
+def test_x120x_hat_on_mains_and_on_battery(fake: FakeSys) -> None:
+    chip, pmic = FakeChip(), FakePmic()
+    power, _ = x120x_power(fake, chip, pmic)
+    chip.drive(6, 1)
+    reading = power.read_power()
+    assert reading.source is PowerSource.MAIN
+    assert reading.voltage_v == pytest.approx(5.0853)
+    assert (reading.battery_pct, reading.battery_charging, reading.battery_healthy) == (
+        87.5,
+        True,
+        True,
+    )
+    assert reading.available(PowerSource.MAIN)
+    battery = next(s for s in reading.sources if s.source is PowerSource.BATTERY)
+    assert battery.available
+    assert battery.voltage_v == pytest.approx(3.95)
+    chip.drive(6, 0)  # mains lost: the HAT boosts the cell onto the 5 V rail
+    pmic.ext5v_v = 5.02
+    on_battery = power.read_power()
+    assert on_battery.source is PowerSource.BATTERY
+    assert not on_battery.available(PowerSource.MAIN)
+    assert on_battery.voltage_v == pytest.approx(5.02)
+    assert not on_battery.battery_charging
+
+
+def test_unreadable_hat_is_an_unhealthy_battery_never_an_exception(fake: FakeSys) -> None:
+    chip, pmic = FakeChip(), FakePmic()
+    power, bus = x120x_power(fake, chip, pmic)
+    chip.drive(6, 1)
+    bus.fail = True
+    pmic.fail = True
+    reading = power.read_power()
+    assert reading.source is PowerSource.MAIN
+    assert reading.battery_pct is None
+    assert not reading.battery_healthy
+    assert not reading.available(PowerSource.BATTERY)
+
+
+def test_waveshare_hat_on_battery_reports_the_pack_discharge(fake: FakeSys) -> None:
+    monitor = FakeIna219()
+    monitor.set_pack(7.2, -0.6)
+    bus = FakeI2cBus({0x42: monitor})
+    reader = open_reader(Ina219Config(), HealthLog(), open_bus=lambda number: bus)
+    reading = pi5_power(fake, FakePmic(), ups=reader).read_power()
+    assert reading.source is PowerSource.BATTERY
+    assert reading.current_a == pytest.approx(0.6)
+    assert reading.power_w == pytest.approx(7.2 * 0.6)
+    assert reading.battery_pct == pytest.approx(50.0)
+
+
+def test_a_ups_hat_and_a_power_supply_mapping_are_not_both_allowed(ups: FakeSys) -> None:
+    reader = open_reader(Ina219Config(), HealthLog(), open_bus=lambda number: FakeI2cBus())
+    with pytest.raises(ConfigError, match="UPS HAT"):
+        pi5_power(ups, FakePmic(), ups=reader, power_supplies=UPS)

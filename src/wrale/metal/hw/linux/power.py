@@ -1,4 +1,5 @@
-"""Power sources from ``class/power_supply`` entries, and the board's own shutdown.
+"""Power sources from ``class/power_supply`` entries or a UPS HAT reader, the Pi 5's input
+voltage from its PMIC (``vcgencmd pmic_read_adc`` EXT5V_V), and the board's own shutdown.
 
 A Linux board cannot switch supplies in software: ``select_source`` only records the
 preference. ``request_shutdown`` runs the configured command (argv, no shell, timeout).
@@ -15,6 +16,8 @@ from pathlib import Path
 from wrale.metal.hw.base import PowerReading, PowerSource, SourceReading
 from wrale.metal.hw.linux.supply import SupplyState, read_supply
 from wrale.metal.hw.linux.sysfs import HealthLog, Locator
+from wrale.metal.hw.linux.ups import UpsReader, power_from_ups
+from wrale.metal.hw.linux.vcgencmd import Vcgencmd
 from wrale.shared.clock import Clock
 from wrale.shared.config import LinuxPaths
 from wrale.shared.errors import ActuatorError, ConfigError
@@ -24,6 +27,8 @@ log = logging.getLogger("wrale.metal.hw.linux")
 SUPPLY_CLASS = "class/power_supply"
 SHUTDOWN_TIMEOUT_S = 30.0
 HEALTHY = frozenset({"Good", "Unknown"})  # "Unknown": the driver cannot tell, not a fault
+EXT5V = "EXT5V_V"  # the Pi 5 PMIC's ADC channel on the USB-C input
+EXT5V_RANGE_V = (0.0, 7.0)  # the channel's plausible span; outside it the answer is garbage
 
 RunCommand = Callable[[Sequence[str]], None]
 
@@ -42,11 +47,14 @@ def run_command(argv: Sequence[str]) -> None:
 
 
 class LinuxPower:
-    """Maps ``LinuxPaths.power_supplies`` (main, battery, solar) to a ``PowerReading``.
+    """Maps ``LinuxPaths.power_supplies`` (main, battery, solar) or a UPS HAT (``ups``, which
+    replaces the mapping) to a ``PowerReading``.
 
-    Without a mapping the board has only its main supply, present and of unknown voltage
-    (a bare Pi 5 measures none in sysfs; under-voltage shows in throttle and tamper).
+    Without either the board has only its main supply, present. The rail voltage is the
+    PMIC's EXT5V_V where ``vcgencmd`` answers it (a Pi 5), else the main supply's own.
     An unmapped main supply is inferred available unless a mapped battery discharges.
+    The PMIC's per-rail currents are not summed into ``power_w``: they leave out the USB
+    ports, the fan and the PMIC's own losses, so the sum is no measure of the board's draw.
     """
 
     def __init__(
@@ -56,9 +64,18 @@ class LinuxPower:
         health: HealthLog,
         *,
         run: RunCommand | None = None,
+        vcgencmd: Vcgencmd | None = None,
+        ups: UpsReader | None = None,
     ) -> None:
         root = paths.sysfs_root / SUPPLY_CLASS
         self._health = health
+        self._vcgencmd = vcgencmd
+        self._ups = ups
+        if ups is not None and paths.power_supplies:
+            raise ConfigError(
+                "setting 'linux.power_supplies': a UPS HAT reader is configured, and it "
+                "replaces the power_supply mapping; keep one of the two"
+            )
         self._entries: dict[PowerSource, tuple[str, Locator]] = {}
         for key, entry in paths.power_supplies.items():
             try:
@@ -78,6 +95,9 @@ class LinuxPower:
         self.shutdown_requests: list[str] = []
 
     def read_power(self) -> PowerReading:
+        rail_v = self._ext5v()
+        if self._ups is not None:
+            return power_from_ups(self._ups.read_ups(), rail_v)
         states = {source: self._read(source) for source in self._entries}
         available = {source: _available(source, state) for source, state in states.items()}
         if PowerSource.MAIN not in states:
@@ -85,10 +105,13 @@ class LinuxPower:
             available[PowerSource.MAIN] = not (battery and battery.status == "Discharging")
         active = _active(available, states)
         rail = states.get(active) or SupplyState()
+        if rail_v is None and active is not PowerSource.BATTERY:
+            rail_v = rail.voltage_v  # a battery entry's voltage is its cell's, not the rail's
         battery = states.get(PowerSource.BATTERY)
+        main_state = _state(states, PowerSource.MAIN)
         return PowerReading(
             source=active,
-            voltage_v=rail.voltage_v,
+            voltage_v=rail_v,
             current_a=rail.current_a,
             power_w=rail.rail_power_w,
             battery_pct=None if battery is None else battery.capacity_pct,
@@ -98,12 +121,35 @@ class LinuxPower:
                 SourceReading(
                     source=source,
                     available=is_available,
-                    voltage_v=_state(states, source).voltage_v,
+                    voltage_v=(
+                        _main_v(main_state, rail_v, is_available)
+                        if source is PowerSource.MAIN
+                        else _state(states, source).voltage_v
+                    ),
                     power_w=_state(states, source).rail_power_w,
                 )
                 for source, is_available in sorted(available.items())
             ),
         )
+
+    def _ext5v(self) -> float | None:
+        """The Pi 5's USB-C input voltage from its PMIC; ``None`` without ``vcgencmd``."""
+        if self._vcgencmd is None:
+            return None
+        channels = self._vcgencmd.pmic_adc()
+        if channels is None:
+            return None  # vcgencmd logged why
+        source = f"PMIC {EXT5V} (vcgencmd pmic_read_adc)"
+        volts = channels.get(EXT5V)
+        if volts is None or not EXT5V_RANGE_V[0] <= volts <= EXT5V_RANGE_V[1]:
+            self._health.failed(source, f"no plausible {EXT5V} in the answer ({volts!r})")
+            return None
+        self._health.ok(source)
+        return volts
+
+    def close(self) -> None:
+        if self._ups is not None:
+            self._ups.close()
 
     def select_source(self, source: PowerSource) -> None:
         """Record the preference only: supplies on a Linux board switch in hardware."""
@@ -136,6 +182,13 @@ def _existing(path: Path) -> Callable[[], Path | None]:
 
 def _state(states: dict[PowerSource, SupplyState | None], source: PowerSource) -> SupplyState:
     return states.get(source) or SupplyState()
+
+
+def _main_v(main: SupplyState, rail_v: float | None, available: bool) -> float | None:
+    """The main supply's own voltage, else the rail's while main feeds it."""
+    if main.voltage_v is not None:
+        return main.voltage_v
+    return rail_v if available else None
 
 
 def _available(source: PowerSource, state: SupplyState | None) -> bool:
