@@ -95,6 +95,7 @@ class MetalCore:
         self.sample_interval_s = sample_interval_s
         self.device_name = device_name
         self.snapshot: Snapshot | None = None
+        self.sampled_mono: float | None = None  # clock.monotonic() of the last sample
         self._seq = 0
         self._decision: ThermalDecision = control.INITIAL_THERMAL
         self._override: FanOverride | None = None
@@ -282,6 +283,7 @@ class MetalCore:
                 freq_cap_pct=self._freq_cap,
             )
             self.snapshot = snap
+            self.sampled_mono = now_mono
             self._prev = readings
             await self._emit(events)
         async with self._new_snapshot:
