@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import shutil
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -18,7 +19,10 @@ from typing import Any
 import gpiod
 from gpiod.line import Bias, Direction, Edge, Value
 
+from tests.metal.hw.fakethermal import PI5_TRIPS, FakeFirmware, FakeGovernor
 from wrale.metal.hw.linux import GpiodGpio, LinuxBoard, SysfsPwm
+from wrale.metal.hw.linux.sysfs import HealthLog
+from wrale.metal.hw.linux.vcgencmd import Vcgencmd
 from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, LinuxPaths
 
@@ -30,9 +34,13 @@ PI5_MAX_KHZ, PI5_MIN_KHZ = 2_400_000, 1_500_000
 
 
 class FakeSys:
-    """A Pi 5 as the kernel shows it: one ``cpu-thermal`` zone, hwmon ``cpu_thermal``,
-    ``rp1_adc``, ``pwmfan`` and ``rpi_volt``, one cpufreq policy for the four cores, the
-    fan's PWM chip plus RP1 PWM0 (``dtoverlay=pwm-2chan``), and no power_supply entries.
+    """A Pi 5 as the kernel shows it: one ``cpu-thermal`` zone (the DT's trips, ``step_wise``
+    the only governor built into the Raspberry Pi kernels: bcm2712_defconfig has no
+    THERMAL_GOV_USER_SPACE), the fan's ``pwm-fan`` cooling device, hwmon ``cpu_thermal``,
+    ``rp1_adc``, ``pwmfan`` (``pwm1_enable`` 1, its probe default) and ``rpi_volt``, one
+    cpufreq policy for the four cores, the fan's PWM chip plus RP1 PWM0
+    (``dtoverlay=pwm-2chan``), no power_supply entries, a boot id and the firmware behind
+    ``vcgencmd`` (``firmware``). ``governor()`` runs the kernel's thermal polling.
     """
 
     def __init__(
@@ -44,8 +52,16 @@ class FakeSys:
         get_throttled: str | None = THROTTLED,
         rpi_volt: bool = True,
         pwm_overlay: bool = True,
+        governors: Sequence[str] = ("step_wise",),
+        vcgencmd: bool | None = None,
     ) -> None:
         self.base = tmp_path
+        self.governors = tuple(governors)
+        present = get_throttled is not None if vcgencmd is None else vcgencmd
+        self.firmware = FakeFirmware(present=present)  # vcgencmd: by default with the file
+        self.state_dir = tmp_path / "state"
+        self.boot_id_path = tmp_path / "proc/sys/kernel/random/boot_id"
+        self.reboot()
         self.sys = tmp_path / "sys"
         self.model_path = tmp_path / "proc/device-tree/model"
         self.model_path.parent.mkdir(parents=True)
@@ -57,8 +73,9 @@ class FakeSys:
         self.add_hwmon("rp1_adc", f"{RP1}/1f000c8000.adc", temp1_input=47900, in1_input=1452)
         if fan:
             self.add_hwmon(
-                "pwmfan", "devices/platform/cooling_fan", pwm1=75, pwm1_enable=2, fan1_input=2430
+                "pwmfan", "devices/platform/cooling_fan", pwm1=75, pwm1_enable=1, fan1_input=2430
             )
+            self._cooling_device()
         if rpi_volt:
             self.add_hwmon(
                 "rpi_volt", "devices/platform/soc/soc:firmware/rpi-hwmon", in0_lcrit_alarm=0
@@ -102,7 +119,20 @@ class FakeSys:
             clock=clock,
             gpio=self.gpio(chip or FakeChip(), clock),
             run_command=lambda argv: captured.append(list(argv)),
+            state_dir=self.state_dir,
+            boot_id_path=self.boot_id_path,
+            vcgencmd=Vcgencmd(clock, HealthLog(), run=self.firmware.run),
         )
+
+    def governor(self) -> FakeGovernor:
+        """The kernel's thermal polling of ``thermal_zone0`` (call ``poll()`` per second)."""
+        zone = self.sys / "class/thermal/thermal_zone0"
+        return FakeGovernor(zone, self.sys / self.hwmon("pwmfan"), self.sys / self._cdev)
+
+    def reboot(self) -> None:
+        """A new boot id, as the kernel makes at every boot."""
+        self.boot_id_path.parent.mkdir(parents=True, exist_ok=True)
+        self.boot_id_path.write_text(f"{uuid.uuid4()}\n")
 
     def gpio(self, chip: FakeChip, clock: Clock | None = None) -> GpiodGpio:
         pwm = SysfsPwm(self.sys, clock=clock)
@@ -176,9 +206,20 @@ class FakeSys:
         return self.read(f"{self.hwmon('pwmfan')}/pwm1_enable")
 
     def set_throttled(self, bits: int) -> None:
-        """As the kernel prints it: bare hex."""
-        assert self._throttled is not None
-        self.write(self._throttled, f"{bits:x}")
+        """The firmware's word now: what ``vcgencmd get_throttled`` answers, ``rpi_volt``'s
+        alarm (under-voltage now), and the sysfs file (bare hex, as the kernel prints it)."""
+        self.firmware.word = bits
+        if self._has_rpi_volt():
+            self.set_undervoltage_alarm(bool(bits & 0x1))
+        if self._throttled is not None:
+            self.write(self._throttled, f"{bits:x}")
+
+    def _has_rpi_volt(self) -> bool:
+        try:
+            self.hwmon("rpi_volt")
+        except LookupError:
+            return False
+        return True
 
     def set_undervoltage_alarm(self, on: bool) -> None:
         self.write(f"{self.hwmon('rpi_volt')}/in0_lcrit_alarm", int(on))
@@ -208,9 +249,25 @@ class FakeSys:
         (target / "type").write_text(f"{kind}\n")
         (target / "temp").write_text(f"{round(celsius * 1000)}\n")
         (target / "policy").write_text("step_wise\n")
+        (target / "available_policies").write_text(" ".join(self.governors) + "\n")
+        (target / "mode").write_text("enabled\n")
+        for n, (trip_type, temp, hyst) in enumerate(PI5_TRIPS):
+            (target / f"trip_point_{n}_type").write_text(f"{trip_type}\n")
+            (target / f"trip_point_{n}_temp").write_text(f"{temp}\n")
+            (target / f"trip_point_{n}_hyst").write_text(f"{hyst}\n")
         link = self.sys / "class/thermal" / zone
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(target)
+
+    _cdev = "devices/virtual/thermal/cooling_device0"
+
+    def _cooling_device(self) -> None:
+        """pwm-fan's cooling device (states 0-4), bound to ``thermal_zone0`` as ``cdev0``."""
+        for name, value in {"type": "pwm-fan", "max_state": 4, "cur_state": 1}.items():
+            self.write(f"{self._cdev}/{name}", value)
+        link = self.sys / "class/thermal/cooling_device0"
+        link.symlink_to(self.sys / self._cdev)
+        (self.sys / "devices/virtual/thermal/thermal_zone0/cdev0").symlink_to(self.sys / self._cdev)
 
     def _pwm_chip(self, chip: str, device: str) -> Path:
         device_dir = self.sys / device

@@ -32,16 +32,30 @@ class ThermalSensors(Protocol):
     def read_thermal(self) -> ThermalReading: ...
 
 
+class FanOwner(StrEnum):
+    """Who drives the fan: metald (the core's curve), or the kernel's thermal governor."""
+
+    METALD = "metald"
+    KERNEL = "kernel"
+
+
 @dataclass(frozen=True, slots=True)
 class FanReading:
-    """The fan as last commanded (``duty_pct`` 0-100) and its tachometer (``None``: no tach)."""
+    """The fan's duty (``duty_pct`` 0-100), its tachometer (``None``: no tach) and its owner.
+
+    ``owner`` is KERNEL while the kernel's governor drives the fan (before metald's first
+    ``set_fan_duty`` and after the board handed it back), METALD once metald drives it.
+    """
 
     duty_pct: float
     rpm: float | None
+    owner: FanOwner = FanOwner.METALD
 
 
 class Fan(Protocol):
-    """A PWM fan. ``set_fan_duty`` takes 0-100 % and puts the fan under manual control."""
+    """A PWM fan. ``set_fan_duty`` takes 0-100 % and makes metald the fan's only owner:
+    an implementation whose kernel also drives the fan (a thermal governor) must take the
+    fan from it first, so that nothing else overwrites the duty metald set."""
 
     def read_fan(self) -> FanReading: ...
 
@@ -52,11 +66,16 @@ class Fan(Protocol):
 class ThrottleReading:
     """CPU frequency cap and the firmware's throttle flags (Raspberry Pi ``get_throttled``).
 
-    ``max_freq_pct`` is the cap in force (100 = full speed). The ``*_now`` flags are bits
-    0-3 of ``get_throttled``; the ``*_occurred`` flags are bits 16-19 (since boot).
+    ``max_freq_pct`` is the cap in force (100 = full speed), as the hardware applies it.
+    ``min_freq_pct`` is the lowest cap the hardware honours (a Pi 5: 1.5 of 2.4 GHz =
+    62.5 %; 0 = no floor known): a lower ``set_max_freq`` is applied as this floor.
+    The ``*_now`` flags are bits 0-3 of ``get_throttled``; the ``*_occurred`` flags are
+    bits 16-19, meaning "since boot" (a backend latches them itself where the firmware's
+    own sticky bits are cleared by another reader).
     """
 
     max_freq_pct: float = 100.0
+    min_freq_pct: float = 0.0
     under_voltage_now: bool = False
     freq_capped_now: bool = False
     throttled_now: bool = False
@@ -67,10 +86,13 @@ class ThrottleReading:
     soft_temp_limit_occurred: bool = False
 
     @classmethod
-    def from_bits(cls, bits: int, max_freq_pct: float = 100.0) -> ThrottleReading:
+    def from_bits(
+        cls, bits: int, max_freq_pct: float = 100.0, min_freq_pct: float = 0.0
+    ) -> ThrottleReading:
         """Decode the ``get_throttled`` word."""
         return cls(
             max_freq_pct=max_freq_pct,
+            min_freq_pct=min_freq_pct,
             under_voltage_now=bool(bits & 0x1),
             freq_capped_now=bool(bits & 0x2),
             throttled_now=bool(bits & 0x4),
@@ -83,7 +105,9 @@ class ThrottleReading:
 
 
 class Throttle(Protocol):
-    """CPU frequency capping. ``set_max_freq`` takes the cap in % of full speed (10-100)."""
+    """CPU frequency capping. ``set_max_freq`` takes the cap in % of full speed (10-100);
+    a cap below the reading's ``min_freq_pct`` is applied as that floor, and a cap equal
+    to the one in force writes nothing."""
 
     def read_throttle(self) -> ThrottleReading: ...
 

@@ -27,14 +27,16 @@ from wrale.metal.hw.base import (
 )
 from wrale.metal.hw.linux.edges import EdgeTap
 from wrale.metal.hw.linux.fan import LinuxFan
-from wrale.metal.hw.linux.firmware import FirmwareFlags
+from wrale.metal.hw.linux.firmware import FirmwareFlags, ThrottleHistory
 from wrale.metal.hw.linux.gpio import GpiodGpio
+from wrale.metal.hw.linux.handback import ZoneTakeover, lift_cpu_cap
 from wrale.metal.hw.linux.power import LinuxPower, RunCommand
 from wrale.metal.hw.linux.pwm import SysfsPwm
 from wrale.metal.hw.linux.sysfs import SYS, HealthLog, read_text
 from wrale.metal.hw.linux.tamper import CASE_LINE, MOTION_LINE, LinuxTamper
 from wrale.metal.hw.linux.thermal import LinuxThermal
 from wrale.metal.hw.linux.throttle import LinuxThrottle
+from wrale.metal.hw.linux.vcgencmd import Vcgencmd
 from wrale.shared.clock import Clock, SystemClock
 from wrale.shared.config import GpioLineSettings, LinuxPaths
 from wrale.shared.errors import WraleError
@@ -56,6 +58,12 @@ def default_model_path(sysfs_root: Path) -> Path:
     """``/proc/device-tree/model``, or ``<root>/proc/device-tree/model`` beside a test tree."""
     base = Path("/") if sysfs_root == SYS else sysfs_root.parent
     return base / "proc/device-tree/model"
+
+
+def default_boot_id_path(sysfs_root: Path) -> Path:
+    """``/proc/sys/kernel/random/boot_id``, or the same beside a test tree."""
+    base = Path("/") if sysfs_root == SYS else sysfs_root.parent
+    return base / "proc/sys/kernel/random/boot_id"
 
 
 def read_model(path: Path) -> str:
@@ -80,6 +88,9 @@ class LinuxBoard:
     ``gpio`` replaces the libgpiod chip at ``paths.gpio_chip`` (opened on first use);
     ``model_path`` the device-tree model file; ``run_command`` the shutdown runner
     (argv in, raises ``ActuatorError``); ``pwm_chip`` the discovered RP1 PWM0 chip.
+    ``state_dir`` keeps the fan takeover record and the throttle history (metald's data
+    dir); ``vcgencmd`` replaces the firmware tool; ``read_get_throttled_file`` reads the
+    sysfs ``get_throttled`` file instead of ``vcgencmd`` (off: see ``firmware``).
     """
 
     backend = "linux"
@@ -96,6 +107,10 @@ class LinuxBoard:
         model_path: Path | None = None,
         run_command: RunCommand | None = None,
         pwm_chip: Path | None = None,
+        state_dir: Path | None = None,
+        boot_id_path: Path | None = None,
+        vcgencmd: Vcgencmd | None = None,
+        read_get_throttled_file: bool = False,
     ) -> None:
         clock = clock or SystemClock()
         root = paths.sysfs_root
@@ -105,10 +120,22 @@ class LinuxBoard:
         self.paths = paths
         self.sim: SimControls | None = None
         self.gpio_lines = {n: s.line for n, s in (gpio_lines or {}).items()}
-        flags = FirmwareFlags(paths, clock, health)
+        self.state_dir = state_dir
+        boot_id = boot_id_path or default_boot_id_path(root)
+        self.vcgencmd = vcgencmd or Vcgencmd(clock, health)
+        flags = FirmwareFlags(
+            paths,
+            clock,
+            health,
+            vcgencmd=self.vcgencmd,
+            history=ThrottleHistory(state_dir, boot_id),
+            read_sysfs_word=read_get_throttled_file,
+        )
         self.thermal: ThermalSensors = LinuxThermal(paths, clock, health)
-        self.fan: Fan = LinuxFan(paths, clock, health)
-        self.throttle: Throttle = LinuxThrottle(paths, flags, clock, health)
+        self._takeover = ZoneTakeover(paths, state_dir, boot_id)
+        self._throttle = LinuxThrottle(paths, flags, clock, health)
+        self.fan: Fan = LinuxFan(paths, clock, health, self._takeover)
+        self.throttle: Throttle = self._throttle
         self.power: Power = LinuxPower(paths, clock, health, run=run_command)
         if gpio is None:
             pwm = SysfsPwm(root, chip_dir=pwm_chip, clock=clock)
@@ -135,11 +162,17 @@ class LinuxBoard:
         self._closed = False
 
     def close(self) -> None:
-        """Release the GPIO lines; safe to call more than once."""
+        """Release the GPIO lines; hand the fan (if this board drove it) and the CPU cap
+        (if this board set one) back to the kernel. Safe to call more than once."""
         if self._closed:
             return
         self._closed = True
         self._tap.close()
+        restored = self._takeover.hand_back() if self._takeover.driving else []
+        if self._throttle.capped:
+            restored += lift_cpu_cap(self.paths.sysfs_root)
+        for what in restored:
+            log.info("handed back to the kernel: %s", what)
 
     def _configure_named(
         self, gpio_lines: Mapping[str, GpioLineSettings], configs: Mapping[int, LineConfig]

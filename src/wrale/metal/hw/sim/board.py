@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wrale.metal.hw.base import (
     Board,
@@ -39,6 +39,9 @@ from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import InvalidRequestError
 
+if TYPE_CHECKING:
+    from wrale.metal.hw.linux.ups import UpsConfig
+
 MAX_STEP_S = 0.5  # while the fan speed (hence the cooling) is changing
 SETTLED_STEP_S = 5.0  # otherwise heat and cooling are constant: the exponential is exact
 MIN_STEP_S = 1e-6
@@ -58,6 +61,7 @@ class SimBoard:
         name: str = "board",
         clock: Clock | None = None,
         gpio_lines: Mapping[str, GpioLineSettings] | None = None,
+        ups_hat: UpsConfig | None = None,
     ) -> None:
         self.settings = settings
         self.name = name
@@ -87,6 +91,11 @@ class SimBoard:
         self.fan: Fan = self._fan
         self.throttle: Throttle = self._throttle
         self.power: Power = self._power
+        if ups_hat is not None:  # read through the HAT's own reader, as on a real board
+            from wrale.metal.hw.linux.sysfs import HealthLog
+            from wrale.metal.hw.sim.ups import attach_ups_hat
+
+            self.power = attach_ups_hat(ups_hat, self, self._power, self._gpio, HealthLog())
         self.tamper: Tamper = self._tamper
         self.gpio: Gpio = self._gpio
         self.sim: SimControls | None = self
