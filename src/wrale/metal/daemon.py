@@ -23,10 +23,12 @@ from wrale.metal.core.store import DeviceStore
 from wrale.metal.diag import DiagnosticsService
 from wrale.metal.hw.base import Board
 from wrale.metal.hw.registry import create_board, resolve_backend
+from wrale.metal.service import follow_sampler, grant_hardware, release_hardware
 from wrale.shared.clock import Clock, ScaledClock, SystemClock
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
 from wrale.shared.logging import setup_logging
+from wrale.shared.sdnotify import Notifier
 
 log = logging.getLogger("wrale.metald")
 
@@ -53,6 +55,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sim-speed", type=float, help="simulated seconds per real second")
     p.add_argument("--sim-seed", type=int)
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    unit = p.add_mutually_exclusive_group()
+    unit.add_argument(
+        "--release-hardware",
+        action="store_true",
+        help="hand the fan back to the kernel and lift the CPU cap, then exit (ExecStopPost=)",
+    )
+    unit.add_argument(
+        "--grant-hardware",
+        metavar="GROUP",
+        help="as root: let GROUP write the sysfs files metald drives, then exit (ExecStartPre=+)",
+    )
     return p
 
 
@@ -164,6 +177,8 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
             loop.add_signal_handler(sig, stop.set)
+    notifier = Notifier.from_environ()
+    follower: asyncio.Task[None] | None = None
     try:
         await core.start()
         host, port = await server.start(
@@ -178,17 +193,51 @@ async def serve(
             host,
             port,
         )
+        notifier.ready(
+            f"sampling every {settings.sample_interval_s:g} s on {board.model}; "
+            f"API on {host}:{port}"
+        )
+        follower = asyncio.create_task(follow_sampler(core, notifier))
         if on_ready:
             on_ready(host, port)
         await core.run(stop)
     finally:
+        notifier.stopping()
+        if follower is not None:
+            follower.cancel()
         await server.close()
         board.close()
         store.close()
 
 
+def unit_step(args: argparse.Namespace) -> int:
+    """``--release-hardware`` / ``--grant-hardware``: one step of the unit, then exit."""
+    try:
+        settings = settings_from_args(args)
+    except ConfigError as exc:
+        print(f"wrale metald: {exc.message}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    if settings.backend is BackendName.SIM:
+        print("wrale metald: the simulated board has no hardware to hand over")
+        return 0
+    if args.grant_hardware:
+        try:
+            done = grant_hardware(settings.linux, args.grant_hardware)
+        except LookupError as exc:
+            print(f"wrale metald: {exc}", file=sys.stderr)
+            return 2
+        print(f"wrale metald: group {args.grant_hardware} may write {len(done)} file(s)")
+    else:
+        done = release_hardware(settings.linux, settings.data_dir)
+        print("wrale metald: " + ("; ".join(done) if done else "nothing to hand back"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.release_hardware or args.grant_hardware:
+        return unit_step(args)
     try:
         settings = settings_from_args(args)
         api_key = settings.effective_api_key()

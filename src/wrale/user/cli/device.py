@@ -27,9 +27,11 @@ from wrale.metal.core.client import InProcessMetalClient
 from wrale.metal.core.server import create_metald_server
 from wrale.metal.daemon import add_listen_options, build_metal, http_limits, listen_flags
 from wrale.metal.hw.registry import resolve_backend
+from wrale.metal.service import follow_sampler
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
 from wrale.shared.logging import setup_logging
+from wrale.shared.sdnotify import Notifier
 
 log = logging.getLogger("wrale.device")
 
@@ -125,13 +127,17 @@ async def run_device(
     dialer = make_dialer(edge, creds)  # refuses an insecure URL before anything starts
     backend = resolve_backend(metal)
     metal = metal.model_copy(update={"backend": backend})
+    notifier = Notifier.from_environ()  # systemd: READY / WATCHDOG / STOPPING
     boots = 0
-    while not stop.is_set():
-        boots += 1
-        reboot = await _boot(metal, edge, creds, dialer, api_key, stop, on_ready)
-        if not reboot:
-            return
-        log.warning("simulated reboot (boot %d)", boots + 1)
+    try:
+        while not stop.is_set():
+            boots += 1
+            reboot = await _boot(metal, edge, creds, dialer, api_key, stop, on_ready, notifier)
+            if not reboot:
+                return
+            log.warning("simulated reboot (boot %d)", boots + 1)
+    finally:
+        notifier.stopping()
 
 
 async def _boot(
@@ -142,6 +148,7 @@ async def _boot(
     api_key: str | None,
     stop: asyncio.Event,
     on_ready: Callable[[EdgeAgent, tuple[str, int] | None], None] | None,
+    notifier: Notifier,
 ) -> bool:
     """One boot of the device; returns whether it should boot again."""
     parts = build_metal(metal)
@@ -188,6 +195,7 @@ async def _boot(
     )
     watcher = asyncio.create_task(_relay(stop, halt))
     tasks: list[asyncio.Task[None]] = []
+    follower: asyncio.Task[None] | None = None
     try:
         await core.start()
         address = (
@@ -205,12 +213,17 @@ async def _boot(
             edge.mqtt_url or edge.central_url or creds.central_url,
         )
         tasks = [asyncio.create_task(core.run(halt)), asyncio.create_task(agent.run(halt))]
+        api = f"; API on {address[0]}:{address[1]}" if address else ""
+        notifier.ready(f"sampling every {metal.sample_interval_s:g} s on {board.model}{api}")
+        follower = asyncio.create_task(follow_sampler(core, notifier))
         if on_ready is not None:
             on_ready(agent, address)
         await asyncio.gather(*tasks)
     finally:
         halt.set()
         watcher.cancel()
+        if follower is not None:
+            follower.cancel()
         for t in tasks:
             with contextlib.suppress(Exception):
                 await t

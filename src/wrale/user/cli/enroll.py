@@ -1,18 +1,16 @@
 """``wrale enroll`` (a board trades an enrollment token for its own credential, written to
 ``<state-dir>/credentials.json`` with mode 0600), and the Typer entries of ``wrale edge``
-and ``wrale device`` (whose code runs without Typer, see ``main.py``)."""
+and ``wrale device``. All three run without Typer from ``main.py`` (the board's install has
+no CLI framework); these entries list them in ``wrale --help`` and share their code."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from wrale.shared.errors import WraleError
-
-DEFAULT_STATE_DIR = Path("./wrale-data/device")
+from wrale.user.cli.board_enroll import DEFAULT_STATE_DIR, EnrollRequest, run_enroll
 
 
 def enroll(
@@ -35,35 +33,21 @@ def enroll(
     force: Annotated[bool, typer.Option(help="replace an existing credential")] = False,
 ) -> None:
     """Enroll this board with the central server and store its credential (mode 0600)."""
-    from wrale.fleet.edge.credentials import enroll as enroll_device
-    from wrale.fleet.edge.settings import CREDENTIALS_FILE
-
-    path = state_dir / CREDENTIALS_FILE
-    if path.exists() and not force:
-        typer.echo(
-            f"wrale enroll: {path} already exists (this board is enrolled); --force replaces it",
-            err=True,
+    code = run_enroll(
+        EnrollRequest(
+            central=central,
+            token=token,
+            state_dir=state_dir,
+            name=name,
+            model=model,
+            capabilities=tuple(capability or ()),
+            ca_file=ca_file,
+            insecure=insecure,
+            force=force,
         )
-        raise typer.Exit(2)
-    try:
-        creds = asyncio.run(
-            enroll_device(
-                central,
-                token,
-                name=name,
-                model=model,
-                capabilities=capability or None,
-                insecure=insecure,
-                ca_file=ca_file,
-            )
-        )
-        creds.save(path)
-    except WraleError as exc:
-        typer.echo(f"wrale enroll: {exc.message}", err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"enrolled as {creds.name or creds.device_id} (device {creds.device_id})")
-    typer.echo(f"credential written to {path} (mode 0600)")
-    typer.echo(f"next: wrale device run --state-dir {state_dir}")
+    )
+    if code:
+        raise typer.Exit(code)
 
 
 _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}

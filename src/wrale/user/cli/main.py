@@ -1,12 +1,13 @@
-"""The ``wrale`` command. Daemons (``metald``, ``edge``, ``device``) start without loading
-the CLI framework, so that they stay lean on a board; everything else is a Typer app."""
+"""The ``wrale`` command. The board's commands (``metald``, ``edge``, ``device``, ``enroll``,
+``--version``) start without loading the CLI framework, so that they stay lean and run on a
+device install, which has no Typer or Rich; everything else is a Typer app."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
 
-LEAN_COMMANDS = {"metald", "edge", "device"}
+LEAN_COMMANDS = {"metald", "edge", "device", "enroll"}
 
 
 def _lean(name: str) -> Callable[[list[str]], int]:
@@ -18,6 +19,10 @@ def _lean(name: str) -> Callable[[list[str]], int]:
         from wrale.user.cli.device import main as device_main
 
         return device_main
+    if name == "enroll":
+        from wrale.user.cli.board_enroll import main as enroll_main
+
+        return enroll_main
     from wrale.metal.daemon import main as metald_main
 
     return metald_main
@@ -27,8 +32,22 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in LEAN_COMMANDS:
         sys.exit(_lean(args[0])(args[1:]))
-    from wrale.user.cli.app import app
+    if args[:1] in (["--version"], ["-V"]):
+        from wrale import __version__
 
+        print(f"wrale {__version__}")
+        sys.exit(0)
+    try:
+        from wrale.user.cli.app import app
+    except ModuleNotFoundError as exc:  # a device install: the admin CLI is an extra
+        if exc.name not in {"typer", "rich", "click"}:
+            raise
+        print(
+            f"wrale: this install has the board's commands only ({', '.join(sorted(LEAN_COMMANDS))}"
+            ", --version); the admin CLI needs its extra: pip install 'wrale-fleet[cli]'",
+            file=sys.stderr,
+        )
+        sys.exit(2)
     app(args=args, prog_name="wrale")
 
 
