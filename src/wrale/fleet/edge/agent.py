@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any, Final, TypeVar
 
 from wrale import __version__
+from wrale.fleet.edge.clockwatch import HOLD_S, WallSteps, plausible, retime
 from wrale.fleet.edge.commands import CommandPower, CommandRunner, PowerActions, RefusePower
 from wrale.fleet.edge.credentials import Credentials
 from wrale.fleet.edge.executor import Executor, Held
@@ -157,6 +158,8 @@ class EdgeAgent:
         self._rejected: dict[str, str] = {}
         self._hardware: Json = {}
         self._pending: list[Point] = []
+        self._pending_since = self.clock.monotonic()  # when the first pending one was taken
+        self._steps = WallSteps()
         self._writing = 0  # points being written to the outbox right now
         self._live: dict[str, float] = {}
         self._sampled: list[Any] | None = None  # [seq, updated_at] of the newest reading
@@ -239,7 +242,7 @@ class EdgeAgent:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await self._flush()
+            await self._flush(force=True)
             conn, self._conn = self._conn, None
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -385,8 +388,18 @@ class EdgeAgent:
             return  # no new reading since the last sample (also across agent restarts)
         pts = points(state)
         self._live = {m: v for m, _, v in pts}
+        step = self._steps.observe(self.clock.now(), self.clock.monotonic())
+        if step:
+            log.warning(
+                "the wall clock was set (%+.0f s): %d reading(s) not yet stored re-timed",
+                step,
+                len(self._pending),
+            )
+            self._pending, pts = retime(self._pending, pts, step, self.clock.now())
         if self._pending and len(self._pending) + len(pts) > self.settings.batch_max_points:
-            await self._flush()  # stored with the key of the readings it holds
+            await self._flush(force=True)  # stored with the key of the readings it holds
+        if not self._pending:
+            self._pending_since = self.clock.monotonic()
         self._sampled, self._sampled_at = key, float(at)
         self._pending.extend(pts)
         self._counts["samples"] += 1
@@ -394,12 +407,20 @@ class EdgeAgent:
         if isinstance(thermal, dict):
             await self._hold_fan(thermal)
 
-    async def _flush(self) -> None:
-        """Append the samples taken since the last report as one outbox row."""
+    async def _flush(self, *, force: bool = False) -> None:
+        """Append the samples taken since the last report as one outbox row. While the
+        wall clock was never set (1970) they wait to be re-timed (``HOLD_S`` at most, one
+        batch at most; ``force``: not at all)."""
         self._last_flush = self.clock.monotonic()
         if not self._pending:
             if self.store.persist_due():  # held rows unacknowledged too long: written now
                 await self._io(self.store.flush)
+            return
+        if (
+            not force
+            and not plausible(self.clock.now())
+            and self.clock.monotonic() - self._pending_since < HOLD_S
+        ):
             return
         pts, self._pending = self._pending, []
         rows = [list(p) for p in pts]
