@@ -12,6 +12,7 @@ from tests.metal.hw.fake_i2c import FakeI2cBus, FakeIna219, FakeMax17048
 from tests.metal.hw.fake_pmic import FakePmic
 from tests.metal.hw.fakesys import FakeChip, FakeSys
 from wrale.metal.hw.base import PowerSource
+from wrale.metal.hw.linux import LinuxBoard
 from wrale.metal.hw.linux.power import LinuxPower, run_command
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups import Ina219Config, Max17048Config, UpsReader, open_reader
@@ -280,3 +281,37 @@ def test_a_ups_hat_and_a_power_supply_mapping_are_not_both_allowed(ups: FakeSys)
     reader = open_reader(Ina219Config(), HealthLog(), open_bus=lambda number: FakeI2cBus())
     with pytest.raises(ConfigError, match="UPS HAT"):
         pi5_power(ups, FakePmic(), ups=reader, power_supplies=UPS)
+
+
+def x120x_board(fake: FakeSys, chip: FakeChip, bus: FakeI2cBus, **paths: object) -> LinuxBoard:
+    clock = FakeClock()
+    return LinuxBoard(
+        fake.paths(**paths),
+        clock=clock,
+        gpio=fake.gpio(chip, clock),
+        model_path=fake.model_path,
+        run_command=lambda argv: None,
+        vcgencmd=Vcgencmd(clock, HealthLog(), run=FakePmic().run),
+        ups=Max17048Config(),
+        open_i2c_bus=lambda number: bus,
+    )
+
+
+def test_board_wires_the_x120x_hat_and_releases_it(fake: FakeSys) -> None:
+    gauge = FakeMax17048()
+    gauge.set_raw(vcell=0xC580, soc=0x5780)
+    bus, chip = FakeI2cBus({0x36: gauge}), FakeChip()
+    board = x120x_board(fake, chip, bus)
+    chip.drive(6, 0)
+    reading = board.power.read_power()
+    assert reading.source is PowerSource.BATTERY
+    assert reading.battery_pct == 87.5
+    assert reading.voltage_v == pytest.approx(5.0853)
+    board.close()
+    assert bus.closed
+
+
+@pytest.mark.parametrize(("setting", "line"), [("motion_line", 16), ("case_switch_line", 6)])
+def test_no_input_on_the_x120x_hat_lines(fake: FakeSys, setting: str, line: int) -> None:
+    with pytest.raises(ConfigError, match=f"GPIO {line} is the UPS HAT"):
+        x120x_board(fake, FakeChip(), FakeI2cBus(), **{setting: line})

@@ -36,10 +36,11 @@ from wrale.metal.hw.linux.sysfs import SYS, HealthLog, read_text
 from wrale.metal.hw.linux.tamper import CASE_LINE, MOTION_LINE, LinuxTamper
 from wrale.metal.hw.linux.thermal import LinuxThermal
 from wrale.metal.hw.linux.throttle import LinuxThrottle
+from wrale.metal.hw.linux.ups import OpenBus, UpsConfig, hat_lines, open_linux_bus, open_reader
 from wrale.metal.hw.linux.vcgencmd import Vcgencmd
 from wrale.shared.clock import Clock, SystemClock
 from wrale.shared.config import GpioLineSettings, LinuxPaths
-from wrale.shared.errors import WraleError
+from wrale.shared.errors import ConfigError, WraleError
 
 if TYPE_CHECKING:
     from wrale.metal.hw.base import Board
@@ -91,6 +92,8 @@ class LinuxBoard:
     ``state_dir`` keeps the fan takeover record and the throttle history (metald's data
     dir); ``vcgencmd`` replaces the firmware tool; ``read_get_throttled_file`` reads the
     sysfs ``get_throttled`` file instead of ``vcgencmd`` (off: see ``firmware``).
+    ``ups`` names a UPS HAT whose reader replaces ``paths.power_supplies``; ``open_i2c_bus``
+    opens its I2C bus by number (``/dev/i2c-N`` by default).
     """
 
     backend = "linux"
@@ -111,6 +114,8 @@ class LinuxBoard:
         boot_id_path: Path | None = None,
         vcgencmd: Vcgencmd | None = None,
         read_get_throttled_file: bool = False,
+        ups: UpsConfig | None = None,
+        open_i2c_bus: OpenBus = open_linux_bus,
     ) -> None:
         clock = clock or SystemClock()
         root = paths.sysfs_root
@@ -136,12 +141,19 @@ class LinuxBoard:
         self._throttle = LinuxThrottle(paths, flags, clock, health)
         self.fan: Fan = LinuxFan(paths, clock, health, self._takeover)
         self.throttle: Throttle = self._throttle
-        self.power: Power = LinuxPower(paths, clock, health, run=run_command)
         if gpio is None:
             pwm = SysfsPwm(root, chip_dir=pwm_chip, clock=clock)
             gpio = GpiodGpio(paths.gpio_chip, clock, pwm=pwm)
         self._tap = EdgeTap(gpio)
         self.gpio: Gpio = self._tap
+        _check_hat_lines(ups, paths, gpio_lines or {})
+        reader = (
+            None if ups is None else open_reader(ups, health, gpio=self._tap, open_bus=open_i2c_bus)
+        )
+        self._power = LinuxPower(
+            paths, clock, health, run=run_command, vcgencmd=self.vcgencmd, ups=reader
+        )
+        self.power: Power = self._power
         configs = {s.line: line_config(s) for s in (gpio_lines or {}).values()}
         self._configure_named(gpio_lines or {}, configs)
         tamper_lines = {
@@ -168,6 +180,7 @@ class LinuxBoard:
             return
         self._closed = True
         self._tap.close()
+        self._power.close()
         restored = self._takeover.hand_back() if self._takeover.driving else []
         if self._throttle.capped:
             restored += lift_cpu_cap(self.paths.sysfs_root)
@@ -182,6 +195,22 @@ class LinuxBoard:
                 self.gpio.configure_line(settings.line, configs[settings.line])
             except WraleError as exc:
                 log.error("GPIO line %r (%d) not configured: %s", line_name, settings.line, exc)
+
+
+def _check_hat_lines(
+    ups: UpsConfig | None, paths: LinuxPaths, gpio_lines: Mapping[str, GpioLineSettings]
+) -> None:
+    """A UPS HAT's lines (X120x: GPIO6 mains, GPIO16 charge control) serve nothing else."""
+    claimed: dict[int | None, str] = {s.line: f"gpio line {n!r}" for n, s in gpio_lines.items()}
+    claimed[paths.case_switch_line] = "linux.case_switch_line"
+    claimed[paths.motion_line] = "linux.motion_line"
+    for line, what in (hat_lines(ups) if ups is not None else {}).items():
+        if line in claimed:
+            raise ConfigError(
+                f"setting {claimed[line]}: GPIO {line} is the UPS HAT's {what} line; "
+                "move that input to a free GPIO",
+                line=line,
+            )
 
 
 if TYPE_CHECKING:

@@ -27,6 +27,7 @@ from wrale.metal.hw.linux.ups import (
     PiSugarConfig,
     UpsConfig,
     UpsReader,
+    hat_lines,
     open_reader,
     power_from_ups,
 )
@@ -209,8 +210,10 @@ def attach_ups_hat(
 def _mains_line(config: Max17048Config, power: SimPower, gpio: SimGpio) -> Callable[[], None]:
     line = config.mains_line
     assert line is not None
-    if any(s.line == line for s in gpio.lines()):
-        raise ConfigError(f"GPIO {line} is the UPS HAT's mains line; configure it for nothing else")
+    for used in gpio.lines():
+        what = hat_lines(config).get(used.line)
+        if what is not None:
+            raise ConfigError(f"GPIO {used.line} is the UPS HAT's {what} line; use another")
     gpio.configure_line(line, LineConfig(direction=Direction.IN, pull=Pull.NONE))
 
     def drive() -> None:

@@ -23,6 +23,14 @@ def open_linux_bus(number: int) -> I2cBus:
     return LinuxI2cBus(i2c_dev_path(number))
 
 
+def hat_lines(config: UpsConfig) -> dict[int, str]:
+    """The header lines the HAT uses (BCM number -> what for); nothing else may claim them."""
+    if not isinstance(config, Max17048Config):
+        return {}  # the Waveshare and PiSugar HATs talk over I2C (GPIO2/3) only
+    lines = {config.mains_line: "mains present", config.charge_control_line: "charge control"}
+    return {line: what for line, what in lines.items() if line is not None}
+
+
 def open_reader(
     config: UpsConfig,
     health: HealthLog,
@@ -55,6 +63,7 @@ __all__ = [
     "UpsConfig",
     "UpsReader",
     "UpsReading",
+    "hat_lines",
     "open_reader",
     "power_from_ups",
 ]

@@ -30,7 +30,9 @@ class Max17048Config:
     """A MAX17048 gauge (Geekworm X1200/X1201/X1202 for the Pi 5; X120x defaults).
 
     ``mains_line``: the BCM line that is high while the HAT's supply is OK (``None``: no
-    such line; mains is then inferred from the charge rate).
+    such line; mains is then inferred from the charge rate). ``charge_control_line``: the
+    line the HAT reads to allow charging (low = charge); metald leaves it alone, but no
+    other input or output may be configured on it (a pulled-up input stops charging).
     """
 
     kind: Literal["max17048"] = "max17048"
@@ -38,6 +40,7 @@ class Max17048Config:
     address: int = 0x36
     mains_line: int | None = 6
     mains_active_high: bool = True
+    charge_control_line: int | None = 16
 
 
 class Max17048Reader:
