@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ from typing import Any, TypeVar
 from wrale.metal.core import alarms, control
 from wrale.metal.core.control import BatteryAction, FanOverride, ThermalDecision
 from wrale.metal.core.events import Event, EventType, Severity
-from wrale.metal.core.security import SecurityState, step_security
+from wrale.metal.core.security import SecurityState, local_time_of_day, step_security
 from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.core.store import DeviceStore
 from wrale.metal.core.supply import SupplyWindow
@@ -204,14 +203,14 @@ class MetalCore:
                     reasons=(*decision.reasons, f"operator cap: frequency at most {cap:g} %"),
                 )
             source = control.choose_source(readings.power, self.power_policy)
-            tod = time.localtime(now)  # board local time, for the quiet hours
+            hour, minute = local_time_of_day(now)  # board local time, for the quiet hours
             sec = step_security(
                 self._security,
                 readings.tamper,
                 now_mono,
                 self.security_policy,
-                hour=tod.tm_hour,
-                minute=tod.tm_min,
+                hour=hour,
+                minute=minute,
             )
 
             await self._hw(self._apply, readings, decision, source, battery)

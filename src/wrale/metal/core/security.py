@@ -4,6 +4,7 @@ decisions out."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 
 from wrale.metal.core.events import Severity
@@ -70,6 +71,18 @@ class SecurityStep:
     changes: tuple[TamperChange, ...]
     flapping: tuple[TamperInput, ...]
     noted: tuple[TamperChange, ...] = ()
+
+
+CLOCK_SET_FROM = 1_577_836_800.0  # 2020-01-01T00:00Z: before it, the clock was never set
+
+
+def local_time_of_day(now: float) -> tuple[int | None, int]:
+    """``(hour, minute)`` of ``now`` in the board's zone (``TZ`` / ``/etc/localtime``), for
+    the quiet hours; ``(None, 0)`` while the clock was never set (no RTC, before NTP)."""
+    if now < CLOCK_SET_FROM:
+        return None, 0
+    tod = time.localtime(now)
+    return tod.tm_hour, tod.tm_min
 
 
 def motion_is_tamper(policy: SecurityPolicy, hour: int | None, minute: int) -> bool:
