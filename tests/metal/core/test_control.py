@@ -4,6 +4,8 @@ and a critical battery always leads to a shutdown."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -263,3 +265,31 @@ def test_failover_order() -> None:
     assert control.choose_source(dead, PPOL) is PowerSource.SOLAR
     broken = power(PowerSource.MAIN, 80, main=False, solar=True, healthy=False)
     assert control.choose_source(broken, PPOL) is PowerSource.SOLAR
+
+
+def test_a_cap_below_the_board_floor_is_applied_as_the_floor_and_says_so() -> None:
+    hot = control.decide_thermal(
+        ThermalReading(cpu_temp_c=86.0), control.INITIAL_THERMAL, ThermalPolicy(), None, 0.0
+    )
+    assert hot.max_freq_pct == control.THROTTLE_HARD_PCT
+    floored = control.apply_freq_floor(hot, 62.5)
+    assert floored.max_freq_pct == 62.5
+    assert "applied as 62.5 %" in floored.reasons[-1]
+    assert control.apply_freq_floor(hot, 0.0) is hot  # no floor known
+    cool = control.decide_thermal(
+        ThermalReading(cpu_temp_c=40.0), control.INITIAL_THERMAL, ThermalPolicy(), None, 0.0
+    )
+    assert control.apply_freq_floor(cool, 62.5) is cool
+
+
+@given(
+    cap=st.floats(min_value=0, max_value=100),
+    floor=st.floats(min_value=0, max_value=100),
+)
+def test_the_floored_cap_is_never_below_the_floor_nor_above_the_decision(
+    cap: float, floor: float
+) -> None:
+    decision = replace(control.INITIAL_THERMAL, max_freq_pct=cap)
+    floored = control.apply_freq_floor(decision, floor)
+    assert floored.max_freq_pct == max(cap, floor)
+    assert (floored is decision) == (cap >= floor)

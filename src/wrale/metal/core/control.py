@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from wrale.metal.hw.base import PowerReading, PowerSource, ThermalReading
@@ -233,6 +233,23 @@ def decide_thermal(
         cpu_sensor_ok=cpu is not None,
         override_active=active,
         reasons=tuple(reasons),
+    )
+
+
+def apply_freq_floor(decision: ThermalDecision, min_freq_pct: float) -> ThermalDecision:
+    """The board cannot run slower than ``min_freq_pct`` (a Pi 5: 62.5 %, cpuinfo_min_freq):
+    a lower cap is applied as that floor, and the decision says so. The firmware's own
+    throttling (80 °C soft, 85 °C hard on a Pi 5) still acts below it."""
+    if not math.isfinite(min_freq_pct) or decision.max_freq_pct >= min_freq_pct:
+        return decision
+    return replace(
+        decision,
+        max_freq_pct=min_freq_pct,
+        reasons=(
+            *decision.reasons,
+            f"frequency cap {decision.max_freq_pct:g} % is below the board's floor of "
+            f"{min_freq_pct:g} %: applied as {min_freq_pct:g} %",
+        ),
     )
 
 

@@ -202,6 +202,7 @@ class MetalCore:
                     max_freq_pct=cap,
                     reasons=(*decision.reasons, f"operator cap: frequency at most {cap:g} %"),
                 )
+            decision = control.apply_freq_floor(decision, readings.throttle.min_freq_pct)
             source = control.choose_source(readings.power, self.power_policy)
             hour, minute = local_time_of_day(now)  # board local time, for the quiet hours
             sec = step_security(
@@ -517,10 +518,16 @@ class MetalCore:
         control.check_freq_cap(max_freq_pct)
         self._freq_cap = None if max_freq_pct is None else float(max_freq_pct)
         await self._io(self.store.set_state, "freq_cap_pct", self._freq_cap)
+        floor = self.snapshot.throttle.min_freq_pct if self.snapshot else 0.0
         message = (
             "operator frequency cap lifted"
             if max_freq_pct is None
             else f"operator frequency cap set to {max_freq_pct:g} %"
+            + (
+                f" (below the board's floor of {floor:g} %: applied as {floor:g} %)"
+                if max_freq_pct < floor
+                else ""
+            )
         )
         await self._emit(
             [self._event(EventType.FREQ_CAP, Severity.INFO, message, max_freq_pct=self._freq_cap)]
