@@ -1,7 +1,8 @@
 """A Raspberry Pi 5 sysfs tree in ``tmp_path`` and a fake libgpiod chip, for the Linux backend.
 
 ``FakeSys`` writes the files the kernel would (in kernel units: m°C, µV, kHz, hex flags) and
-lets tests change them; ``FakeChip`` stands in for ``/dev/gpiochip0``, absent on this machine.
+lets tests change them; ``FakeChip`` stands in for a ``/dev/gpiochip*`` (absent on this
+machine) with its libgpiod label; ``fakegpio.py`` has the /dev sets and RP1 pin functions.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gpiod
 from gpiod.line import Bias, Direction, Edge, Value
 
 from tests.metal.hw.fakethermal import PI5_TRIPS, FakeFirmware, FakeGovernor
 from wrale.metal.hw.linux import GpiodGpio, LinuxBoard, SysfsPwm
+from wrale.metal.hw.linux.pinmux import PinmuxReader
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.vcgencmd import Vcgencmd
 from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, LinuxPaths
+
+if TYPE_CHECKING:
+    from tests.metal.hw.fakegpio import FakePinctrl
 
 PI5_MODEL = "Raspberry Pi 5 Model B Rev 1.0"
 THROTTLED = "devices/platform/soc/soc:firmware/get_throttled"  # LinuxPaths' default
@@ -135,7 +140,14 @@ class FakeSys:
         self.boot_id_path.write_text(f"{uuid.uuid4()}\n")
 
     def gpio(self, chip: FakeChip, clock: Clock | None = None) -> GpiodGpio:
-        pwm = SysfsPwm(self.sys, clock=clock)
+        """GPIO on ``chip``; RP1's pin functions answer ``pinctrl get`` from ``chip.pinctrl``
+        (pwm-2chan's 18/19 muxed when this tree has the overlay's PWM chip)."""
+        from tests.metal.hw.fakegpio import FakePinctrl  # here: fakegpio imports FakeChip
+
+        if chip.pinctrl is None:
+            chip.pinctrl = FakePinctrl.pwm_2chan() if self.pwm_chip is not None else FakePinctrl()
+        mux = PinmuxReader(run=chip.pinctrl.run, debugfs=self.base / "debugfs/pinctrl")
+        pwm = SysfsPwm(self.sys, clock=clock, mux=mux)
         return GpiodGpio("/dev/gpiochip0", clock, pwm=pwm, open_chip=chip.open)
 
     # ------------------------------------------------------------------ files
@@ -309,6 +321,7 @@ class FakeLineRequest:
                 self.chip.outputs[line] = self.settings[line].output_value
             else:
                 self.chip.outputs.pop(line, None)
+        self.chip.muxed_to_gpio(self.settings)
 
     def wait_edge_events(self, timeout: timedelta | float | None = None) -> bool:
         self._check()
@@ -337,8 +350,17 @@ class FakeChip:
     line's request as the kernel would (no debounce here: that is the kernel's job).
     """
 
-    def __init__(self, num_lines: int = 54, *, busy: Iterable[int] = ()) -> None:
+    def __init__(
+        self,
+        num_lines: int = 54,
+        *,
+        busy: Iterable[int] = (),
+        label: str = "pinctrl-rp1",
+        pinctrl: FakePinctrl | None = None,
+    ) -> None:
         self.num_lines = num_lines
+        self.label = label  # what ``gpiod.Chip(path).get_info().label`` returns
+        self.pinctrl = pinctrl  # RP1: requesting a line switches its function to GPIO
         self.busy = set(busy)  # lines another program holds
         self.external: dict[int, int] = {}
         self.outputs: dict[int, Value] = {}
@@ -353,7 +375,7 @@ class FakeChip:
         return self
 
     def get_info(self) -> SimpleNamespace:
-        return SimpleNamespace(name="gpiochip0", label="pinctrl-rp1", num_lines=self.num_lines)
+        return SimpleNamespace(name="gpiochip0", label=self.label, num_lines=self.num_lines)
 
     def request_lines(
         self,
@@ -370,6 +392,7 @@ class FakeChip:
                 raise OSError(errno.EBUSY, "Device or resource busy")
         request = FakeLineRequest(self, settings)
         self.consumers.append(consumer)
+        self.muxed_to_gpio(settings)
         for line in settings:
             self.requests[line] = request
         return request
@@ -405,3 +428,10 @@ class FakeChip:
 
     def settings(self, line: int) -> gpiod.LineSettings:
         return self.requests[line].settings[line]
+
+    def muxed_to_gpio(self, settings: Mapping[int, gpiod.LineSettings]) -> None:
+        """pinctrl-rp1's direction_input/output set the pin's function to GPIO (SYS_RIO)."""
+        if self.pinctrl is None:
+            return
+        for line, s in settings.items():
+            self.pinctrl.fsel[line] = "op" if s.direction is Direction.OUTPUT else "ip"

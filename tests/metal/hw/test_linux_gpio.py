@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 from gpiod.line import Bias, Clock, Direction, Edge, Value
 
+from tests.metal.hw.fakegpio import FakePinctrl
 from tests.metal.hw.fakesys import FakeChip, FakeSys
 from wrale.metal.hw.base import Direction as Dir
 from wrale.metal.hw.base import Edge as EdgeKind
 from wrale.metal.hw.base import LineConfig, Pull
 from wrale.metal.hw.linux import PI5_PWM_CHANNELS, GpiodGpio, SysfsPwm
 from wrale.metal.hw.linux.gpiod_api import line_settings
+from wrale.metal.hw.linux.pinmux import PinmuxReader
 from wrale.shared.errors import (
     ActuatorError,
     ConflictError,
@@ -142,14 +144,14 @@ def test_edges_are_drained_oldest_first(gpio: GpiodGpio, chip: FakeChip) -> None
 
 
 def test_lines_lists_configured_and_pwm_lines(gpio: GpiodGpio, fake: FakeSys) -> None:
-    fake.export_pwm(0)
+    fake.export_pwm(3)
     gpio.configure_line(17, BUTTON)
-    gpio.set_pwm(12, 1000, 25)
+    gpio.set_pwm(19, 1000, 25)
     states = {s.line: s for s in gpio.lines()}
     assert states[17].config == BUTTON
     assert states[17].value == 1
-    assert states[12].pwm_frequency_hz == 1000
-    assert states[12].pwm_duty_pct == 25
+    assert states[19].pwm_frequency_hz == 1000
+    assert states[19].pwm_duty_pct == 25
 
 
 def test_hardware_pwm_writes_period_duty_and_enable(gpio: GpiodGpio, fake: FakeSys) -> None:
@@ -164,7 +166,8 @@ def test_hardware_pwm_writes_period_duty_and_enable(gpio: GpiodGpio, fake: FakeS
 
 
 def test_pwm_exports_the_channel(fake: FakeSys) -> None:
-    pwm = SysfsPwm(fake.sys)
+    muxed = FakePinctrl.pwm_2chan(pins=(12, 13))
+    pwm = SysfsPwm(fake.sys, mux=PinmuxReader(run=muxed.run, debugfs=fake.base / "debugfs"))
     assert fake.pwm_chip is not None
     with pytest.raises(ActuatorError, match="pwm1"):
         pwm.set(13, 1000, 50)  # the fake kernel does not create the directory by itself
@@ -172,31 +175,30 @@ def test_pwm_exports_the_channel(fake: FakeSys) -> None:
 
 
 def test_pwm_refuses_other_lines_and_bad_values(gpio: GpiodGpio, fake: FakeSys) -> None:
-    fake.export_pwm(0)
+    fake.export_pwm(2)
     assert set(PI5_PWM_CHANNELS) == {12, 13, 18, 19}
     with pytest.raises(UnsupportedError, match="12, 13, 18, 19"):
         gpio.set_pwm(17, 1000, 50)
     with pytest.raises(InvalidRequestError):
-        gpio.set_pwm(12, 0, 50)
+        gpio.set_pwm(18, 0, 50)
     with pytest.raises(InvalidRequestError):
-        gpio.set_pwm(12, 1000, 101)
+        gpio.set_pwm(18, 1000, 101)
 
 
 def test_pwm_without_the_overlay_is_unsupported(tmp_path: Path) -> None:
     fake = FakeSys(tmp_path, pwm_overlay=False)
     with pytest.raises(UnsupportedError, match="pwm-2chan"):
-        fake.gpio(FakeChip()).set_pwm(12, 1000, 50)
+        fake.gpio(FakeChip()).set_pwm(18, 1000, 50)
 
 
 def test_pwm_line_back_to_gpio_stops_the_channel(gpio: GpiodGpio, fake: FakeSys) -> None:
-    channel = fake.export_pwm(0)
-    gpio.configure_line(12, LED)
-    gpio.set_pwm(12, 1000, 50)
+    channel = fake.export_pwm(2)
+    gpio.set_pwm(18, 1000, 50)
     with pytest.raises(ConflictError, match="PWM"):
-        gpio.write_line(12, 1)
-    gpio.configure_line(12, LED)
+        gpio.write_line(18, 1)
+    gpio.configure_line(18, LED)
     assert (channel / "enable").read_text() == "0"
-    gpio.write_line(12, 1)
+    gpio.write_line(18, 1)
 
 
 def test_close_releases_every_line_and_is_idempotent(gpio: GpiodGpio, chip: FakeChip) -> None:

@@ -1,4 +1,5 @@
-"""Linux tamper: case switch and PIR on GPIO lines, supply voltage, edges latched between reads."""
+"""Linux tamper: case switch and PIR on GPIO lines (NC/NO, active-high/low), supply voltage,
+edges latched between reads."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from gpiod.line import Bias, Direction, Edge
 
 from tests.metal.hw.fakesys import FakeChip, FakeSys
+from wrale.metal.hw.base import CaseContact, MotionActive, TamperInput, TamperWiring
 from wrale.metal.hw.base import Edge as EdgeKind
-from wrale.metal.hw.base import TamperInput
 from wrale.metal.hw.linux import LinuxBoard
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import GpioLineSettings
@@ -131,3 +132,44 @@ def test_a_busy_line_is_retried_every_30_s(fake: FakeSys, caplog: pytest.LogCapt
     assert len(messages) == 2
     assert "in use" in messages[0]
     assert "recovered" in messages[1]
+
+
+def wired_board(fake: FakeSys, chip: FakeChip, wiring: TamperWiring) -> LinuxBoard:
+    return LinuxBoard(
+        fake.paths(case_switch_line=CASE, motion_line=MOTION),
+        clock=FakeClock(),
+        gpio=fake.gpio(chip),
+        tamper_wiring=wiring,
+    )
+
+
+def test_a_normally_open_case_switch_reads_open_when_its_line_falls(fake: FakeSys) -> None:
+    chip = FakeChip()  # NO contact to GND: open while the lid is on, so the line floats up
+    board = wired_board(fake, chip, TamperWiring(case_contact=CaseContact.NO))
+    assert chip.settings(CASE).bias is Bias.PULL_UP
+    assert board.tamper.read_tamper().case_open is False
+    chip.drive(CASE, 0)  # lid off: the contact closes to ground
+    reading = board.tamper.read_tamper()
+    assert reading.case_open is True
+    assert reading.transitions[TamperInput.CASE] == 1
+
+
+def test_an_active_low_pir_reads_motion_when_its_line_falls(fake: FakeSys) -> None:
+    chip = FakeChip()
+    chip.drive(CASE, 0)
+    board = wired_board(fake, chip, TamperWiring(motion_active=MotionActive.LOW))
+    assert chip.settings(MOTION).bias is Bias.PULL_UP  # the open drain needs it
+    assert board.tamper.read_tamper().motion_detected is False  # idle: released, pulled up
+    chip.drive(MOTION, 0)
+    assert board.tamper.read_tamper().motion_detected is True
+    chip.drive(MOTION, 1)
+    assert board.tamper.read_tamper().motion_detected is False
+
+
+def test_the_default_wiring_is_a_normally_closed_switch_and_an_active_high_pir(
+    board: LinuxBoard, chip: FakeChip
+) -> None:
+    chip.drive(CASE, 1)
+    chip.drive(MOTION, 1)
+    reading = board.tamper.read_tamper()
+    assert (reading.case_open, reading.motion_detected) == (True, True)

@@ -1,12 +1,21 @@
 """Tamper inputs of the simulated board: case switch, PIR motion and the voltage monitor.
 
-Transitions are latched between reads so that an opening shorter than a sample is seen.
+Transitions are latched between reads so that an opening shorter than a sample is seen; the
+NC/NO case switch and active-high/low PIR wiring give the line levels a real board would read.
 """
 
 from __future__ import annotations
 
-from wrale.metal.hw.base import Fault, FaultKind, TamperInput
+from wrale.metal.hw.base import (
+    CaseContact,
+    Fault,
+    FaultKind,
+    MotionActive,
+    TamperInput,
+    TamperWiring,
+)
 from wrale.metal.hw.sim import SimBoard
+from wrale.metal.hw.sim.tamper import SimTamper
 
 NONE = {TamperInput.CASE: 0, TamperInput.MOTION: 0, TamperInput.VOLTAGE: 0}
 
@@ -79,3 +88,40 @@ def test_switching_to_battery_keeps_the_voltage_normal(sim_board: SimBoard) -> N
     reading = sim_board.tamper.read_tamper()
     assert reading.voltage_normal is True
     assert reading.transitions == NONE
+
+
+def test_a_normally_closed_case_switch_reads_low_while_shut() -> None:
+    board = SimBoard(tamper_wiring=TamperWiring())  # nc, the default
+    tamper = board.tamper
+    assert isinstance(tamper, SimTamper)
+    assert tamper.line_level(TamperInput.CASE) == 0
+    board.inject_fault(Fault(FaultKind.CASE_OPEN))
+    assert tamper.line_level(TamperInput.CASE) == 1
+    assert board.tamper.read_tamper().case_open is True
+
+
+def test_a_normally_open_case_switch_reads_high_while_shut_and_still_decodes() -> None:
+    board = SimBoard(tamper_wiring=TamperWiring(case_contact=CaseContact.NO))
+    tamper = board.tamper
+    assert isinstance(tamper, SimTamper)
+    assert tamper.line_level(TamperInput.CASE) == 1
+    assert board.tamper.read_tamper().case_open is False
+    board.inject_fault(Fault(FaultKind.CASE_OPEN))
+    assert tamper.line_level(TamperInput.CASE) == 0
+    reading = board.tamper.read_tamper()
+    assert reading.case_open is True
+    assert reading.transitions[TamperInput.CASE] == 1
+
+
+def test_an_active_low_pir_reads_low_on_motion() -> None:
+    board = SimBoard(tamper_wiring=TamperWiring(motion_active=MotionActive.LOW))
+    tamper = board.tamper
+    assert isinstance(tamper, SimTamper)
+    assert tamper.line_level(TamperInput.MOTION) == 1  # idle: the open drain lets go
+    assert board.tamper.read_tamper().motion_detected is False
+    board.inject_fault(Fault(FaultKind.MOTION))
+    assert tamper.line_level(TamperInput.MOTION) == 0
+    assert board.tamper.read_tamper().motion_detected is True
+    board.advance(6)  # five seconds by default
+    assert tamper.line_level(TamperInput.MOTION) == 1
+    assert board.tamper.read_tamper().motion_detected is False

@@ -196,6 +196,51 @@ class Tamper(Protocol):
     def read_tamper(self) -> TamperReading: ...
 
 
+class CaseContact(StrEnum):
+    """The case switch's contact while the lid is ON (alarm-trade wording), wired to GND.
+
+    ``nc``: closed while the lid is on (magnetic reed alarm contacts), so the pulled-up line
+    reads 0 when shut and 1 when opened or when the wire is cut (fails safe).
+    ``no``: open while the lid is on, closes when the lid opens: 1 shut, 0 open (a cut wire
+    reads shut: the operator's choice, said in the docs).
+    """
+
+    NC = "nc"
+    NO = "no"
+
+
+class MotionActive(StrEnum):
+    """The PIR output's level for "motion": ``high`` (HC-SR501, AM312) or ``low`` (open-drain)."""
+
+    HIGH = "high"
+    LOW = "low"
+
+
+@dataclass(frozen=True, slots=True)
+class TamperWiring:
+    """How the case switch and the PIR are wired; both backends decode line levels with it.
+
+    Both inputs are pulled up: a switch to GND needs it, an open-drain (active-low) PIR needs
+    it, and an active-high PIR with a cut wire then reads motion (an alarm, not silence).
+    """
+
+    case_contact: CaseContact = CaseContact.NC
+    motion_active: MotionActive = MotionActive.HIGH
+
+    def case_open(self, level: int) -> bool:
+        return bool(level) is (self.case_contact is CaseContact.NC)
+
+    def case_level(self, case_open: bool) -> int:
+        """The level the case line reads when the case is (not) open."""
+        return int(case_open is (self.case_contact is CaseContact.NC))
+
+    def motion(self, level: int) -> bool:
+        return bool(level) is (self.motion_active is MotionActive.HIGH)
+
+    def motion_level(self, motion: bool) -> int:
+        return int(motion is (self.motion_active is MotionActive.HIGH))
+
+
 # ----------------------------------------------------------------------------- gpio
 
 

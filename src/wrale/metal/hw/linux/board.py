@@ -22,6 +22,7 @@ from wrale.metal.hw.base import (
     SimControls,
     Tamper,
     TamperInput,
+    TamperWiring,
     ThermalSensors,
     Throttle,
 )
@@ -29,6 +30,7 @@ from wrale.metal.hw.linux.edges import EdgeTap
 from wrale.metal.hw.linux.fan import LinuxFan
 from wrale.metal.hw.linux.firmware import FirmwareFlags, ThrottleHistory
 from wrale.metal.hw.linux.gpio import GpiodGpio
+from wrale.metal.hw.linux.gpiochip import DEV, OpenChip
 from wrale.metal.hw.linux.handback import ZoneTakeover, lift_cpu_cap
 from wrale.metal.hw.linux.power import LinuxPower, RunCommand
 from wrale.metal.hw.linux.pwm import SysfsPwm
@@ -86,7 +88,9 @@ def line_config(settings: GpioLineSettings) -> LineConfig:
 class LinuxBoard:
     """A real board read through the kernel's interfaces; ``blocking_io`` is True.
 
-    ``gpio`` replaces the libgpiod chip at ``paths.gpio_chip`` (opened on first use);
+    ``gpio`` replaces the libgpiod chip ``paths.gpio_chip`` names ("auto", a label or a
+    path; opened on first use, looked for in ``gpio_dev_dir`` through ``open_gpio_chip``);
+    ``tamper_wiring`` says how the case switch and the PIR are wired (NC/NO, high/low);
     ``model_path`` the device-tree model file; ``run_command`` the shutdown runner
     (argv in, raises ``ActuatorError``); ``pwm_chip`` the discovered RP1 PWM0 chip.
     ``state_dir`` keeps the fan takeover record and the throttle history (metald's data
@@ -116,6 +120,9 @@ class LinuxBoard:
         read_get_throttled_file: bool = False,
         ups: UpsConfig | None = None,
         open_i2c_bus: OpenBus = open_linux_bus,
+        tamper_wiring: TamperWiring | None = None,
+        gpio_dev_dir: Path = DEV,
+        open_gpio_chip: OpenChip | None = None,
     ) -> None:
         clock = clock or SystemClock()
         root = paths.sysfs_root
@@ -143,7 +150,14 @@ class LinuxBoard:
         self.throttle: Throttle = self._throttle
         if gpio is None:
             pwm = SysfsPwm(root, chip_dir=pwm_chip, clock=clock)
-            gpio = GpiodGpio(paths.gpio_chip, clock, pwm=pwm)
+            gpio = GpiodGpio(
+                paths.gpio_chip,
+                clock,
+                pwm=pwm,
+                model=self.model,
+                dev_dir=gpio_dev_dir,
+                open_chip=open_gpio_chip,
+            )
         self._tap = EdgeTap(gpio)
         self.gpio: Gpio = self._tap
         _check_hat_lines(ups, paths, gpio_lines or {})
@@ -170,6 +184,7 @@ class LinuxBoard:
                 for name, (line, default) in tamper_lines.items()
                 if line is not None
             },
+            wiring=tamper_wiring,
         )
         self._closed = False
 

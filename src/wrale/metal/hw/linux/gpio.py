@@ -1,7 +1,7 @@
 """``GpiodGpio``: the board's GPIO lines through libgpiod v2, hardware PWM through sysfs.
 
-Each line has its own request so it can be reconfigured alone. libgpiod's errors become
-``WraleError``s here and nowhere else.
+The chip is found by label on first use (``gpiochip.py``). Each line has its own request so
+it can be reconfigured alone. libgpiod's errors become ``WraleError``s here and nowhere else.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from wrale.metal.hw.base import Direction, Edge, EdgeEvent, LineConfig, LineState
+from wrale.metal.hw.linux.gpiochip import AUTO, DEV, open_header_chip
 from wrale.metal.hw.linux.gpiod_api import (
     ChipLike,
     LineRequestLike,
@@ -50,18 +51,28 @@ class _Held:
 
 
 class GpiodGpio:
-    """The board's GPIO chip (``/dev/gpiochipN``); PWM lines go to ``pwm`` when given."""
+    """The header's GPIO chip; PWM lines go to ``pwm`` when given.
+
+    ``chip`` is ``"auto"`` (the header chip of ``model``, the device-tree model), a chip
+    label, or a ``/dev/gpiochipN`` path, which is refused when its label is not the model's
+    header chip. ``dev_dir`` and ``open_chip`` are where chips are looked for and how opened.
+    """
 
     def __init__(
         self,
-        chip_path: str | Path = "/dev/gpiochip0",
+        chip: str | Path = AUTO,
         clock: Clock | None = None,
         *,
         pwm: SysfsPwm | None = None,
         consumer: str = CONSUMER,
         open_chip: Callable[[str], ChipLike] | None = None,
+        model: str = "",
+        dev_dir: Path = DEV,
     ) -> None:
-        self.chip_path = str(chip_path)
+        self.chip_path = str(chip)  # the path once the chip is open
+        self._chip_setting = str(chip)
+        self._model = model
+        self._dev_dir = dev_dir
         self._clock = clock or SystemClock()
         self._pwm = pwm
         self._consumer = consumer
@@ -129,6 +140,8 @@ class GpiodGpio:
         self._pwm.check(line, frequency_hz, duty_pct)
         with self._lock:
             self._check_open()
+            if line in self._held:
+                self._pwm.check_mux(line)  # a line held as GPIO is muxed to GPIO: refused
             held = self._held.pop(line, None)
             if held is not None:
                 held.request.release()  # hand the pin back to its PWM function
@@ -206,10 +219,9 @@ class GpiodGpio:
     def _chip_handle(self) -> ChipLike:
         self._check_open()
         if self._chip is None:
-            try:
-                self._chip = self._open_chip(self.chip_path)
-            except OSError as exc:
-                raise HardwareError(f"cannot open GPIO chip {self.chip_path}: {exc}") from exc
+            self.chip_path, self._chip = open_header_chip(
+                self._chip_setting, self._model, open_chip=self._open_chip, dev_dir=self._dev_dir
+            )
         return self._chip
 
 

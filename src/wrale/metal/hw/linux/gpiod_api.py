@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 class ChipInfoLike(Protocol):
     @property
+    def label(self) -> str: ...
+
+    @property
     def num_lines(self) -> int: ...
 
 

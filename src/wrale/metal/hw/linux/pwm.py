@@ -1,23 +1,31 @@
 """Hardware PWM through ``class/pwm/pwmchip*/pwmN/{period,duty_cycle,enable}``.
 
 Maps GPIO lines to channels of one PWM chip (Pi 5: RP1 PWM0, enabled by
-``dtoverlay=pwm-2chan``); lines without a channel raise ``UnsupportedError``.
+``dtoverlay=pwm-2chan``). A line is driven only when its pin is muxed to its channel
+(``pinmux.py``); otherwise the error says which line ``config.txt`` needs. There is no
+software PWM fallback.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from wrale.metal.hw.linux.pinmux import CONFIG_TXT, PI5_PWM_PINS, PinmuxReader, PwmPin
 from wrale.metal.hw.linux.sysfs import SYS, Locator, read_int, write_value
 from wrale.shared.clock import Clock, SystemClock
 from wrale.shared.errors import ActuatorError, InvalidRequestError, UnsupportedError
 
+log = logging.getLogger("wrale.metal.hw.linux")
+
 # Raspberry Pi 5: BCM line -> channel of RP1's PWM0 (GPIO12-13 func a0, GPIO18-19 func a3).
-PI5_PWM_CHANNELS: Mapping[int, int] = MappingProxyType({12: 0, 13: 1, 18: 2, 19: 3})
+PI5_PWM_CHANNELS: Mapping[int, int] = MappingProxyType(
+    {pin.line: pin.channel for pin in PI5_PWM_PINS.values()}
+)
 PI5_PWM_DEVICE = "1f00098000.pwm"  # RP1 PWM0; the fan's PWM1 is 1f0009c000.pwm
 MIN_PWM_HZ, MAX_PWM_HZ = 1.0, 1_000_000.0
 NS_PER_S = 1_000_000_000
@@ -35,7 +43,11 @@ def find_pwm_chip(sysfs_root: Path, device_name: str = PI5_PWM_DEVICE) -> Path |
 
 
 class SysfsPwm:
-    """Drives PWM channels; the chip directory is found by device name or given."""
+    """Drives PWM channels; the chip directory is found by device name or given.
+
+    ``mux`` reads a pin's function before it is driven (``None``: ``PinmuxReader()``);
+    ``pins`` says which function and config.txt line each PWM pin needs.
+    """
 
     def __init__(
         self,
@@ -45,8 +57,13 @@ class SysfsPwm:
         channels: Mapping[int, int] = PI5_PWM_CHANNELS,
         device_name: str = PI5_PWM_DEVICE,
         clock: Clock | None = None,
+        mux: PinmuxReader | None = None,
+        pins: Mapping[int, PwmPin] = PI5_PWM_PINS,
     ) -> None:
         self.channels = dict(channels)
+        self._mux = mux or PinmuxReader()
+        self._pins = dict(pins)
+        self._unverified: set[int] = set()  # lines whose mux could not be read (warned once)
         self._lock = threading.Lock()
         self._chip = Locator.single(
             lambda: chip_dir if chip_dir is not None else find_pwm_chip(sysfs_root, device_name),
@@ -68,8 +85,43 @@ class SysfsPwm:
         if not (math.isfinite(duty_pct) and 0 <= duty_pct <= 100):
             raise InvalidRequestError(f"PWM duty must be 0-100 %, got {duty_pct}")
 
+    def check_mux(self, line: int) -> None:
+        """Refuse a line whose pin is not muxed to its PWM channel, saying what fixes it."""
+        pin = self._pins.get(line)
+        if pin is None:
+            return
+        reading = self._mux.read(line)
+        if reading is None:
+            if line not in self._unverified:
+                self._unverified.add(line)
+                log.warning(
+                    "cannot check that GPIO %d is muxed to %s (%s); driving PWM channel %d "
+                    "anyway: if no signal appears, add `%s` to %s and reboot",
+                    line,
+                    pin.signal,
+                    "; ".join(self._mux.last_failures) or "no source",
+                    pin.channel,
+                    pin.overlay,
+                    CONFIG_TXT,
+                )
+            return
+        if reading.drives(pin):
+            return
+        message = (
+            f"GPIO {line} is not muxed for hardware PWM ({reading.source} reads "
+            f"{reading.function} = {reading.signal}, {pin.signal} needs {pin.alt}): add "
+            f"`{pin.overlay}` to {CONFIG_TXT} and reboot (no software PWM here)"
+        )
+        if reading.gpio:
+            message += (
+                f"; the pin was taken as a GPIO line since boot, which RP1 keeps: "
+                f"reboot, or `pinctrl set {line} {pin.alt}` gives it back to {pin.signal}"
+            )
+        raise UnsupportedError(message, line=line, config_txt=pin.overlay)
+
     def set(self, line: int, frequency_hz: float, duty_pct: float) -> None:
         self.check(line, frequency_hz, duty_pct)
+        self.check_mux(line)
         period_ns = max(1, round(NS_PER_S / frequency_hz))
         duty_ns = round(period_ns * duty_pct / 100)
         with self._lock:
@@ -100,8 +152,12 @@ class SysfsPwm:
     def _channel_dir(self, line: int, *, export: bool) -> Path:
         chip = self._chip.one()
         if chip is None:
+            pin = self._pins.get(line)
+            overlay = pin.overlay if pin is not None else "dtoverlay=pwm-2chan"
             raise UnsupportedError(
-                "no hardware PWM chip found (on a Pi 5 enable dtoverlay=pwm-2chan)", line=line
+                f"no hardware PWM chip found: add `{overlay}` to {CONFIG_TXT} and reboot",
+                line=line,
+                config_txt=overlay,
             )
         number = self.channels[line]
         channel = chip / f"pwm{number}"

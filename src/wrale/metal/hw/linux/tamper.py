@@ -1,23 +1,32 @@
 """Tamper inputs: case switch and PIR motion on GPIO lines, supply voltage from the firmware.
 
-Both GPIO inputs are pulled up so a cut wire reads as an alarm (case open / motion), and
-read 1 = open / motion. Edges between reads are counted so short events are not missed.
+Both GPIO inputs are pulled up; which level means "case open" / "motion" is the board's
+``TamperWiring`` (NC/NO switch, active-high/low PIR), decoded as the simulator decodes it.
+Edges between reads are counted so short events are not missed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from wrale.metal.hw.base import Direction, Edge, LineConfig, Pull, TamperInput, TamperReading
+from wrale.metal.hw.base import (
+    Direction,
+    Edge,
+    LineConfig,
+    Pull,
+    TamperInput,
+    TamperReading,
+    TamperWiring,
+)
 from wrale.metal.hw.linux.edges import EdgeTap
 from wrale.metal.hw.linux.firmware import FirmwareFlags
 from wrale.metal.hw.linux.sysfs import RESCAN_INTERVAL_S, HealthLog
 from wrale.shared.clock import Clock
 from wrale.shared.errors import WraleError
 
-# Normally-closed case switch to ground: lid on reads 0, lid off (or wire cut) reads 1.
+# Case switch to ground (NC or NO): the pull-up gives the open contact its level.
 CASE_LINE = LineConfig(direction=Direction.IN, pull=Pull.UP, edge=Edge.BOTH, debounce_ms=50.0)
-# PIR module output (push-pull, active high): 1 = motion; pulled up so a cut wire alarms.
+# PIR output: push-pull active high (a cut wire then reads motion) or open-drain active low.
 MOTION_LINE = LineConfig(direction=Direction.IN, pull=Pull.UP, edge=Edge.BOTH, debounce_ms=50.0)
 
 
@@ -32,8 +41,10 @@ class LinuxTamper:
         health: HealthLog,
         *,
         lines: Mapping[TamperInput, tuple[int, LineConfig]],
+        wiring: TamperWiring | None = None,
     ) -> None:
         self._gpio = gpio
+        self.wiring = wiring or TamperWiring()
         self._flags = flags
         self._clock = clock
         self._health = health
@@ -80,7 +91,9 @@ class LinuxTamper:
             self._health.failed(_source(name, line), str(exc))
             return None
         self._health.ok(_source(name, line))
-        return bool(value)
+        if name is TamperInput.CASE:
+            return self.wiring.case_open(value)
+        return self.wiring.motion(value)
 
     def _configure_pending(self) -> None:
         pending = [name for name in self._lines if name not in self._configured]

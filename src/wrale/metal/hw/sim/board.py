@@ -22,6 +22,7 @@ from wrale.metal.hw.base import (
     PowerSource,
     SimControls,
     Tamper,
+    TamperWiring,
     ThermalSensors,
     Throttle,
 )
@@ -61,6 +62,7 @@ class SimBoard:
         name: str = "board",
         clock: Clock | None = None,
         gpio_lines: Mapping[str, GpioLineSettings] | None = None,
+        tamper_wiring: TamperWiring | None = None,
         ups_hat: UpsConfig | None = None,
     ) -> None:
         self.settings = settings
@@ -83,7 +85,7 @@ class SimBoard:
         self._fan = SimFan(self, noise)
         self._throttle = SimThrottle(self)
         self._power = SimPower(self, noise, settings, self.shutdown_requests)
-        self._tamper = SimTamper(self)
+        self._tamper = SimTamper(self, tamper_wiring)
         self._gpio = SimGpio(self, self.clock, gpio_lines)
         # The Board protocol's attributes are settable, hence invariant: expose them typed
         # as the protocols, keep the concrete components for the physics.
