@@ -146,7 +146,7 @@ async def central(database: Database, tmp_path: Path) -> AsyncIterator[Central]:
     """The central API in process (real database, real app), with its first admin logged in."""
     import httpx
 
-    from wrale.shared.config import CentralSettings
+    from wrale.shared.central_settings import CentralSettings
     from wrale.user.api.app import create_app
 
     settings = CentralSettings(

@@ -104,7 +104,7 @@ def test_power_supply_names_are_checked(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_secret_key_is_at_least_32_bytes_outside_development() -> None:
-    from wrale.shared.config import CentralSettings
+    from wrale.shared.central_settings import CentralSettings
 
     with pytest.raises(ConfigError, match="WRALE_SECRET_KEY") as err:
         load_settings(CentralSettings, environ={"WRALE_SECRET_KEY": "short-key"})

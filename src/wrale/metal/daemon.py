@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.request_parser import HttpLimits
 from wrale.metal.core.server import create_metald_server
@@ -163,7 +165,7 @@ async def serve(
 ) -> None:
     """Run metald until ``stop`` is set (or SIGINT / SIGTERM)."""
     backend = resolve_backend(settings)
-    parts = build_metal(settings.model_copy(update={"backend": backend}))
+    parts = build_metal(msgspec.structs.replace(settings, backend=backend))
     board, store, core, diagnostics = parts.board, parts.store, parts.core, parts.diagnostics
     server = create_metald_server(
         core,

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from msgspec import Meta
+
+from wrale.shared.structs import Doc
 
 
 class FanProfile(StrEnum):
@@ -31,15 +33,11 @@ class SecurityLevel(StrEnum):
     HIGH = "high"
 
 
-class _Doc(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CurvePoint(_Doc):
+class CurvePoint(Doc, frozen=True):
     """Above ``temp_c`` the fan runs at least at ``pwm`` (0-255, as the Pi firmware counts)."""
 
-    temp_c: float = Field(ge=-40, le=150)
-    pwm: int = Field(ge=0, le=255)
+    temp_c: Annotated[float, Meta(ge=-40, le=150)]
+    pwm: Annotated[int, Meta(ge=0, le=255)]
 
 
 # Raspberry Pi 5 firmware fan curve (DESIGN.md §5).
@@ -51,27 +49,26 @@ PI5_FAN_CURVE: tuple[CurvePoint, ...] = (
 )
 
 
-class ThermalPolicy(_Doc):
+class ThermalPolicy(Doc, frozen=True):
     """Fan curve, profile, fan floor and the warning / critical thresholds of each sensor."""
 
     profile: FanProfile = FanProfile.BALANCE
     curve: tuple[CurvePoint, ...] = PI5_FAN_CURVE
-    min_fan_pct: float = Field(
-        default=0.0, ge=0, le=100, description="fan duty that always applies (dusty sites)"
-    )
-    hysteresis_c: float = Field(default=5.0, ge=0, le=20)
-    cpu_warning_c: float = Field(default=70.0, ge=0, le=120)
-    cpu_critical_c: float = Field(default=80.0, ge=0, le=120)
-    cpu_hard_limit_c: float = Field(default=85.0, ge=0, le=125)
-    gpu_warning_c: float = Field(default=70.0, ge=0, le=120)
-    gpu_critical_c: float = Field(default=80.0, ge=0, le=120)
-    ambient_warning_c: float = Field(default=40.0, ge=-40, le=100)
-    ambient_critical_c: float = Field(default=50.0, ge=-40, le=100)
-    max_override_s: float = Field(default=3600.0, gt=0, le=86400)
-    fan_stall_rpm: float = Field(default=300.0, ge=0, description="below this with duty >= 30 %")
+    min_fan_pct: Annotated[
+        float, Meta(ge=0, le=100, description="fan duty that always applies (dusty sites)")
+    ] = 0.0
+    hysteresis_c: Annotated[float, Meta(ge=0, le=20)] = 5.0
+    cpu_warning_c: Annotated[float, Meta(ge=0, le=120)] = 70.0
+    cpu_critical_c: Annotated[float, Meta(ge=0, le=120)] = 80.0
+    cpu_hard_limit_c: Annotated[float, Meta(ge=0, le=125)] = 85.0
+    gpu_warning_c: Annotated[float, Meta(ge=0, le=120)] = 70.0
+    gpu_critical_c: Annotated[float, Meta(ge=0, le=120)] = 80.0
+    ambient_warning_c: Annotated[float, Meta(ge=-40, le=100)] = 40.0
+    ambient_critical_c: Annotated[float, Meta(ge=-40, le=100)] = 50.0
+    max_override_s: Annotated[float, Meta(gt=0, le=86400)] = 3600.0
+    fan_stall_rpm: Annotated[float, Meta(ge=0, description="below this with duty >= 30 %")] = 300.0
 
-    @model_validator(mode="after")
-    def _ordered(self) -> ThermalPolicy:
+    def check(self) -> None:
         if not self.curve:
             raise ValueError("curve needs at least one point")
         temps = [p.temp_c for p in self.curve]
@@ -83,28 +80,25 @@ class ThermalPolicy(_Doc):
             raise ValueError("need gpu_warning_c < gpu_critical_c")
         if not self.ambient_warning_c < self.ambient_critical_c:
             raise ValueError("need ambient_warning_c < ambient_critical_c")
-        return self
 
 
-class PowerPolicy(_Doc):
+class PowerPolicy(Doc, frozen=True):
     """Battery levels, supply limits and the sliding window of the stability metrics."""
 
-    low_battery_pct: float = Field(default=20.0, ge=0, le=100)
-    critical_battery_pct: float = Field(default=10.0, ge=0, le=100)
-    nominal_voltage_v: float = Field(default=5.0, gt=0, le=60)
-    critical_voltage_v: float = Field(default=4.8, gt=0, le=60)
-    ripple_limit_v: float = Field(default=0.25, gt=0, le=10, description="peak to peak")
-    current_spike_ratio: float = Field(default=1.8, gt=1, le=20)
-    window_s: float = Field(default=60.0, ge=5, le=3600)
+    low_battery_pct: Annotated[float, Meta(ge=0, le=100)] = 20.0
+    critical_battery_pct: Annotated[float, Meta(ge=0, le=100)] = 10.0
+    nominal_voltage_v: Annotated[float, Meta(gt=0, le=60)] = 5.0
+    critical_voltage_v: Annotated[float, Meta(gt=0, le=60)] = 4.8
+    ripple_limit_v: Annotated[float, Meta(gt=0, le=10, description="peak to peak")] = 0.25
+    current_spike_ratio: Annotated[float, Meta(gt=1, le=20)] = 1.8
+    window_s: Annotated[float, Meta(ge=5, le=3600)] = 60.0
     prefer_solar_over_battery: bool = False
 
-    @model_validator(mode="after")
-    def _ordered(self) -> PowerPolicy:
+    def check(self) -> None:
         if self.critical_battery_pct >= self.low_battery_pct:
             raise ValueError("need critical_battery_pct < low_battery_pct")
         if self.critical_voltage_v >= self.nominal_voltage_v:
             raise ValueError("need critical_voltage_v < nominal_voltage_v")
-        return self
 
 
 _QUIET_HOURS = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
@@ -124,28 +118,26 @@ def parse_quiet_hours(value: str) -> tuple[int, int]:
     return start, end
 
 
-def _check_quiet_hours(value: str) -> str:
+def _check_quiet_hours(value: Any) -> None:
     parse_quiet_hours(value)
-    return value
 
 
-# In the type, not a model validator: the fleet validates each field of a document alone.
-QuietHours = Annotated[str, AfterValidator(_check_quiet_hours)]
-
-
-class SecurityPolicy(_Doc):
+class SecurityPolicy(Doc, frozen=True):
     """Tamper detection: armed state, level, quiet hours, debounce and flapping detection.
 
     ``quiet_hours`` ("HH:MM-HH:MM", board local time, may wrap midnight) limits motion
     tamper to those hours; outside them motion is only noted. ``None``: always armed.
     """
 
+    # A rule of the field, not across fields: the fleet validates each field alone.
+    FIELD_CHECKS: ClassVar[dict[str, Any]] = {"quiet_hours": _check_quiet_hours}
+
     armed: bool = True
     level: SecurityLevel = SecurityLevel.MEDIUM
-    debounce_s: float = Field(default=0.5, ge=0, le=60)
-    rapid_transitions: int = Field(default=6, ge=2, le=1000)
-    rapid_window_s: float = Field(default=30.0, gt=0, le=3600)
-    quiet_hours: QuietHours | None = None
+    debounce_s: Annotated[float, Meta(ge=0, le=60)] = 0.5
+    rapid_transitions: Annotated[int, Meta(ge=2, le=1000)] = 6
+    rapid_window_s: Annotated[float, Meta(gt=0, le=3600)] = 30.0
+    quiet_hours: str | None = None
 
 
 def in_quiet_hours(policy: SecurityPolicy, hour: int, minute: int) -> bool:

@@ -18,8 +18,8 @@ from wrale.fleet.brain.models import Tenant
 from wrale.fleet.brain.services import enrollment
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.fleet.sync.protocol import Hello, Message, Welcome, decode, encode
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.clock import FakeClock
-from wrale.shared.config import CentralSettings
 
 SAFETY_S = 10.0  # bound on waiting for something that should come at once; never a timing
 

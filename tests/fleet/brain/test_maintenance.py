@@ -17,7 +17,7 @@ from wrale.fleet.brain.maintenance import (
     default_jobs,
 )
 from wrale.fleet.brain.models import AuditEntry, Lease
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 
 T0 = 1_800_000_000.0
 

@@ -21,7 +21,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.maintenance import Job, JobContext, MaintenanceRunner, default_jobs
 from wrale.fleet.brain.models import Device, Lease
 from wrale.fleet.brain.models.commands import Command
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 
 __all__ = ["hanging"]  # the fixture, used by name
 

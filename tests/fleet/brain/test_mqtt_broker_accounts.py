@@ -34,7 +34,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.sync.protocol import Ack, Hello, TelemetryBatch, decode, encode
 from wrale.fleet.sync.transport.base import Refused
 from wrale.fleet.sync.transport.mqtt import MqttDialer
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
 
 pytestmark = pytest.mark.mqtt

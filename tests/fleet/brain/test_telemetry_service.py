@@ -17,7 +17,7 @@ from wrale.fleet.brain.models.telemetry import (
     TelemetryRollup1m,
 )
 from wrale.fleet.brain.services import telemetry, telemetry_query
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.errors import InvalidRequestError
 
 T0 = 1_789_999_200.0  # a whole hour (and minute) in 2026

@@ -23,11 +23,12 @@ from wrale.fleet.edge.reconcile import (
 )
 from wrale.fleet.sync.twin import merge
 from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
+from wrale.shared.structs import to_builtins
 
 CURRENT: dict[str, Any] = {
-    "thermal": ThermalPolicy().model_dump(mode="json"),
-    "power": PowerPolicy().model_dump(mode="json"),
-    "security": SecurityPolicy().model_dump(mode="json"),
+    "thermal": to_builtins(ThermalPolicy()),
+    "power": to_builtins(PowerPolicy()),
+    "security": to_builtins(SecurityPolicy()),
     "sampling": {"interval_s": 1.0, "report_interval_s": 10.0},
     "fan": {"override_pct": None, "duration_s": 300.0},
     "tamper": {"armed": True, "level": "medium", "lockdown": False},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -107,7 +108,7 @@ def test_policy_minimum_fan_applies_even_when_cool() -> None:
     assert warm.fan_pct == plain_curve_pct(68.0, policy) > 35.0  # the curve wins above it
     critical = control.decide_thermal(ThermalReading(81.0), warm, policy, None, 2)
     assert critical.fan_pct == 100.0
-    maxed = policy.model_copy(update={"profile": FanProfile.MAX})
+    maxed = msgspec.structs.replace(policy, profile=FanProfile.MAX)
     assert control.decide_thermal(ThermalReading(30.0), cool, maxed, None, 3).fan_pct == 100.0
 
 
@@ -159,7 +160,7 @@ def test_curve_level_stays_between_fresh_and_hysteresis_levels(seq: list[float])
 
 def test_profiles_bend_the_curve() -> None:
     def fan(profile: FanProfile, t: float) -> float:
-        pol = POLICY.model_copy(update={"profile": profile})
+        pol = msgspec.structs.replace(POLICY, profile=profile)
         return control.decide_thermal(
             ThermalReading(t), control.INITIAL_THERMAL, pol, None, 0
         ).fan_pct
@@ -259,7 +260,7 @@ def test_failover_order() -> None:
     assert control.choose_source(power(PowerSource.MAIN, 80), PPOL) is PowerSource.MAIN
     lost = power(PowerSource.MAIN, 80, main=False, solar=True)
     assert control.choose_source(lost, PPOL) is PowerSource.BATTERY
-    solar_first = PPOL.model_copy(update={"prefer_solar_over_battery": True})
+    solar_first = msgspec.structs.replace(PPOL, prefer_solar_over_battery=True)
     assert control.choose_source(lost, solar_first) is PowerSource.SOLAR
     dead = power(PowerSource.MAIN, 0, main=False, solar=True)
     assert control.choose_source(dead, PPOL) is PowerSource.SOLAR

@@ -14,10 +14,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
 
 from tests.metal.core.server_harness import API_KEY, LINES, read_response, running_metald
 from wrale.metal.core.api_models import (
@@ -45,6 +45,7 @@ from wrale.metal.hw.sim import SimBoard
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import SimSettings
 from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
+from wrale.shared.structs import to_builtins
 
 LIMITS = HttpLimits()
 BUDGET = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -218,11 +219,11 @@ JSON = st.recursive(
 NUMBERS = st.one_of(
     st.integers(-10, 1000), st.floats(-1e6, 1e6), st.sampled_from([0, 1, 100, 1e308, -0.0])
 )
-BODY_MODELS: list[type[BaseModel]] = [
+BODY_MODELS: list[type[msgspec.Struct]] = [
     *(FanOverrideBody, FreqCapBody, GpioBody, PwmBody, ArmBody, AmbientBody, LoadBody),
     *(FaultBody, DiagRunBody, ThermalPolicy, PowerPolicy, SecurityPolicy),
 ]
-FIELDS = sorted({name for model in BODY_MODELS for name in model.model_fields})
+FIELDS = sorted({name for model in BODY_MODELS for name in model.__struct_fields__})
 POLICIES = {"thermal": ThermalPolicy(), "power": PowerPolicy(), "security": SecurityPolicy()}
 
 
@@ -230,7 +231,7 @@ POLICIES = {"thermal": ThermalPolicy(), "power": PowerPolicy(), "security": Secu
 def near_valid_policies(draw: st.DrawFn) -> dict[str, Any]:
     """The running defaults with a few fields replaced: bodies that get past most checks."""
     section = draw(st.sampled_from(sorted(POLICIES)))
-    doc = POLICIES[section].model_dump(mode="json")
+    doc = to_builtins(POLICIES[section])
     for name in draw(st.lists(st.sampled_from(sorted(doc)), min_size=1, max_size=3)):
         doc[name] = draw(JSON)
     return {section: doc}
@@ -250,7 +251,7 @@ BODIES = st.one_of(
     st.integers(1, 30_000).map(lambda n: "[" * n + "]" * n),
     st.integers(1, 30_000).map(lambda n: '{"a":' * n + "1" + "}" * n),
 )
-WRITE_ROUTES: dict[tuple[str, str], type[BaseModel] | None] = {
+WRITE_ROUTES: dict[tuple[str, str], type[msgspec.Struct] | None] = {
     ("PUT", "/v1/thermal/fan"): FanOverrideBody,
     ("PUT", "/v1/thermal/throttle"): FreqCapBody,
     ("PUT", "/v1/gpio/led"): GpioBody,
@@ -265,12 +266,12 @@ WRITE_ROUTES: dict[tuple[str, str], type[BaseModel] | None] = {
 }
 
 
-def route_bodies(model: type[BaseModel] | None) -> st.SearchStrategy[Any]:
+def route_bodies(model: type[msgspec.Struct] | None) -> st.SearchStrategy[Any]:
     """Bodies aimed at one route: its own fields with numbers or any JSON, or anything."""
     if model is None:
         return st.one_of(near_valid_policies(), BODIES)
     own = st.dictionaries(
-        st.sampled_from(sorted(model.model_fields)), NUMBERS | JSON, min_size=1, max_size=4
+        st.sampled_from(sorted(model.__struct_fields__)), NUMBERS | JSON, min_size=1, max_size=4
     )
     return st.one_of(own, own, BODIES)
 

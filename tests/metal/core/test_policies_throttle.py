@@ -15,6 +15,7 @@ from wrale.metal.core.client import HttpMetalClient, InProcessMetalClient, Metal
 from wrale.metal.hw.base import Fault, FaultKind
 from wrale.shared.errors import InvalidRequestError, UnsafeOperationError
 from wrale.shared.policy import CurvePoint, PowerPolicy, ThermalPolicy
+from wrale.shared.structs import to_builtins
 
 
 @pytest.fixture(params=["in-process", "http"])
@@ -32,7 +33,7 @@ async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Metald, Me
 async def test_policies_are_read_and_replaced(pair: tuple[Metald, MetalClient]) -> None:
     m, c = pair
     before = await c.policies()
-    assert before["thermal"] == ThermalPolicy().model_dump(mode="json")
+    assert before["thermal"] == to_builtins(ThermalPolicy())
     thermal = {**before["thermal"], "min_fan_pct": 30.0, "profile": "cool"}
     after = await c.update_policies(thermal=thermal)
     assert after["thermal"]["min_fan_pct"] == 30.0

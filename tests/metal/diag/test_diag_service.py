@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from wrale.metal.core.engine import MetalCore
@@ -113,7 +114,7 @@ async def test_gpio_loopback_passes_when_wired(core: MetalCore, diag: Diagnostic
 async def test_gpio_loopback_fails_without_the_wire(
     boot: Boot, gpio_lines: dict[str, GpioLineSettings]
 ) -> None:
-    unwired = {n: cfg.model_copy(update={"loopback_to": None}) for n, cfg in gpio_lines.items()}
+    unwired = {n: msgspec.structs.replace(cfg, loopback_to=None) for n, cfg in gpio_lines.items()}
     core = await boot(gpio_lines=unwired)
     diag = DiagnosticsService(core, loopback_pairs={"out": "in"})
     result = pick(await diag.run(["gpio_loopback"]), "gpio_loopback")

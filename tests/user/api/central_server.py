@@ -16,7 +16,7 @@ import uvicorn
 
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
 
 ADMIN_PASSWORD = "admin-password-1"

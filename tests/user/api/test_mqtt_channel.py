@@ -49,8 +49,9 @@ from wrale.metal.core.client import InProcessMetalClient
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.store import DeviceStore
 from wrale.metal.hw.sim import SimBoard
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.clock import SystemClock
-from wrale.shared.config import CentralSettings, SimSettings
+from wrale.shared.config import SimSettings
 from wrale.user.api.app import create_app
 
 pytestmark = pytest.mark.mqtt

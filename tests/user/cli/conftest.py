@@ -17,7 +17,7 @@ import uvicorn
 from typer.testing import CliRunner, Result
 
 from wrale.fleet.brain.db import Database
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
 from wrale.user.cli import output
 from wrale.user.cli.app import app

@@ -31,7 +31,7 @@ from wrale.fleet.brain.models import Lease
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.delivery import DeliveryLimits, deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 
 log = logging.getLogger("wrale.central.maintenance")
 # a delivery pass: its claim rounds, then the last sends' own deadlines (at most 30 s)

@@ -32,6 +32,7 @@ from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.core.snapshot import line_dict as snapshot_line_dict
 from wrale.metal.hw.base import Fault, LineState, SimControls
 from wrale.shared.errors import NotFoundError, UnavailableError, UnsupportedError
+from wrale.shared.structs import to_builtins
 
 BACKLOG_PAGE = 500
 _STARTED = time.monotonic()
@@ -85,9 +86,9 @@ def gpio(core: MetalCore) -> dict[str, Any]:
 def policies(core: MetalCore) -> dict[str, Any]:
     """The thermal, power and security policies the board runs now."""
     return {
-        "thermal": core.thermal_policy.model_dump(mode="json"),
-        "power": core.power_policy.model_dump(mode="json"),
-        "security": core.security_policy.model_dump(mode="json"),
+        "thermal": to_builtins(core.thermal_policy),
+        "power": to_builtins(core.power_policy),
+        "security": to_builtins(core.security_policy),
     }
 
 

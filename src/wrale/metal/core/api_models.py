@@ -1,52 +1,42 @@
 """Request models of metald's API and ``parse``, which turns a validation failure into an
 ``InvalidRequestError`` saying ``<field>: <problem>``.
 
-Numbers are strict (a bool is not a number) and finite; bodies refuse unknown fields.
+Numbers in bodies are strict (a bool or a string is not a number) and finite; bodies refuse
+unknown fields. Queries take strings for numbers and ignore parameters they do not know.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    model_validator,
-)
+import msgspec
+from msgspec import Meta
 
 from wrale.metal.core.events import EventType, Severity
 from wrale.metal.hw.base import FaultKind
 from wrale.shared.errors import InvalidRequestError
 from wrale.shared.policy import PowerPolicy, SecurityLevel, SecurityPolicy, ThermalPolicy
+from wrale.shared.structs import Doc, convert, problems
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=msgspec.Struct)
 
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
-Percent = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=0, le=100)]
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+Percent = Annotated[float, Meta(ge=0, le=100)]
 
 
-class FanOverrideBody(_Body):
+class FanOverrideBody(Doc, frozen=True):
     """``PUT /v1/thermal/fan``; the policy's ``max_override_s`` bounds the duration."""
 
     percent: Percent
-    duration_s: Annotated[Number, Field(ge=1)] = 300.0
+    duration_s: Annotated[float, Meta(ge=1)] = 300.0
 
 
-class FreqCapBody(_Body):
+class FreqCapBody(Doc, frozen=True):
     """``PUT /v1/thermal/throttle``: cap the CPU frequency (40-100 %); ``null`` lifts it."""
 
-    max_freq_pct: Annotated[Number, Field(ge=40, le=100)] | None = None
+    max_freq_pct: Annotated[float, Meta(ge=40, le=100)] | None = None
 
 
-class PoliciesBody(_Body):
+class PoliciesBody(Doc, frozen=True):
     """``PUT /v1/policies``: each policy given replaces the running one, whole."""
 
     thermal: ThermalPolicy | None = None
@@ -54,62 +44,61 @@ class PoliciesBody(_Body):
     security: SecurityPolicy | None = None
 
 
-class ArmBody(_Body):
+class ArmBody(Doc, frozen=True):
     level: SecurityLevel | None = None
 
 
-class PwmBody(_Body):
-    frequency_hz: Annotated[Number, Field(gt=0, le=10_000_000)] = 25_000.0  # fan PWM default
+class PwmBody(Doc, frozen=True, kw_only=True):
+    frequency_hz: Annotated[float, Meta(gt=0, le=10_000_000)] = 25_000.0  # fan PWM default
     duty_percent: Percent
 
 
-class GpioBody(_Body):
+class GpioBody(Doc, frozen=True):
     """``PUT /v1/gpio/{line}``: exactly one of ``value`` (0 or 1) and ``pwm``."""
 
-    value: Annotated[StrictInt, Field(ge=0, le=1)] | None = None
+    value: Annotated[int, Meta(ge=0, le=1)] | None = None
     pwm: PwmBody | None = None
 
-    @model_validator(mode="after")
-    def _one(self) -> GpioBody:
+    def check(self) -> None:
         if (self.value is None) == (self.pwm is None):
             raise ValueError("give exactly one of 'value' (0 or 1) and 'pwm'")
-        return self
 
 
-class DiagRunBody(_Body):
-    tests: Annotated[list[StrictStr], Field(max_length=100)] | None = None
+class DiagRunBody(Doc, frozen=True):
+    tests: Annotated[list[str], Meta(max_length=100)] | None = None
 
 
-class AmbientBody(_Body):
-    celsius: Annotated[Number, Field(ge=-40, le=80)]
+class AmbientBody(Doc, frozen=True):
+    celsius: Annotated[float, Meta(ge=-40, le=80)]
 
 
-class LoadBody(_Body):
+class LoadBody(Doc, frozen=True):
     percent: Percent
 
 
-class FaultBody(BaseModel):
+class FaultBody(Doc, frozen=True):
     """``POST /v1/sim/faults``: ``fault`` and ``duration_s``; other keys are its parameters
     (checked by the simulator)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    EXTRA_INTO: ClassVar[str] = "extra"
 
     fault: FaultKind
-    duration_s: Annotated[Number, Field(gt=0)] | None = None
+    duration_s: Annotated[float, Meta(gt=0)] | None = None
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        return dict(self.extra)
 
 
-class _Query(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class _Query(Doc, frozen=True, forbid_unknown_fields=False):
+    """Query parameters: strings convert to numbers; unknown parameters are ignored."""
 
 
-class EventQuery(_Query):
+class EventQuery(_Query, frozen=True):
     """``GET /v1/events``: after ``since_id`` (oldest first) or else the latest ``limit``."""
 
-    since_id: Annotated[int, Field(ge=0)] | None = None
-    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    since_id: Annotated[int, Meta(ge=0)] | None = None
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 100
     type: list[EventType] | None = None
     min_severity: Severity | None = None
 
@@ -117,22 +106,29 @@ class EventQuery(_Query):
         return [t.value for t in self.type] if self.type else None
 
 
-class HistoryQuery(_Query):
-    limit: Annotated[int, Field(ge=1, le=1000)] = 50
+class HistoryQuery(_Query, frozen=True):
+    limit: Annotated[int, Meta(ge=1, le=1000)] = 50
 
 
-class ClearFaultsQuery(_Query):
+class ClearFaultsQuery(_Query, frozen=True):
     fault: FaultKind | None = None
 
 
 def parse(model: type[M], data: Any) -> M:
     """Validate ``data`` (``None``: an empty body) as ``model``; ``InvalidRequestError`` else."""
+    data = {} if data is None else data
+    into = getattr(model, "EXTRA_INTO", None)
+    if into is not None and isinstance(data, dict):
+        known = set(model.__struct_fields__) - {into}
+        data = {
+            **{k: v for k, v in data.items() if k in known},
+            into: {k: v for k, v in data.items() if k not in known},
+        }
     try:
-        return model.model_validate({} if data is None else data)
-    except ValidationError as exc:
-        problems = [
-            {"field": ".".join(str(p) for p in err["loc"]) or "body", "problem": err["msg"]}
-            for err in exc.errors(include_url=False)
-        ]
-        message = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        raise InvalidRequestError(message, errors=problems) from None
+        return convert(data, model, strict=not issubclass(model, _Query))
+    except msgspec.ValidationError as exc:
+        found = problems(exc)
+        for p in found:
+            p["field"] = p["field"] or "body"
+        message = "; ".join(f"{p['field']}: {p['problem']}" for p in found)
+        raise InvalidRequestError(message, errors=found) from None

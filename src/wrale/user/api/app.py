@@ -25,7 +25,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.maintenance import MaintenanceRunner, holder_id
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.identity import AuthConfig
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.user.api import errors, openapi
 from wrale.user.api.deps import AppState
 from wrale.user.api.metrics import CentralMetrics, RequestMetricsMiddleware

@@ -15,7 +15,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.services import audit, identity
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.errors import AuthError
 
 

@@ -17,7 +17,8 @@ from typing import Annotated, Any
 
 import typer
 
-from wrale.shared.config import CentralSettings, load_settings
+from wrale.shared.central_settings import CentralSettings
+from wrale.shared.config import load_settings
 from wrale.shared.errors import ConfigError
 
 GRACEFUL_SHUTDOWN_S = 3  # open connections (dashboards' event streams) then are cut

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from wrale.fleet.brain.bus import BusEvent
     from wrale.fleet.brain.db import Database
     from wrale.fleet.edge.credentials import Credentials
+    from wrale.shared.central_settings import CentralSettings
     from wrale.shared.clock import Clock
-    from wrale.shared.config import CentralSettings
     from wrale.user.simfleet.fleet import SimFleet
     from wrale.user.simfleet.incidents import Step
     from wrale.user.simfleet.plan import BoardSpec

@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from wrale.fleet.edge.agent import EdgeAgent
 from wrale.fleet.edge.commands import InProcessPower, PowerActions
 from wrale.fleet.edge.credentials import Credentials
@@ -79,9 +81,23 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MetalSettings, EdgeSet
         sim["speed"] = args.sim_speed
     if args.sim_seed is not None:
         sim["seed"] = args.sim_seed
+    edge = load_settings(
+        EdgeSettings,
+        config_file=args.edge_config,
+        defaults={"state_dir": DEFAULT_STATE_DIR},
+        flags={
+            "state_dir": state_dir,
+            "central_url": args.central,
+            "mqtt_url": args.mqtt_url,
+            "ca_file": args.ca_file,
+            "insecure": args.insecure,
+            "log_level": args.log_level,
+        },
+    )
     metal = load_settings(
         MetalSettings,
         config_file=args.config,
+        defaults={"data_dir": edge.state_dir / "metald"},
         flags={
             "backend": args.backend,
             "listen": args.listen,
@@ -94,22 +110,6 @@ def settings_from_args(args: argparse.Namespace) -> tuple[MetalSettings, EdgeSet
             **listen_flags(args),
         },
     )
-    edge = load_settings(
-        EdgeSettings,
-        config_file=args.edge_config,
-        flags={
-            "state_dir": state_dir,
-            "central_url": args.central,
-            "mqtt_url": args.mqtt_url,
-            "ca_file": args.ca_file,
-            "insecure": args.insecure,
-            "log_level": args.log_level,
-        },
-    )
-    if state_dir is None and "state_dir" not in edge.model_fields_set:
-        edge = edge.model_copy(update={"state_dir": DEFAULT_STATE_DIR})
-    if state_dir is None and "data_dir" not in metal.model_fields_set:
-        metal = metal.model_copy(update={"data_dir": edge.state_dir / "metald"})
     return metal, edge
 
 
@@ -126,7 +126,7 @@ async def run_device(
     creds = Credentials.load(edge.credentials_path())
     dialer = make_dialer(edge, creds)  # refuses an insecure URL before anything starts
     backend = resolve_backend(metal)
-    metal = metal.model_copy(update={"backend": backend})
+    metal = msgspec.structs.replace(metal, backend=backend)
     notifier = Notifier.from_environ()  # systemd: READY / WATCHDOG / STOPPING
     boots = 0
     try:

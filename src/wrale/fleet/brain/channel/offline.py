@@ -23,7 +23,7 @@ from wrale.fleet.brain.models.alerts import Alert
 from wrale.fleet.brain.models.channel import ChannelSession, DeviceEvent
 from wrale.fleet.brain.services import registry
 from wrale.fleet.brain.services.alerts import OPEN_STATES
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 
 log = logging.getLogger("wrale.central.channel")
 

@@ -79,7 +79,7 @@ from wrale.fleet.sync.protocol import (
     TelemetryBatch,
     Welcome,
 )
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.errors import AuthError, WraleError
 
 __all__ = [  # the checks are re-exported: transports import everything from here

@@ -23,7 +23,7 @@ from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
-from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
+from wrale.shared.policy_models import PowerPolicyModel, SecurityPolicyModel, ThermalPolicyModel
 
 
 class SamplingPolicy(BaseModel):
@@ -36,9 +36,9 @@ class SamplingPolicy(BaseModel):
 
 
 KINDS: dict[str, type[BaseModel]] = {
-    "thermal": ThermalPolicy,
-    "power": PowerPolicy,
-    "security": SecurityPolicy,
+    "thermal": ThermalPolicyModel,
+    "power": PowerPolicyModel,
+    "security": SecurityPolicyModel,
     "sampling": SamplingPolicy,
 }
 SCOPE_TYPES = ("fleet", "group", "device")

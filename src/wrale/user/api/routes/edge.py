@@ -50,7 +50,7 @@ from wrale.fleet.sync.protocol import (
     decode,
     encode,
 )
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.shared.errors import WraleError
 from wrale.user.api.deps import PageDep, PrincipalDep, SessionDep
 from wrale.user.api.schemas.common import Page, page_of
