@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from common import RESULTS, Figure, write_results
 from device_bench import run as run_device
+from device_io_bench import run as run_device_io
 from fleet_bench import run as run_fleet
 from metald_bench import run as run_metald
 from telemetry_bench import run as run_telemetry
@@ -26,6 +27,7 @@ def main() -> int:
         ("metald", run_metald),
         ("telemetry", run_telemetry),
         ("device", run_device),
+        ("device_io", run_device_io),
         ("fleet", run_fleet),
         ("ui", run_ui),
     )
