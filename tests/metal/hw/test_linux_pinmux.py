@@ -12,12 +12,8 @@ from tests.metal.hw.fakegpio import FakePinctrl
 from tests.metal.hw.fakesys import FakeChip, FakeSys
 from wrale.metal.hw.base import Direction, LineConfig
 from wrale.metal.hw.linux import GpiodGpio, SysfsPwm
-from wrale.metal.hw.linux.pinmux import (
-    PI5_PWM_PINS,
-    PinmuxReader,
-    parse_pinctrl_get,
-    parse_pinmux_pins,
-)
+from wrale.metal.hw.linux.pinmux import PinmuxReader, parse_pinctrl_get, parse_pinmux_pins
+from wrale.metal.hw.pwm_pins import PI5_PWM_PINS
 from wrale.shared.errors import UnsupportedError
 
 LED = LineConfig(direction=Direction.OUT)

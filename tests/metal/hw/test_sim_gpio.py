@@ -10,6 +10,7 @@ import pytest
 
 from wrale.metal.hw.base import Direction, Edge, EdgeEvent, LineConfig, Pull
 from wrale.metal.hw.sim import SimBoard
+from wrale.metal.hw.sim.gpio import SimGpio
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import (
@@ -79,7 +80,7 @@ def test_edge_filter_and_external_drive(wired: SimBoard) -> None:
     wired.advance(0.02)
     wired.drive_input(5, 1)
     wired.advance(0.02)
-    wired.gpio.drive_input(5, None)  # released: the pull-up holds it high
+    wired.drive_input(5, None)  # released: the pull-up holds it high
     events = wired.gpio.drain_edge_events()
     assert events == [EdgeEvent(5, Edge.FALLING, START)]  # falling edges only
     assert wired.gpio.read_line(5) == 1
@@ -153,22 +154,41 @@ def test_hardware_pwm_on_the_pwm_pins_only(sim_board: SimBoard) -> None:
         sim_board.gpio.set_pwm(17, 1000, 50)
     with pytest.raises(NotFoundError):
         sim_board.gpio.set_pwm(19, 1000, 50)
-    sim_board.gpio.configure_line(12, LineConfig())
+    sim_board.gpio.configure_line(19, LineConfig())
     with pytest.raises(ConflictError):
+        sim_board.gpio.set_pwm(19, 1000, 50)
+
+
+def test_pwm_only_on_the_pins_the_overlay_muxed(sim_board: SimBoard) -> None:
+    """A Pi 5 booted with ``dtoverlay=pwm-2chan`` (the sim's default) has PWM on 18/19 only."""
+    sim_board.gpio.configure_line(12, OUT)
+    with pytest.raises(UnsupportedError) as err:
         sim_board.gpio.set_pwm(12, 1000, 50)
+    assert "`dtoverlay=pwm-2chan,pin=12,func=4,pin2=13,func2=4`" in err.value.message
+    assert "/boot/firmware/config.txt" in err.value.message
+
+
+def test_pwm_on_12_and_13_when_booted_with_their_overlay() -> None:
+    sim = SimBoard(clock=FakeClock())
+    gpio = SimGpio(sim, sim.clock, pwm_muxed=(12, 13))
+    gpio.configure_line(13, OUT)
+    gpio.set_pwm(13, 1000, 50)
+    gpio.configure_line(18, OUT)
+    with pytest.raises(UnsupportedError, match="`dtoverlay=pwm-2chan`"):
+        gpio.set_pwm(18, 1000, 50)
 
 
 @pytest.mark.parametrize(("freq", "duty"), [(0.5, 50), (60e6, 50), (1000, -1), (1000, 101)])
 def test_pwm_ranges(sim_board: SimBoard, freq: float, duty: float) -> None:
-    sim_board.gpio.configure_line(13, OUT)
+    sim_board.gpio.configure_line(19, OUT)
     with pytest.raises(InvalidRequestError):
-        sim_board.gpio.set_pwm(13, freq, duty)
+        sim_board.gpio.set_pwm(19, freq, duty)
 
 
 def test_pwm_limits_are_accepted(sim_board: SimBoard) -> None:
-    sim_board.gpio.configure_line(13, OUT)
-    sim_board.gpio.set_pwm(13, 1, 0)
-    sim_board.gpio.set_pwm(13, 50e6, 100)
+    sim_board.gpio.configure_line(19, OUT)
+    sim_board.gpio.set_pwm(19, 1, 0)
+    sim_board.gpio.set_pwm(19, 50e6, 100)
 
 
 @pytest.mark.parametrize(

@@ -10,45 +10,17 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 
 from wrale.metal.hw.linux.gpiochip import PI5_GPIO_LABEL
 from wrale.metal.hw.linux.vcgencmd import RunText, run_text
+from wrale.metal.hw.pwm_pins import PwmPin
 
 PINCTRL = "pinctrl"
 DEBUGFS_PINCTRL = Path("/sys/kernel/debug/pinctrl")
-CONFIG_TXT = "/boot/firmware/config.txt"
-# arch/arm/boot/dts/overlays/pwm-2chan-overlay.dts: pins 18/19 with brcm,function 2 (Alt5)
-# by default; pinctrl-rp1.c's legacy_fsel_map turns Alt5 on 18/19 and Alt0 (func=4) on 12/13
-# into RP1's pwm0 function.
-PWM_2CHAN_18_19 = "dtoverlay=pwm-2chan"
-PWM_2CHAN_12_13 = "dtoverlay=pwm-2chan,pin=12,func=4,pin2=13,func2=4"
 PI5_PWM_FUNCTION = "pwm0"  # the function pinctrl-rp1 names in pinmux-pins
 GPIO_FUNCTIONS = frozenset({"ip", "op", "gp", "input", "output", "gpio"})
-
-
-@dataclass(frozen=True, slots=True)
-class PwmPin:
-    """A header pin RP1's PWM0 can drive: its channel, alt function and signal name."""
-
-    line: int
-    channel: int
-    alt: str  # as ``pinctrl set N <alt>`` takes it
-    signal: str  # as ``pinctrl get`` names it (RP1 datasheet, GPIO function table)
-    overlay: str  # the config.txt line that muxes it at boot
-
-
-PI5_PWM_PINS: Mapping[int, PwmPin] = MappingProxyType(
-    {
-        12: PwmPin(12, 0, "a0", "PWM0_CHAN0", PWM_2CHAN_12_13),
-        13: PwmPin(13, 1, "a0", "PWM0_CHAN1", PWM_2CHAN_12_13),
-        18: PwmPin(18, 2, "a3", "PWM0_CHAN2", PWM_2CHAN_18_19),
-        19: PwmPin(19, 3, "a3", "PWM0_CHAN3", PWM_2CHAN_18_19),
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)

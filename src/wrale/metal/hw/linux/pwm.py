@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from wrale.metal.hw.linux.pinmux import CONFIG_TXT, PI5_PWM_PINS, PinmuxReader, PwmPin
+from wrale.metal.hw.linux.pinmux import PinmuxReader
 from wrale.metal.hw.linux.sysfs import SYS, Locator, read_int, write_value
+from wrale.metal.hw.pwm_pins import CONFIG_TXT, PI5_PWM_PINS, PwmPin, not_muxed
 from wrale.shared.clock import Clock, SystemClock
 from wrale.shared.errors import ActuatorError, InvalidRequestError, UnsupportedError
 
@@ -107,11 +108,7 @@ class SysfsPwm:
             return
         if reading.drives(pin):
             return
-        message = (
-            f"GPIO {line} is not muxed for hardware PWM ({reading.source} reads "
-            f"{reading.function} = {reading.signal}, {pin.signal} needs {pin.alt}): add "
-            f"`{pin.overlay}` to {CONFIG_TXT} and reboot (no software PWM here)"
-        )
+        message = not_muxed(pin, f"{reading.source} reads {reading.function} = {reading.signal}")
         if reading.gpio:
             message += (
                 f"; the pin was taken as a GPIO line since boot, which RP1 keeps: "

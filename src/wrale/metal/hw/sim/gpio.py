@@ -2,15 +2,17 @@
 
 Inputs follow a wired output, else an external drive (``drive_input``), else their pull.
 Edges are debounced: a level must hold for ``debounce_ms`` before its edge is reported.
+Hardware PWM only on the pins the board's overlays muxed (default ``dtoverlay=pwm-2chan``).
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from wrale.metal.hw.base import Direction, Edge, EdgeEvent, LineConfig, LineState, Pull
+from wrale.metal.hw.pwm_pins import PI5_PWM_PINS, not_muxed
 from wrale.metal.hw.sim.checks import check_number
 from wrale.metal.hw.sim.runtime import Runtime
 from wrale.shared.clock import Clock
@@ -24,7 +26,8 @@ from wrale.shared.errors import (
 )
 
 LINE_COUNT = 28  # BCM 0-27 on the 40-pin header
-PWM_LINES = frozenset({12, 13, 18, 19})
+PWM_LINES = frozenset(PI5_PWM_PINS)  # RP1 PWM0 on the header: 12, 13, 18, 19
+PWM_2CHAN_MUXED = (18, 19)  # what a Pi 5 booted with ``dtoverlay=pwm-2chan`` has
 PWM_HZ = (1.0, 50e6)
 MAX_QUEUED_EVENTS = 4096
 
@@ -40,10 +43,18 @@ class _Line:
 
 
 class SimGpio:
+    """The header; ``pwm_muxed`` are the PWM pins the boot's overlays gave to PWM0."""
+
     def __init__(
-        self, rt: Runtime, clock: Clock, settings: Mapping[str, GpioLineSettings] | None = None
+        self,
+        rt: Runtime,
+        clock: Clock,
+        settings: Mapping[str, GpioLineSettings] | None = None,
+        *,
+        pwm_muxed: Iterable[int] = PWM_2CHAN_MUXED,
     ) -> None:
         self._rt = rt
+        self._pwm_muxed = frozenset(pwm_muxed) & PWM_LINES
         self._clock = clock
         self._lines: dict[int, _Line] = {}
         self._wires: dict[int, set[int]] = {}
@@ -75,6 +86,10 @@ class SimGpio:
             if line not in PWM_LINES:
                 lines = ", ".join(str(n) for n in sorted(PWM_LINES))
                 raise UnsupportedError(f"GPIO {line} has no hardware PWM (only {lines})", line=line)
+            if line not in self._pwm_muxed:
+                pin = PI5_PWM_PINS[line]
+                message = not_muxed(pin, "the simulated board was booted without it")
+                raise UnsupportedError(message, line=line, config_txt=pin.overlay)
             state = self._output(line)
             freq = check_number("PWM frequency_hz", frequency_hz, *PWM_HZ, line=line)
             duty = check_number("PWM duty_pct", duty_pct, 0.0, 100.0, line=line)
