@@ -6,7 +6,7 @@ The Linux board runs over a fake Pi 5 sysfs tree (with a UPS HAT) and a fake lib
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from tests.metal.hw.fakesys import FakeChip, FakeSys
 from wrale.metal.hw.base import (
     Board,
     Direction,
+    FanOwner,
     FanReading,
     LineConfig,
     PowerSource,
@@ -144,3 +145,65 @@ def test_gpio_errors(board: Board) -> None:
 def test_close_is_idempotent(board: Board) -> None:
     board.close()
     board.close()
+
+
+# ----------------------------------------------------------------- thermal on a Pi 5 (issue 10)
+
+
+@pytest.fixture(params=["sim", "linux"])
+def pi5(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[tuple[Board, Callable[[], None]]]:
+    """A Pi 5 board and ``later()``: a few seconds of the world going on (the sim's physics;
+    on Linux the kernel's step_wise governor polling while the SoC warms through its trips)."""
+    if request.param == "sim":
+        sim = SimBoard(SimSettings(seed=1), clock=FakeClock())
+        yield sim, lambda: sim.advance(5)
+        sim.close()
+        return
+    fake = FakeSys(tmp_path, cpu_temp_c=45.0)
+    governor = fake.governor()
+    temps = iter([45.0, 49.0, 52.0, 58.0, 61.0, 68.0, 76.0, 70.0, 60.0, 52.0, 47.0] * 10)
+
+    def later() -> None:
+        for _ in range(5):
+            fake.set_cpu_temp(next(temps))
+            governor.poll()
+
+    later()
+    board = fake.board(chip=FakeChip())
+    yield board, later
+    board.close()
+
+
+def test_a_cap_below_the_floor_is_the_floor(pi5: tuple[Board, Callable[[], None]]) -> None:
+    board, _ = pi5
+    board.throttle.set_max_freq(40)
+    reading = board.throttle.read_throttle()
+    assert reading.min_freq_pct == pytest.approx(62.5)
+    assert reading.max_freq_pct == pytest.approx(62.5)
+    board.throttle.set_max_freq(80)
+    assert board.throttle.read_throttle().max_freq_pct == pytest.approx(80, abs=0.5)
+
+
+def test_an_os_cap_sets_no_firmware_flag(pi5: tuple[Board, Callable[[], None]]) -> None:
+    board, later = pi5
+    board.throttle.set_max_freq(70)
+    later()
+    reading = board.throttle.read_throttle()
+    assert not reading.freq_capped_now
+    assert not reading.throttled_now
+    assert not reading.soft_temp_limit_now
+    assert not reading.throttled_occurred
+
+
+def test_the_fan_metald_drives_stays_as_metald_set_it(
+    pi5: tuple[Board, Callable[[], None]],
+) -> None:
+    board, later = pi5
+    board.fan.set_fan_duty(100)
+    for _ in range(4):
+        later()
+        reading = board.fan.read_fan()
+        assert reading.owner is FanOwner.METALD
+        assert reading.duty_pct == pytest.approx(100, abs=0.5)

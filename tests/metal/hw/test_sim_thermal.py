@@ -114,10 +114,17 @@ def test_without_fan_the_soc_rises_one_for_one_with_ambient() -> None:
     assert board.soc_temp_c == pytest.approx(before - 10.0, abs=0.01)
 
 
-def test_passive_steady_state_matches_the_constants() -> None:
+def test_passive_steady_state_is_held_by_the_firmware_throttle() -> None:
+    """7 W through 11 K/W would settle at 102 °C; the firmware's soft throttle (80-85 °C,
+    linear down to 62.5 %) holds it where T = 25 + 11 * (2.7 + 4.3 * f(T))."""
     board = SimBoard(SimSettings(seed=1, noise=False, load_pct=100))
     board.advance(4 * 3600)
-    assert board.soc_temp_c == pytest.approx(25.0 + 7.0 * 11, abs=0.05)
+    expected = 80.0 + (25.0 + 11 * 7.0 - 80.0) / (1 + 11 * 4.3 * 0.375 / 5)
+    assert board.soc_temp_c == pytest.approx(expected, abs=0.05)
+    flags = board.throttle.read_throttle()
+    assert flags.soft_temp_limit_now
+    assert flags.freq_capped_now
+    assert board.throttle.read_throttle().max_freq_pct == 100.0  # the OS cap is untouched
 
 
 def test_sensors_gpu_below_cpu_and_ambient_sensor_warmed_by_the_board() -> None:
@@ -143,10 +150,12 @@ def test_sensor_noise_is_small_and_centred(sim_board: SimBoard) -> None:
 def test_throttling_takes_away_heat() -> None:
     board = SimBoard(SimSettings(seed=1, noise=False, load_pct=100))
     full_w = board.power.read_power().power_w
-    board.throttle.set_max_freq(50)
+    board.throttle.set_max_freq(50)  # below the Pi 5's floor: applied as 62.5 %
+    assert board.throttle.read_throttle().max_freq_pct == 62.5
+    assert board.throttle.read_throttle().min_freq_pct == 62.5
     half_w = board.power.read_power().power_w
     assert full_w == pytest.approx(7.0)
-    assert half_w == pytest.approx(7.0 - 4.3 / 2)
+    assert half_w == pytest.approx(7.0 - 4.3 * (1 - 0.625))
     board.advance(4 * 3600)
     assert board.soc_temp_c == pytest.approx(25.0 + half_w * 11, abs=0.05)
 
@@ -171,9 +180,9 @@ def test_fan_spins_up_with_a_short_lag_and_degrades(sim_board: SimBoard) -> None
 
 def test_an_os_cap_sets_no_firmware_flags_but_heat_does(sim_board: SimBoard) -> None:
     assert sim_board.throttle.read_throttle().max_freq_pct == 100.0
-    sim_board.throttle.set_max_freq(60)
+    sim_board.throttle.set_max_freq(70)
     now = sim_board.throttle.read_throttle()
-    assert now.max_freq_pct == 60.0
+    assert now.max_freq_pct == 70.0
     assert not now.freq_capped_now  # the firmware did not cap anything: the OS did
     assert not now.throttled_now
     sim_board.set_load(100)

@@ -53,6 +53,10 @@ def create_board(settings: MetalSettings, clock: Clock) -> Board:
         from wrale.metal.hw.linux import LinuxBoard
 
         return LinuxBoard(
-            settings.linux, name=settings.device_name, gpio_lines=settings.gpio, clock=clock
+            settings.linux,
+            name=settings.device_name,
+            gpio_lines=settings.gpio,
+            clock=clock,
+            state_dir=settings.data_dir,  # fan takeover record + throttle history
         )
     raise ConfigError(f"setting 'backend': unknown backend {backend!r}")  # pragma: no cover

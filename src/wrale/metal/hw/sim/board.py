@@ -153,7 +153,7 @@ class SimBoard:
     def _refresh(self) -> None:
         """Recompute what follows from the state now: supply, heat, flags, tamper inputs."""
         effects = self._effects
-        demand = demand_w(self._load_pct, self._throttle.max_freq_pct, effects.extra_heat_w)
+        demand = demand_w(self._load_pct, self._throttle.effective_pct(), effects.extra_heat_w)
         supply = self._power.evaluate(demand, self._t + self._wall_offset)
         self._fan.powered = supply.active is not None
         self._thermal.heat_w = supply.draw_w
