@@ -9,7 +9,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 UI_VENDOR := src/wrale/user/ui/static/vendor
 UI_STAMP := $(UI_VENDOR)/.installed
 
-.PHONY: demo test check bench format install install-dev ui-assets clean migration
+.PHONY: demo test check bench format install install-dev ui-assets clean migration package
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ test: check
 ## bench: benchmark figures, printed and written to bench/results/latest.json
 bench: $(DEV_STAMP)
 	$(BIN)/python bench/run.py
+
+## package: the device install as a .deb for Raspberry Pi OS Bookworm in dist/ (ARCH=arm64|amd64)
+ARCH ?= arm64
+package: | $(BIN)/python
+	ARCH=$(ARCH) PYTHON=$(BIN)/python OUT=dist packaging/build-deb.sh
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format .
