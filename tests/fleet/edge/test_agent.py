@@ -283,8 +283,8 @@ async def test_commands_run_once_with_their_lifecycle(device: Device, central: F
     assert central.result("c2").reason == "expired"  # type: ignore[union-attr]
     assert await run("c3", "warp", {}) == "refused"
     assert await run("c4", "set_fan", {"percent": 170}) == "refused"
-    assert await run("c5", "set_throttle", {"max_freq_pct": 60}) == "succeeded"
-    assert device.core.current().decision.max_freq_pct == 60.0
+    assert await run("c5", "set_throttle", {"max_freq_pct": 70}) == "succeeded"
+    assert device.core.current().decision.max_freq_pct == 70.0
     assert await run("c6", "reboot", {}) == "refused"  # power commands are off by default
     assert await run("c7", "run_diag", {}) == "refused"  # this metal has no diagnostics
     assert await run("c8", "sim_load", {"percent": 55}) == "succeeded"
