@@ -27,6 +27,7 @@ from wrale.metal.core.api_models import (
 )
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.events import Event, Severity
+from wrale.metal.core.http import error_body
 from wrale.metal.core.ports import Diagnostics
 from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.core.snapshot import line_dict as snapshot_line_dict
@@ -49,10 +50,17 @@ def current(core: MetalCore) -> Snapshot:
     return snap
 
 
+STALE_AFTER_SAMPLES = 3  # /healthz is 503 once the last sample is older than this
+
+
 def health(core: MetalCore) -> dict[str, Any]:
+    """Liveness of the safety loops: ``status`` is ``stale`` (with an error ``code``) once
+    the last sample is older than ``STALE_AFTER_SAMPLES`` sampling intervals."""
     uptime_s = round(time.monotonic() - _STARTED, 1)
     snap = current(core)
-    return {
+    sampled = core.sampled_mono
+    age_s = 0.0 if sampled is None else max(0.0, core.clock.monotonic() - sampled)
+    body: dict[str, Any] = {
         "status": "ok",
         "seq": snap.seq,
         "uptime_s": uptime_s,
@@ -60,7 +68,13 @@ def health(core: MetalCore) -> dict[str, Any]:
         "device": core.device_name,
         "backend": core.board.backend,
         "model": core.board.model,
+        "sample_age_s": round(age_s, 3),
     }
+    limit_s = STALE_AFTER_SAMPLES * core.sample_interval_s
+    if age_s > limit_s:  # the sampler is stuck: the safety loops are not running
+        message = f"last sample {age_s:.1f} s ago (more than {limit_s:g} s)"
+        body |= {"status": "stale", **error_body("stale_sample", message)}
+    return body
 
 
 def state(core: MetalCore) -> dict[str, Any]:
