@@ -14,7 +14,6 @@ import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any
 
@@ -25,6 +24,7 @@ from wrale.metal.core.http import (
     Response,
     SseEvent,
     error_response,
+    http_date,
 )
 from wrale.metal.core.request_parser import (
     HttpLimits,
@@ -385,6 +385,6 @@ def _head(status: int, headers: list[tuple[str, str]]) -> bytes:
         reason = HTTPStatus(status).phrase
     except ValueError:
         reason = "Unknown"
-    lines = [f"HTTP/1.1 {status} {reason}", f"Date: {formatdate(usegmt=True)}"]
+    lines = [f"HTTP/1.1 {status} {reason}", f"Date: {http_date()}"]
     lines += [f"{name}: {value}" for name, value in headers]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")

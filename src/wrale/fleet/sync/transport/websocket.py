@@ -14,10 +14,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed as WsClosed
-from websockets.exceptions import InvalidStatus, WebSocketException
-
 from wrale.fleet.sync.protocol import MAX_FRAME_BYTES, Goodbye, Hello, Message, Welcome, decode
 from wrale.fleet.sync.protocol import encode as encode_frame
 from wrale.fleet.sync.transport.base import (
@@ -30,6 +26,13 @@ from wrale.fleet.sync.transport.base import (
     require_secure,
 )
 from wrale.shared.errors import ConfigError
+from wrale.shared.lean_import import without_modules
+
+# websockets imports these two but, as used here (an explicit proxy only), never uses them
+with without_modules("importlib.metadata", "urllib.request"):
+    from websockets.asyncio.client import ClientConnection, connect
+    from websockets.exceptions import ConnectionClosed as WsClosed
+    from websockets.exceptions import InvalidStatus, WebSocketException
 
 EDGE_PATH = "/api/v1/edge/ws"
 _SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
