@@ -98,6 +98,8 @@ async def test_a_cap_never_lifts_the_safety_throttle() -> None:
     async with running_metald() as m:
         c = InProcessMetalClient(m.core)
         await m.core.sim_call(lambda: m.board.set_load(100))
+        # the cooler's heat sink alone holds 25 °C air near 81 °C: a warm room passes 85
+        await m.core.sim_call(lambda: m.board.set_ambient(40))
         await m.core.sim_call(lambda: m.board.inject_fault(Fault(FaultKind.FAN_FAILURE)))
         snap = m.core.current()
         for _ in range(2000):

@@ -453,8 +453,6 @@ async def test_metrics_text_parses(client: httpx.AsyncClient) -> None:
         samples[match.group(1) + (match.group(2) or "")] = value
     for gauge in (
         "wrale_cpu_temp_celsius",
-        "wrale_gpu_temp_celsius",
-        "wrale_ambient_temp_celsius",
         "wrale_fan_duty_percent",
         "wrale_fan_rpm",
         "wrale_throttled",
@@ -468,6 +466,9 @@ async def test_metrics_text_parses(client: httpx.AsyncClient) -> None:
     ):
         assert typed[gauge] == "gauge"
         assert gauge in samples
+    for absent in ("wrale_gpu_temp_celsius", "wrale_ambient_temp_celsius"):
+        assert typed[absent] == "gauge"  # a Pi 5 without a HAT: declared, no sample, no fake 0
+        assert absent not in samples
     assert typed["wrale_samples_total"] == "counter"
     assert typed["wrale_http_requests_total"] == "counter"
     assert samples["wrale_samples_total"] >= 1

@@ -1,4 +1,5 @@
-"""A simulated board with a wired GPIO loopback pair, its metal core and diagnostics.
+"""A simulated board with a wired GPIO loopback pair and an ambient-sensor HAT, its metal
+core and diagnostics (a Pi 5 has no GPU sensor: its checks are skipped).
 
 Everything runs on the board's ``FakeClock``: diagnostics advance it while they sample.
 """
@@ -32,7 +33,9 @@ def gpio_lines() -> dict[str, GpioLineSettings]:
 
 @pytest.fixture
 def board(gpio_lines: dict[str, GpioLineSettings]) -> SimBoard:
-    return SimBoard(SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines)
+    return SimBoard(
+        SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines, ambient_sensor=True
+    )
 
 
 @pytest.fixture
@@ -48,7 +51,9 @@ def boot() -> Iterator[Boot]:
         started: bool = True,
         **policies: Any,
     ) -> MetalCore:
-        board = board or SimBoard(SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines)
+        board = board or SimBoard(
+            SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines, ambient_sensor=True
+        )
         store = DeviceStore(path)
         stores.append(store)
         core = MetalCore(board, store=store, clock=board.clock, gpio_lines=gpio_lines, **policies)

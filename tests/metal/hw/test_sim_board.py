@@ -45,7 +45,8 @@ def test_name_model_and_settings_are_taken() -> None:
 
 def test_reads_integrate_physics_up_to_an_outside_clock() -> None:
     clock = FakeClock()
-    board = SimBoard(SimSettings(seed=1, noise=False, load_pct=100), clock=clock)
+    board = SimBoard(SimSettings(seed=1, noise=False, load_pct=0), clock=clock)
+    board.set_load(100)  # from idle: a board starting loaded starts near its loaded heat
     start = board.soc_temp_c
     clock.advance(600)  # nobody tells the board
     cpu = board.thermal.read_thermal().cpu_temp_c

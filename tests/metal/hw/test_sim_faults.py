@@ -101,9 +101,11 @@ def test_clear_faults_counts_what_ended(sim_board: SimBoard) -> None:
 def test_heat_spike_adds_watts_for_its_duration() -> None:
     board = SimBoard(SimSettings(seed=1, noise=False))
     before_w = board.power.read_power().power_w
+    assert before_w is not None
     before_c = board.soc_temp_c
-    board.inject_fault(Fault(FaultKind.HEAT_SPIKE, {"watts": 8.0}))
-    assert board.power.read_power().power_w == pytest.approx(before_w + 8.0)
+    # 4 W: with 8 W the die passes 80 °C within the minute and the firmware throttles
+    board.inject_fault(Fault(FaultKind.HEAT_SPIKE, {"watts": 4.0}))
+    assert board.power.read_power().power_w == pytest.approx(before_w + 4.0)
     board.advance(59)
     assert board.soc_temp_c > before_c + 10
     board.advance(2)
@@ -131,19 +133,46 @@ def test_timed_ambient_change_reverts(sim_board: SimBoard) -> None:
     assert sim_board.ambient_c == 20.0
 
 
-@pytest.mark.parametrize("sensor", ["cpu", "gpu", "ambient"])
-def test_missing_sensor_reads_none(sim_board: SimBoard, sensor: str) -> None:
-    sim_board.inject_fault(Fault(FaultKind.SENSOR_FAILURE, {"sensor": sensor, "mode": "missing"}))
-    reading = sim_board.thermal.read_thermal()
-    values = {
-        "cpu": reading.cpu_temp_c,
-        "gpu": reading.gpu_temp_c,
-        "ambient": reading.ambient_temp_c,
-    }
+@pytest.mark.parametrize("sensor", ["cpu", "ambient"])
+def test_missing_sensor_reads_none(sensor: str) -> None:
+    board = SimBoard(SimSettings(seed=1), ambient_sensor=True)  # an ambient HAT
+    board.inject_fault(Fault(FaultKind.SENSOR_FAILURE, {"sensor": sensor, "mode": "missing"}))
+    reading = board.thermal.read_thermal()
+    values = {"cpu": reading.cpu_temp_c, "ambient": reading.ambient_temp_c}
     assert values.pop(sensor) is None
     assert all(v is not None for v in values.values())
-    sim_board.clear_faults()
-    assert None not in (sim_board.thermal.read_thermal().cpu_temp_c,)
+    assert reading.gpu_temp_c is None  # a Pi 5 has no GPU sensor
+    board.clear_faults()
+    assert None not in (board.thermal.read_thermal().cpu_temp_c,)
+
+
+@pytest.mark.parametrize(
+    ("board", "fault", "says"),
+    [
+        (
+            SimBoard(SimSettings(seed=1)),
+            Fault(FaultKind.SENSOR_FAILURE, {"sensor": "gpu", "mode": "missing"}),
+            "no gpu sensor",
+        ),
+        (
+            SimBoard(SimSettings(seed=1)),
+            Fault(FaultKind.SENSOR_FAILURE, {"sensor": "ambient", "mode": "stuck"}),
+            "no ambient sensor",
+        ),
+        (
+            SimBoard(SimSettings(seed=1), active_cooler=False),
+            Fault(FaultKind.FAN_FAILURE, {"mode": "stalled"}),
+            "no fan",
+        ),
+    ],
+    ids=["gpu", "ambient-without-hat", "fan-without-cooler"],
+)
+def test_faults_on_parts_the_board_lacks_are_refused(
+    board: SimBoard, fault: Fault, says: str
+) -> None:
+    with pytest.raises(InvalidRequestError, match=says):
+        board.inject_fault(fault)
+    assert board.active_faults() == []
 
 
 def test_out_of_range_sensor(sim_board: SimBoard) -> None:
@@ -163,7 +192,6 @@ def test_stuck_sensor_keeps_its_last_reading(sim_board: SimBoard) -> None:
     sim_board.advance(600)
     assert sim_board.soc_temp_c > stuck + 10  # type: ignore[operator]
     assert sim_board.thermal.read_thermal().cpu_temp_c == stuck
-    assert sim_board.thermal.read_thermal().gpu_temp_c > stuck  # type: ignore[operator]
 
 
 def test_status_reports_the_physics(sim_board: SimBoard) -> None:

@@ -82,17 +82,18 @@ def test_stalled_fan_and_hard_throttle_hold_the_soc_near_the_limit(sim_board: Si
     assert sim_board.throttle.read_throttle().throttled_occurred
 
 
-def test_full_load_with_a_working_fan_stays_under_70_c(sim_board: SimBoard) -> None:
+def test_full_load_with_a_working_fan_stays_under_75_c(sim_board: SimBoard) -> None:
     loop = CurveLoop()
     settled_idle(sim_board, loop)
     sim_board.set_load(100)
     temps = loop.run(sim_board, 1800)
-    assert max(temps) < 70.0
+    assert max(temps) < 75.0  # Active Cooler: 72 °C peak (test_sim_reference.py)
     assert statistics.fmean(temps[-300:]) > 55.0  # it does get warm
     assert not sim_board.throttle.read_throttle().soft_temp_limit_occurred
 
 
-def test_warmer_room_warms_the_board(sim_board: SimBoard) -> None:
+def test_warmer_room_warms_the_board() -> None:
+    sim_board = SimBoard(SimSettings(seed=1), ambient_sensor=True)  # the HAT reads the room
     loop = CurveLoop()
     cool_c = settled_idle(sim_board, loop)
     ambient_before = sim_board.thermal.read_thermal().ambient_temp_c
@@ -115,11 +116,12 @@ def test_without_fan_the_soc_rises_one_for_one_with_ambient() -> None:
 
 
 def test_passive_steady_state_is_held_by_the_firmware_throttle() -> None:
-    """7 W through 11 K/W would settle at 102 °C; the firmware's soft throttle (80-85 °C,
-    linear down to 62.5 %) holds it where T = 25 + 11 * (2.7 + 4.3 * f(T))."""
+    """7 W through 9.5 K/W (die to sink 2.5, cooler's sink to still air 7) would settle at
+    91.5 °C; the firmware's soft throttle (80-85 °C, linear down to 62.5 %) holds it where
+    T = 25 + 9.5 * (2.7 + 4.3 * f(T))."""
     board = SimBoard(SimSettings(seed=1, noise=False, load_pct=100))
     board.advance(4 * 3600)
-    expected = 80.0 + (25.0 + 11 * 7.0 - 80.0) / (1 + 11 * 4.3 * 0.375 / 5)
+    expected = 80.0 + (25.0 + 9.5 * 7.0 - 80.0) / (1 + 9.5 * 4.3 * 0.375 / 5)
     assert board.soc_temp_c == pytest.approx(expected, abs=0.05)
     flags = board.throttle.read_throttle()
     assert flags.soft_temp_limit_now
@@ -127,11 +129,15 @@ def test_passive_steady_state_is_held_by_the_firmware_throttle() -> None:
     assert board.throttle.read_throttle().max_freq_pct == 100.0  # the OS cap is untouched
 
 
-def test_sensors_gpu_below_cpu_and_ambient_sensor_warmed_by_the_board() -> None:
+def test_a_pi5_has_one_sensor_and_a_hat_brings_an_ambient_one_warmed_by_the_board() -> None:
     board = SimBoard(SimSettings(seed=1, noise=False))
     reading = board.thermal.read_thermal()
     assert reading.cpu_temp_c == board.soc_temp_c
-    assert reading.gpu_temp_c == pytest.approx(board.soc_temp_c - 1.5)
+    assert reading.gpu_temp_c is None  # one cpu-thermal zone on a Pi 5
+    assert reading.ambient_temp_c is None  # no ambient sensor without a HAT
+    hat = SimBoard(SimSettings(seed=1, noise=False), ambient_sensor=True)
+    reading = hat.thermal.read_thermal()
+    assert reading.gpu_temp_c is None
     assert reading.ambient_temp_c is not None
     assert 25.5 < reading.ambient_temp_c < 26.5
 
@@ -154,10 +160,11 @@ def test_throttling_takes_away_heat() -> None:
     assert board.throttle.read_throttle().max_freq_pct == 62.5
     assert board.throttle.read_throttle().min_freq_pct == 62.5
     half_w = board.power.read_power().power_w
+    assert half_w is not None
     assert full_w == pytest.approx(7.0)
     assert half_w == pytest.approx(7.0 - 4.3 * (1 - 0.625))
     board.advance(4 * 3600)
-    assert board.soc_temp_c == pytest.approx(25.0 + half_w * 11, abs=0.05)
+    assert board.soc_temp_c == pytest.approx(25.0 + half_w * 9.5, abs=0.05)
 
 
 def test_fan_spins_up_with_a_short_lag_and_degrades(sim_board: SimBoard) -> None:

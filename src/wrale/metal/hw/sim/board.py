@@ -34,8 +34,8 @@ from wrale.metal.hw.sim.gpio import SimGpio
 from wrale.metal.hw.sim.power import SimPower
 from wrale.metal.hw.sim.runtime import Noise
 from wrale.metal.hw.sim.tamper import VOLTAGE_NORMAL_MIN_V, SimTamper
-from wrale.metal.hw.sim.thermal import SimThermal, conductance_w_per_k, demand_w, steady_temp_c
-from wrale.metal.hw.sim.throttle import SimThrottle
+from wrale.metal.hw.sim.thermal import ACTIVE_COOLER, BARE_BOARD, SimThermal, demand_w
+from wrale.metal.hw.sim.throttle import SOFT_TEMP_LIMIT_C, SimThrottle
 from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import InvalidRequestError
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from wrale.metal.hw.linux.ups import UpsConfig
 
 MAX_STEP_S = 0.5  # while the fan speed (hence the cooling) is changing
+THROTTLE_STEP_S = 1.0  # near the soft limit, where the firmware's clock follows the die
 SETTLED_STEP_S = 5.0  # otherwise heat and cooling are constant: the exponential is exact
 MIN_STEP_S = 1e-6
 STOCK_IDLE_AIRFLOW = 75 / 255  # the board starts as if idling under the firmware's fan curve
@@ -64,7 +65,11 @@ class SimBoard:
         gpio_lines: Mapping[str, GpioLineSettings] | None = None,
         tamper_wiring: TamperWiring | None = None,
         ups_hat: UpsConfig | None = None,
+        active_cooler: bool = True,
+        ambient_sensor: bool = False,
     ) -> None:
+        """``active_cooler``: the official Active Cooler is fitted (else a bare board, no fan
+        turning); ``ambient_sensor``: a HAT with an air sensor (e.g. a BME280) is fitted."""
         self.settings = settings
         self.name = name
         self.model = settings.model
@@ -78,11 +83,17 @@ class SimBoard:
         self._faults = FaultBook()
         self._effects = Effects()
         noise = Noise(settings.seed, enabled=settings.noise)
-        start_c = steady_temp_c(
-            settings.ambient_c, demand_w(settings.load_pct, 100.0), STOCK_IDLE_AIRFLOW
+        cooling = ACTIVE_COOLER if active_cooler else BARE_BOARD
+        self._thermal = SimThermal(
+            self,
+            noise,
+            cooling=cooling,
+            ambient_c=settings.ambient_c,
+            heat_w=demand_w(settings.load_pct, 100.0),
+            airflow=STOCK_IDLE_AIRFLOW if cooling.has_fan else 0.0,
+            ambient_sensor=ambient_sensor,
         )
-        self._thermal = SimThermal(self, noise, temp_c=start_c, ambient_c=settings.ambient_c)
-        self._fan = SimFan(self, noise)
+        self._fan = SimFan(self, noise, fitted=cooling.has_fan)
         self._throttle = SimThrottle(self)
         self._power = SimPower(self, noise, settings, self.shutdown_requests)
         self._tamper = SimTamper(self, tamper_wiring)
@@ -122,7 +133,7 @@ class SimBoard:
             self._wall_offset = self.clock.now() - target
             while self._t < target:
                 dt = min(
-                    SETTLED_STEP_S if self._fan.settled() else MAX_STEP_S,
+                    self._max_step_s(),
                     self._faults.next_end - self._t,
                     self._power.seconds_to_battery_event(),
                 )
@@ -133,9 +144,16 @@ class SimBoard:
                     dt = max(dt, MIN_STEP_S)
                     self._step(dt, self._t + dt)
 
+    def _max_step_s(self) -> float:
+        if not self._fan.settled():
+            return MAX_STEP_S
+        if self._thermal.temp_c >= SOFT_TEMP_LIMIT_C - 2.0:
+            return THROTTLE_STEP_S
+        return SETTLED_STEP_S
+
     def _step(self, dt: float, t_end: float) -> None:
         self._fan.step(dt)
-        self._thermal.step(dt, conductance_w_per_k(self._fan.airflow()))
+        self._thermal.step(dt, self._fan.airflow())
         self._power.step(dt)
         self._t = t_end
         if self._faults.expire(t_end):
@@ -219,9 +237,10 @@ class SimBoard:
 
     def inject_fault(self, fault: Fault) -> None:
         fault = normalize(fault)
-        if fault.kind is FaultKind.BATTERY_FAILURE and not self._power.has(PowerSource.BATTERY):
+        missing = self._missing_for(fault)
+        if missing:
             raise InvalidRequestError(
-                "battery_failure: this simulated board has no battery", kind=fault.kind.value
+                f"{fault.kind.value}: this simulated board has {missing}", kind=fault.kind.value
             )
         with self.changing():
             if fault.kind is FaultKind.AMBIENT_CHANGE and fault.duration_s is None:
@@ -232,6 +251,21 @@ class SimBoard:
             self._faults.add(fault, self._t)
             self._apply_effects()
 
+    def _missing_for(self, fault: Fault) -> str | None:
+        """What the board lacks for ``fault`` to mean anything, or ``None``."""
+        if fault.kind is FaultKind.BATTERY_FAILURE and not self._power.has(PowerSource.BATTERY):
+            return "no battery"
+        if fault.kind is FaultKind.FAN_FAILURE and not self._thermal.cooling.has_fan:
+            return "no fan (no cooler fitted)"
+        if fault.kind is FaultKind.SENSOR_FAILURE:
+            sensor = fault.params["sensor"]
+            if sensor not in self._thermal.sensors():
+                return (
+                    f"no {sensor} sensor (a Raspberry Pi 5 has one cpu-thermal zone; "
+                    "an ambient sensor comes with a HAT)"
+                )
+        return None
+
     def _stuck_here(self, fault: Fault) -> Fault:
         """A stuck sensor without ``value_c`` keeps reading what it reads now."""
         if "value_c" in fault.params:
@@ -240,6 +274,8 @@ class SimBoard:
         value = self._thermal.sense(sensor)
         if value is None:
             value = self._thermal.true_c(sensor)
+        if value is None:  # not reached: faults on absent sensors are refused before
+            raise InvalidRequestError(f"this simulated board has no {sensor} sensor")
         return Fault(fault.kind, {**fault.params, "value_c": value}, fault.duration_s)
 
     def clear_faults(self, kind: FaultKind | None = None) -> int:

@@ -1,7 +1,8 @@
 """The Raspberry Pi 5 active cooler: PWM duty in, tachometer out, with spin-up lag.
 
 RPM follows duty above the minimum spinning duty; a stalled fan reads 0 rpm, a degraded
-one a fraction of its speed. Cooling follows the actual RPM, not the commanded duty.
+one a fraction of its speed. Cooling follows the actual RPM, not the commanded duty; a
+board without a cooler takes duties and reads 0 rpm.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ RPM_NOISE_FRACTION = 0.005
 
 
 class SimFan:
-    def __init__(self, rt: Runtime, noise: Noise) -> None:
+    def __init__(self, rt: Runtime, noise: Noise, *, fitted: bool = True) -> None:
         self._rt = rt
+        self.fitted = fitted  # no fan: pwm1 still takes a duty (pwm-fan is in the Pi 5's
+        # device tree whether or not a fan is plugged in) but the tachometer reads 0
         self._noise = noise
         self.duty_pct = 0.0
         self.rpm = 0.0
@@ -29,7 +32,7 @@ class SimFan:
         self.powered = True
 
     def target_rpm(self) -> float:
-        if not self.powered or self.duty_pct < MIN_SPIN_DUTY_PCT:
+        if not self.fitted or not self.powered or self.duty_pct < MIN_SPIN_DUTY_PCT:
             return 0.0
         rpm = MAX_RPM * self.duty_pct / 100.0
         if self.failure is not None:
