@@ -118,6 +118,8 @@ async def test_state_has_the_fixed_contract(client: httpx.AsyncClient) -> None:
     )
     assert set(state["gpio"]) == {"led", "button", "fan_pwm"}
     assert 30 < state["thermal"]["cpu_temp_c"] < 60
+    assert state["thermal"]["gpu_temp_c"] is None  # a Pi 5: one cpu-thermal zone
+    assert state["thermal"]["ambient_temp_c"] is None  # and no ambient sensor without a HAT
     assert state["power"]["source"] == "main"
 
 
