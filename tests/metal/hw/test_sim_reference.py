@@ -4,8 +4,8 @@ References (bands: ±4 °C on temperatures, ±0.5 W on power):
 - Phoronix, "Raspberry Pi 5 Benchmarks" (Oct 2023, phoronix.com/review/raspberry-pi-5-
   benchmarks/2): over its benchmark run, no heat sink: 81 °C average, 89 °C peak (firmware
   throttling); official Active Cooler: 56 °C average, 72 °C peak, 2.4 GHz throughout.
-- Power: ~2.7 W idle, ~7 W with stress on all four cores (DESIGN.md §5; Raspberry Pi's own
-  "Heating and cooling Raspberry Pi 5" post and Jeff Geerling's Pi 5 tests agree).
+- Power: ~2.7 W idle, ~7 W with stress on all four cores (issue 10, DESIGN.md §5). Raspberry
+  Pi's "Heating and cooling Raspberry Pi 5" post was found only as a summary without numbers.
 
 Protocol. Phoronix's figures are an average over a benchmark session, not over sustained
 stress: under constant load a fan curve cannot give a peak 16 °C above the average (the
