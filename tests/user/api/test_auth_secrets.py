@@ -11,11 +11,20 @@ from tests.conftest import ADMIN_PASSWORD, Central
 from tests.user.ui.conftest import sign_in
 
 
-def test_the_access_log_never_shows_a_token(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_access_log_never_shows_a_token(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from wrale.shared.redact import redact_access_logs
 
     redact_access_logs()
     caplog.set_level(logging.INFO)
+    # whatever an earlier test in this process did to logging (uvicorn's LOGGING_CONFIG stops
+    # its loggers propagating; a dictConfig may disable them), caplog hears these two
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "propagate", False)
+        monkeypatch.setattr(logger, "handlers", [caplog.handler])
     access, server = logging.getLogger("uvicorn.access"), logging.getLogger("uvicorn.error")
     # the very calls uvicorn makes for an HTTP request and for a WebSocket handshake
     access.info(

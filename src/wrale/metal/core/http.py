@@ -262,7 +262,12 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def http_date(when: float | None = None) -> str:
     """``when`` (default now) as an HTTP date (``Sun, 06 Nov 1994 08:49:37 GMT``); not
     email.utils, which costs the board about a MiB of memory for this one line."""
-    t = time.gmtime(when)
+    if when is None:
+        when = time.time()
+    # whole seconds as datetime rounds them (to the microsecond, half to even), like email.utils
+    frac, whole = math.modf(when)
+    micros = round(frac * 1e6)
+    t = time.gmtime(whole + (1 if micros >= 1_000_000 else -1 if micros < 0 else 0))
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"

@@ -216,6 +216,12 @@ class SimBoard:
         with self.reading():
             return self._thermal.temp_c
 
+    @property
+    def heat_sink_temp_c(self) -> float:
+        """The heat sink's (or, on a bare board, the PCB's) true temperature."""
+        with self.reading():
+            return self._thermal.sink_c
+
     def close(self) -> None:
         """Nothing to release; the board keeps answering so late readers do not crash."""
 
