@@ -24,6 +24,25 @@ from fleet_bench import WRALE, Central, clean_env, stop, wait_for
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 
 
+def enroll_device(central: Central, state: Path, name: str) -> None:
+    """Enroll one simulated board with a single-use token; its credential goes to ``state``."""
+    api = central.login()
+    r = api.post("/enrollment-tokens", json={"name": "bench device", "max_uses": 1})
+    r.raise_for_status()
+    subprocess.run(
+        [
+            WRALE,
+            "enroll",
+            *("--central", central.url, "--token", r.json()["token"]),
+            *("--state-dir", str(state), "--name", name),
+            *("--capability", "sim"),
+        ],
+        env=clean_env(),
+        check=True,
+        capture_output=True,
+    )
+
+
 def run(seconds: float = SECONDS) -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="wrale-bench-") as tmp:
         root = Path(tmp)
@@ -31,22 +50,8 @@ def run(seconds: float = SECONDS) -> list[Figure]:
         device: subprocess.Popen[bytes] | None = None
         try:
             central.start()
-            api = central.login()
-            r = api.post("/enrollment-tokens", json={"name": "bench device", "max_uses": 1})
-            r.raise_for_status()
             state = root / "device"
-            subprocess.run(
-                [
-                    WRALE,
-                    "enroll",
-                    *("--central", central.url, "--token", r.json()["token"]),
-                    *("--state-dir", str(state), "--name", "bench-device"),
-                    *("--capability", "sim"),
-                ],
-                env=clean_env(),
-                check=True,
-                capture_output=True,
-            )
+            enroll_device(central, state, "bench-device")
             log = (root / "device.log").open("wb")
             device = subprocess.Popen(
                 [

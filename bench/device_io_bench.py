@@ -25,30 +25,13 @@ from pathlib import Path
 import psutil
 
 from common import Figure, free_port
+from device_bench import enroll_device
 from fleet_bench import WRALE, Central, clean_env, stop, wait_for
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "120"))
 WARMUP_S = 20.0  # past start-up: first samples, first reports, twin applied
 SYNC_CALLS = ("fsync", "fdatasync", "msync", "sync_file_range", "sync", "syncfs")
 _LINE = re.compile(r"^(?:\[pid\s+)?\d*\]?\s*(\d+\.\d+) (\w+)\(")
-
-
-def _enroll(central: Central, state: Path) -> None:
-    api = central.login()
-    r = api.post("/enrollment-tokens", json={"name": "bench device", "max_uses": 1})
-    r.raise_for_status()
-    subprocess.run(
-        [
-            WRALE,
-            "enroll",
-            *("--central", central.url, "--token", r.json()["token"]),
-            *("--state-dir", str(state), "--name", "bench-io-device"),
-            *("--capability", "sim"),
-        ],
-        env=clean_env(),
-        check=True,
-        capture_output=True,
-    )
 
 
 def _write_bytes(pid: int) -> int:
@@ -77,7 +60,7 @@ def run(seconds: float = SECONDS) -> list[Figure]:
         try:
             central.start()
             state = root / "device"
-            _enroll(central, state)
+            enroll_device(central, state, "bench-io-device")
             log = (root / "device.log").open("wb")
             traced = subprocess.Popen(
                 [
