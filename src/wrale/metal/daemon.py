@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="TOML file, e.g. /etc/wrale/metald.toml")
     p.add_argument("--backend", choices=[b.value for b in BackendName])
-    p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8421)")
+    p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:8431)")
     p.add_argument(
         "--dev",
         action="store_true",

@@ -237,7 +237,7 @@ class MetalSettings(Settings, frozen=True):
     ENV_PREFIX: ClassVar[str] = "WRALE_METAL_"
 
     backend: BackendName = BackendName.AUTO
-    listen: str = "127.0.0.1:8421"
+    listen: str = "127.0.0.1:8431"
     api_key: Secret | None = None
     dev: bool = False
     device_name: str = "board"
@@ -262,7 +262,7 @@ class MetalSettings(Settings, frozen=True):
     def check(self) -> None:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise FieldError("listen", "expected HOST:PORT, e.g. 127.0.0.1:8421")
+            raise FieldError("listen", "expected HOST:PORT, e.g. 127.0.0.1:8431")
 
     def listen_address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

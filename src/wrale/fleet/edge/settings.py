@@ -36,7 +36,7 @@ class EdgeSettings(Settings, frozen=True):
     mqtt_hello_secret: bool | None = None
     # HTTP or SOCKS proxy for the WebSocket (none by default)
     proxy_url: str | None = None
-    metald_url: str = "http://127.0.0.1:8421"
+    metald_url: str = "http://127.0.0.1:8431"
     metald_api_key: Secret | None = None
 
     heartbeat_s: Annotated[float, Meta(ge=0.01, le=3600)] = 15.0  # status interval

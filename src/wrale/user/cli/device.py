@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="allow plain ws:// / mqtt:// to another machine (logs a warning)",
     )
-    p.add_argument("--listen", help="metald API HOST:PORT (default 127.0.0.1:8421)")
+    p.add_argument("--listen", help="metald API HOST:PORT (default 127.0.0.1:8431)")
     add_listen_options(p)
     p.add_argument("--no-api", action="store_true", help="do not serve metald's local HTTP API")
     p.add_argument(

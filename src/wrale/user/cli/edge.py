@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="TOML file, e.g. /etc/wrale/edge.toml")
     p.add_argument("--central", help="central server URL (default: the enrolled one)")
-    p.add_argument("--metald", help="metald URL (default http://127.0.0.1:8421)")
+    p.add_argument("--metald", help="metald URL (default http://127.0.0.1:8431)")
     p.add_argument("--state-dir", type=Path, help="credential and agent store")
     p.add_argument("--mqtt-url", help="use MQTT (mqtts://BROKER[:PORT]) instead of WebSocket")
     p.add_argument("--ca-file", type=Path, help="CA bundle of a private fleet")

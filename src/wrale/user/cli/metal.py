@@ -27,7 +27,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 def _connect(
     ctx: typer.Context,
     url: Annotated[str, typer.Option(envvar="WRALE_METAL_URL", help="metald address")] = (
-        "http://127.0.0.1:8421"
+        "http://127.0.0.1:8431"
     ),
     api_key: Annotated[
         str, typer.Option(envvar="WRALE_METAL_API_KEY", help="metald API key")
