@@ -20,7 +20,9 @@ def test_the_access_log_never_shows_a_token(
     caplog.set_level(logging.INFO)
     # whatever an earlier test in this process did to logging (uvicorn's LOGGING_CONFIG stops
     # its loggers propagating; a dictConfig may disable them), caplog hears these two
+    # (and `wrale demo`/`wrale sim` raise theirs to ERROR): caplog restores each level after
     for name in ("uvicorn.access", "uvicorn.error"):
+        caplog.set_level(logging.INFO, logger=name)
         logger = logging.getLogger(name)
         monkeypatch.setattr(logger, "disabled", False)
         monkeypatch.setattr(logger, "propagate", False)
