@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from tests.metal.hw.fakesys import FakeChip
+from tests.metal.hw.fakechip import FakeChip
 
 # ``gpiodetect`` on a Pi 5, kernel 6.6.20 (header chip is gpiochip4) and 6.6.47 (gpiochip0,
 # SoC chips moved to 10+): raspberrypi/linux pull request #6144 "Use gpiochip0 for the

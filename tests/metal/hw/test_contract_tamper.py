@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import (
     Board,
     CaseContact,

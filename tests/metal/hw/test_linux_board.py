@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.metal.hw.fakesys import PI5_MODEL, FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import PI5_MODEL, FakeSys
 from wrale.metal.hw.base import Direction, LineConfig
 from wrale.metal.hw.linux import LinuxBoard, detect_linux_hardware
 from wrale.metal.hw.linux.board import default_model_path

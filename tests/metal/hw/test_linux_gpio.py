@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from gpiod.line import Bias, Clock, Direction, Edge, Value
 
+from tests.metal.hw.fakechip import FakeChip
 from tests.metal.hw.fakegpio import FakePinctrl
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import Direction as Dir
 from wrale.metal.hw.base import Edge as EdgeKind
 from wrale.metal.hw.base import LineConfig, Pull

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.metal.hw.fakechip import FakeChip
 from tests.metal.hw.fakegpio import FakePinctrl
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import Direction, LineConfig
 from wrale.metal.hw.linux import GpiodGpio, SysfsPwm
 from wrale.metal.hw.linux.pinmux import PinmuxReader, parse_pinctrl_get, parse_pinmux_pins

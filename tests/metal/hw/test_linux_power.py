@@ -10,7 +10,8 @@ import pytest
 
 from tests.metal.hw.fake_i2c import FakeI2cBus, FakeIna219, FakeMax17048
 from tests.metal.hw.fake_pmic import FakePmic
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import PowerSource
 from wrale.metal.hw.linux import LinuxBoard
 from wrale.metal.hw.linux.power import LinuxPower, run_command

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from gpiod.line import Bias, Direction, Edge
 
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.base import CaseContact, MotionActive, TamperInput, TamperWiring
 from wrale.metal.hw.base import Edge as EdgeKind
 from wrale.metal.hw.linux import LinuxBoard

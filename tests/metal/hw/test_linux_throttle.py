@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.metal.hw.fakesys import PI5_MAX_KHZ, PI5_MIN_KHZ, FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import PI5_MAX_KHZ, PI5_MIN_KHZ, FakeSys
 from wrale.metal.hw.base import ThrottleReading
 from wrale.metal.hw.linux import LinuxBoard
 from wrale.metal.hw.linux.firmware import parse_throttled

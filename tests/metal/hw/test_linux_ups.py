@@ -15,7 +15,8 @@ import pytest
 
 from tests.metal.hw.fake_i2c import FakeI2cBus, FakeIna219, FakeMax17048
 from tests.metal.hw.fake_pisugar import FakePiSugarServer
-from tests.metal.hw.fakesys import FakeChip, FakeSys
+from tests.metal.hw.fakechip import FakeChip
+from tests.metal.hw.fakesys import FakeSys
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups import (
     Ina219Config,
