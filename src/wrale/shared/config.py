@@ -27,6 +27,10 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, TypeVar
 import msgspec
 from msgspec import Meta
 
+from wrale.shared.board_settings import GpioLineSettings as GpioLineSettings
+from wrale.shared.board_settings import LinuxPaths as LinuxPaths
+from wrale.shared.board_settings import SimSettings as SimSettings
+from wrale.shared.board_settings import TamperWiringSettings
 from wrale.shared.errors import ConfigError
 from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
 from wrale.shared.structs import Doc, FieldError, Secret, convert, problems
@@ -130,15 +134,21 @@ def read_env(cls: type[LayeredSettings], environ: Mapping[str, str]) -> dict[str
 
 def _is_bool(cls: type[Any], path: list[str]) -> bool:
     """Whether the setting at ``path`` of a msgspec settings class is a boolean."""
-    hint: Any = cls
+    hints: list[Any] = [cls]  # a tagged union (a UPS HAT's kind) has several candidates
     for key in path:
-        if not (isinstance(hint, type) and issubclass(hint, msgspec.Struct)):
-            return False
-        hint = typing.get_type_hints(hint).get(key)
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(hint) if a is not type(None)]
-            hint = args[0] if len(args) == 1 else None
-    return hint is bool
+        found = []
+        for hint in hints:
+            if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+                fields = typing.get_type_hints(hint)
+                if key in fields:
+                    found.append(fields[key])
+        hints = []
+        for hint in found:
+            if typing.get_origin(hint) in (typing.Union, types.UnionType):
+                hints.extend(a for a in typing.get_args(hint) if a is not type(None))
+            else:
+                hints.append(hint)
+    return bool(hints) and all(hint is bool for hint in hints)
 
 
 def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,56 +191,6 @@ class BackendName(StrEnum):
     LINUX = "linux"
 
 
-class SimSettings(Doc, frozen=True):
-    """The simulated board: its model, environment and how fast its physics runs."""
-
-    speed: Annotated[float, Meta(gt=0, le=3600, description="simulated seconds per second")] = 1.0
-    seed: int | None = None
-    model: str = "Raspberry Pi 5 Model B (simulated)"
-    ambient_c: Annotated[float, Meta(ge=-40, le=80)] = 25.0
-    load_pct: Annotated[float, Meta(ge=0, le=100)] = 10.0
-    battery_wh: Annotated[float, Meta(ge=0, le=10_000, description="0 = no battery")] = 20.0
-    battery_pct: Annotated[float, Meta(ge=0, le=100)] = 100.0
-    solar_peak_w: Annotated[float, Meta(ge=0, le=10_000, description="0 = no panel")] = 0.0
-    noise: bool = True
-
-
-class LinuxPaths(Doc, frozen=True):
-    """Where the Linux backend finds the kernel interfaces; tests point them at a tmp tree."""
-
-    sysfs_root: Path = Path("/sys")
-    cpu_thermal_zone: Annotated[str, Meta(description="thermal_zone type")] = "cpu-thermal"
-    gpu_thermal_zone: str | None = None
-    ambient_hwmon: Annotated[str, Meta(description="hwmon name with temp1_input")] | None = None
-    fan_hwmon: Annotated[str, Meta(description="hwmon name with pwm1 and fan1_input")] = "pwmfan"
-    get_throttled_path: Path = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")
-    # source name (main, battery, solar) to /sys/class/power_supply entry
-    power_supplies: dict[str, str] = msgspec.field(default_factory=dict)
-    gpio_chip: str = "/dev/gpiochip0"
-    case_switch_line: int | None = None
-    motion_line: int | None = None
-    shutdown_command: tuple[str, ...] = ("systemctl", "poweroff")
-
-    def check(self) -> None:
-        unknown = set(self.power_supplies) - {"main", "battery", "solar"}
-        if unknown:
-            raise FieldError(
-                "power_supplies",
-                f"unknown power source(s) {sorted(unknown)}: use main, battery, solar",
-            )
-
-
-class GpioLineSettings(Doc, frozen=True):
-    """A named GPIO line as the operator wires it."""
-
-    line: Annotated[int, Meta(ge=0, le=1023)]
-    direction: Literal["in", "out"] = "in"
-    pull: Literal["none", "up", "down"] = "none"
-    edge: Literal["none", "rising", "falling", "both"] = "none"
-    debounce_ms: Annotated[float, Meta(ge=0, le=10_000)] = 50.0
-    loopback_to: Annotated[str, Meta(description="line name wired to this one")] | None = None
-
-
 class MetalSettings(Settings, frozen=True):
     """Settings of ``wrale metald``: env ``WRALE_METAL_*``, nested with ``__``."""
 
@@ -252,6 +212,7 @@ class MetalSettings(Settings, frozen=True):
     gpio: dict[str, GpioLineSettings] = msgspec.field(default_factory=dict)
     sim: SimSettings = SimSettings()
     linux: LinuxPaths = LinuxPaths()
+    tamper_wiring: TamperWiringSettings = TamperWiringSettings()
     # the local HTTP API: what a client may cost, and who may reach it
     # open API connections at once (half per client)
     max_connections: Annotated[int, Meta(ge=2, le=4096)] = 32

@@ -34,7 +34,7 @@ def gpio_lines() -> dict[str, GpioLineSettings]:
 @pytest.fixture
 def board(gpio_lines: dict[str, GpioLineSettings]) -> SimBoard:
     return SimBoard(
-        SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines, ambient_sensor=True
+        SimSettings(seed=1, ambient_sensor=True), clock=FakeClock(), gpio_lines=gpio_lines
     )
 
 
@@ -52,7 +52,7 @@ def boot() -> Iterator[Boot]:
         **policies: Any,
     ) -> MetalCore:
         board = board or SimBoard(
-            SimSettings(seed=1), clock=FakeClock(), gpio_lines=gpio_lines, ambient_sensor=True
+            SimSettings(seed=1, ambient_sensor=True), clock=FakeClock(), gpio_lines=gpio_lines
         )
         store = DeviceStore(path)
         stores.append(store)

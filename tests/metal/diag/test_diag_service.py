@@ -171,7 +171,7 @@ async def test_sensor_failure_modes(
 
 
 async def test_an_ambient_sensor_missing_since_boot_is_skipped_not_failed(boot: Boot) -> None:
-    board = SimBoard(SimSettings(seed=1), clock=FakeClock(), ambient_sensor=True)
+    board = SimBoard(SimSettings(seed=1, ambient_sensor=True), clock=FakeClock())
     sim(board).inject_fault(
         Fault(FaultKind.SENSOR_FAILURE, {"sensor": "ambient", "mode": "missing"})
     )
@@ -188,7 +188,7 @@ async def test_sensors_the_board_had_are_remembered_across_restarts(
     diag = DiagnosticsService(healthy)  # built before the first sample, as metald does
     await healthy.start()
     await diag.run(["battery"])
-    board = SimBoard(SimSettings(seed=2), clock=FakeClock(), ambient_sensor=True)
+    board = SimBoard(SimSettings(seed=2, ambient_sensor=True), clock=FakeClock())
     sim(board).inject_fault(
         Fault(FaultKind.SENSOR_FAILURE, {"sensor": "ambient", "mode": "missing"})
     )

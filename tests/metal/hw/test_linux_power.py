@@ -287,13 +287,12 @@ def test_a_ups_hat_and_a_power_supply_mapping_are_not_both_allowed(ups: FakeSys)
 def x120x_board(fake: FakeSys, chip: FakeChip, bus: FakeI2cBus, **paths: object) -> LinuxBoard:
     clock = FakeClock()
     return LinuxBoard(
-        fake.paths(**paths),
+        fake.paths(ups=Max17048Config(), **paths),
         clock=clock,
         gpio=fake.gpio(chip, clock),
         model_path=fake.model_path,
         run_command=lambda argv: None,
         vcgencmd=Vcgencmd(clock, HealthLog(), run=FakePmic().run),
-        ups=Max17048Config(),
         open_i2c_bus=lambda number: bus,
     )
 

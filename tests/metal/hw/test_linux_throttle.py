@@ -138,7 +138,7 @@ def test_the_sysfs_word_when_asked_for_where_other_kernels_put_it(tmp_path: Path
     fake.set_throttled(0x4)
     fake.firmware.word = 0  # only the file says so
     board = LinuxBoard(
-        fake.paths(), clock=FakeClock(), gpio=fake.gpio(FakeChip()), read_get_throttled_file=True
+        fake.paths(read_get_throttled_file=True), clock=FakeClock(), gpio=fake.gpio(FakeChip())
     )
     assert board.throttle.read_throttle().throttled_now
 

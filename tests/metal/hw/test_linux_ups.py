@@ -201,9 +201,13 @@ def test_missing_ina219_reads_empty_and_logs_once(caplog: pytest.LogCaptureFixtu
     assert len([m for m in warnings(caplog) if "INA219" in m]) == 1
 
 
-def test_pack_curve_is_checked() -> None:
-    with pytest.raises(ValueError, match="curve"):
-        Ina219Reader(Ina219Config(cells=0), FakeI2cBus(), HealthLog())
+def test_pack_curve_and_calibration_are_checked() -> None:
+    with pytest.raises(ValueError, match="cells: must be >= 1"):
+        Ina219Config(cells=0)
+    with pytest.raises(ValueError, match="full_cell_v: must be above empty_cell_v"):
+        Ina219Config(empty_cell_v=4.2, full_cell_v=3.0)
+    with pytest.raises(ValueError, match=r"current_lsb_a: .* calibration register overflows"):
+        Ina219Config(shunt_ohm=0.001, current_lsb_a=0.00001)  # 0.04096 / 1e-8 > 0xFFFE
 
 
 # ----------------------------------------------------------------------------- PiSugar

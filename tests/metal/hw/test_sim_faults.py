@@ -135,7 +135,7 @@ def test_timed_ambient_change_reverts(sim_board: SimBoard) -> None:
 
 @pytest.mark.parametrize("sensor", ["cpu", "ambient"])
 def test_missing_sensor_reads_none(sensor: str) -> None:
-    board = SimBoard(SimSettings(seed=1), ambient_sensor=True)  # an ambient HAT
+    board = SimBoard(SimSettings(seed=1, ambient_sensor=True))  # an ambient HAT
     board.inject_fault(Fault(FaultKind.SENSOR_FAILURE, {"sensor": sensor, "mode": "missing"}))
     reading = board.thermal.read_thermal()
     values = {"cpu": reading.cpu_temp_c, "ambient": reading.ambient_temp_c}
@@ -160,7 +160,7 @@ def test_missing_sensor_reads_none(sensor: str) -> None:
             "no ambient sensor",
         ),
         (
-            SimBoard(SimSettings(seed=1), active_cooler=False),
+            SimBoard(SimSettings(seed=1, active_cooler=False)),
             Fault(FaultKind.FAN_FAILURE, {"mode": "stalled"}),
             "no fan",
         ),

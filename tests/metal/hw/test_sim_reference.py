@@ -63,7 +63,7 @@ class StockPi5:
 
 
 def settled_idle(active_cooler: bool) -> StockPi5:
-    board = SimBoard(SimSettings(seed=1, load_pct=0, ambient_c=25.0), active_cooler=active_cooler)
+    board = SimBoard(SimSettings(seed=1, load_pct=0, ambient_c=25.0, active_cooler=active_cooler))
     pi = StockPi5(board)
     for _ in pi.run(((0.0, 1200),)):
         pass

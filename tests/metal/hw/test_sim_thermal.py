@@ -93,7 +93,7 @@ def test_full_load_with_a_working_fan_stays_under_75_c(sim_board: SimBoard) -> N
 
 
 def test_warmer_room_warms_the_board() -> None:
-    sim_board = SimBoard(SimSettings(seed=1), ambient_sensor=True)  # the HAT reads the room
+    sim_board = SimBoard(SimSettings(seed=1, ambient_sensor=True))  # the HAT reads the room
     loop = CurveLoop()
     cool_c = settled_idle(sim_board, loop)
     ambient_before = sim_board.thermal.read_thermal().ambient_temp_c
@@ -135,7 +135,7 @@ def test_a_pi5_has_one_sensor_and_a_hat_brings_an_ambient_one_warmed_by_the_boar
     assert reading.cpu_temp_c == board.soc_temp_c
     assert reading.gpu_temp_c is None  # one cpu-thermal zone on a Pi 5
     assert reading.ambient_temp_c is None  # no ambient sensor without a HAT
-    hat = SimBoard(SimSettings(seed=1, noise=False), ambient_sensor=True)
+    hat = SimBoard(SimSettings(seed=1, noise=False, ambient_sensor=True))
     reading = hat.thermal.read_thermal()
     assert reading.gpu_temp_c is None
     assert reading.ambient_temp_c is not None

@@ -11,6 +11,7 @@ from wrale.metal.hw.sim.ups import SimUpsPower
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import ConfigError
+from wrale.shared.structs import FieldError
 
 HOUR = 3600.0
 HATS: list[UpsConfig] = [Max17048Config(), Ina219Config(), PiSugarConfig()]
@@ -18,9 +19,8 @@ HATS: list[UpsConfig] = [Max17048Config(), Ina219Config(), PiSugarConfig()]
 
 def hat_board(hat: UpsConfig, **settings: object) -> SimBoard:
     return SimBoard(
-        SimSettings(seed=1, noise=False, **settings),  # type: ignore[arg-type]
+        SimSettings(seed=1, noise=False, ups_hat=hat, **settings),  # type: ignore[arg-type]
         clock=FakeClock(1_700_006_400.0),
-        ups_hat=hat,
     )
 
 
@@ -74,14 +74,13 @@ def test_a_failed_battery_is_an_unreadable_hat(hat: UpsConfig) -> None:
 
 
 def test_a_hat_needs_a_battery_and_its_own_line() -> None:
-    with pytest.raises(ConfigError, match="battery"):
+    with pytest.raises(FieldError, match="ups_hat: a UPS HAT needs a battery"):
         hat_board(Max17048Config(), battery_wh=0.0)
     with pytest.raises(ConfigError, match="GPIO 6"):
         SimBoard(
-            SimSettings(seed=1),
+            SimSettings(seed=1, ups_hat=Max17048Config()),
             clock=FakeClock(),
             gpio_lines={"relay": GpioLineSettings(line=6, direction="out")},
-            ups_hat=Max17048Config(),
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from wrale.metal.hw.base import Board
+from wrale.metal.hw.base import Board, CaseContact, MotionActive, TamperWiring
 from wrale.shared.clock import Clock
 from wrale.shared.config import BackendName, MetalSettings
 from wrale.shared.errors import ConfigError
@@ -40,6 +40,12 @@ def resolve_backend(settings: MetalSettings) -> BackendName:
     return BackendName.SIM
 
 
+def tamper_wiring(settings: MetalSettings) -> TamperWiring:
+    """``[tamper_wiring]`` as the backends decode line levels with it."""
+    wiring = settings.tamper_wiring
+    return TamperWiring(CaseContact(wiring.case_contact), MotionActive(wiring.motion_active))
+
+
 def create_board(settings: MetalSettings, clock: Clock) -> Board:
     """Build the board the settings ask for, wired to ``clock``."""
     backend = resolve_backend(settings)
@@ -47,7 +53,11 @@ def create_board(settings: MetalSettings, clock: Clock) -> Board:
         from wrale.metal.hw.sim import SimBoard
 
         return SimBoard(
-            settings.sim, name=settings.device_name, clock=clock, gpio_lines=settings.gpio
+            settings.sim,
+            name=settings.device_name,
+            clock=clock,
+            gpio_lines=settings.gpio,
+            tamper_wiring=tamper_wiring(settings),
         )
     if backend is BackendName.LINUX:
         from wrale.metal.hw.linux import LinuxBoard
@@ -58,5 +68,6 @@ def create_board(settings: MetalSettings, clock: Clock) -> Board:
             gpio_lines=settings.gpio,
             clock=clock,
             state_dir=settings.data_dir,  # fan takeover record + throttle history
+            tamper_wiring=tamper_wiring(settings),
         )
     raise ConfigError(f"setting 'backend': unknown backend {backend!r}")  # pragma: no cover

@@ -94,10 +94,10 @@ class LinuxBoard:
     ``model_path`` the device-tree model file; ``run_command`` the shutdown runner
     (argv in, raises ``ActuatorError``); ``pwm_chip`` the discovered RP1 PWM0 chip.
     ``state_dir`` keeps the fan takeover record and the throttle history (metald's data
-    dir); ``vcgencmd`` replaces the firmware tool; ``read_get_throttled_file`` reads the
-    sysfs ``get_throttled`` file instead of ``vcgencmd`` (off: see ``firmware``).
-    ``ups`` names a UPS HAT whose reader replaces ``paths.power_supplies``; ``open_i2c_bus``
-    opens its I2C bus by number (``/dev/i2c-N`` by default).
+    dir); ``vcgencmd`` replaces the firmware tool (``paths.read_get_throttled_file`` also
+    reads the sysfs ``get_throttled`` file: see ``firmware``). A UPS HAT in ``paths.ups`` is
+    read through its own reader; ``open_i2c_bus`` opens its I2C bus by number
+    (``/dev/i2c-N`` by default).
     """
 
     backend = "linux"
@@ -117,8 +117,6 @@ class LinuxBoard:
         state_dir: Path | None = None,
         boot_id_path: Path | None = None,
         vcgencmd: Vcgencmd | None = None,
-        read_get_throttled_file: bool = False,
-        ups: UpsConfig | None = None,
         open_i2c_bus: OpenBus = open_linux_bus,
         tamper_wiring: TamperWiring | None = None,
         gpio_dev_dir: Path = DEV,
@@ -141,7 +139,7 @@ class LinuxBoard:
             health,
             vcgencmd=self.vcgencmd,
             history=ThrottleHistory(state_dir, boot_id),
-            read_sysfs_word=read_get_throttled_file,
+            read_sysfs_word=paths.read_get_throttled_file,
         )
         self.thermal: ThermalSensors = LinuxThermal(paths, clock, health)
         self._takeover = ZoneTakeover(paths, state_dir, boot_id)
@@ -160,6 +158,7 @@ class LinuxBoard:
             )
         self._tap = EdgeTap(gpio)
         self.gpio: Gpio = self._tap
+        ups = paths.ups
         _check_hat_lines(ups, paths, gpio_lines or {})
         reader = (
             None if ups is None else open_reader(ups, health, gpio=self._tap, open_bus=open_i2c_bus)

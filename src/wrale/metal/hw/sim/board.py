@@ -10,7 +10,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wrale.metal.hw.base import (
     Board,
@@ -40,9 +40,6 @@ from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import InvalidRequestError
 
-if TYPE_CHECKING:
-    from wrale.metal.hw.linux.ups import UpsConfig
-
 MAX_STEP_S = 0.5  # while the fan speed (hence the cooling) is changing
 THROTTLE_STEP_S = 1.0  # near the soft limit, where the firmware's clock follows the die
 SETTLED_STEP_S = 5.0  # otherwise heat and cooling are constant: the exponential is exact
@@ -64,12 +61,9 @@ class SimBoard:
         clock: Clock | None = None,
         gpio_lines: Mapping[str, GpioLineSettings] | None = None,
         tamper_wiring: TamperWiring | None = None,
-        ups_hat: UpsConfig | None = None,
-        active_cooler: bool = True,
-        ambient_sensor: bool = False,
     ) -> None:
-        """``active_cooler``: the official Active Cooler is fitted (else a bare board, no fan
-        turning); ``ambient_sensor``: a HAT with an air sensor (e.g. a BME280) is fitted."""
+        """What is fitted (Active Cooler, an air sensor, a UPS HAT, PWM overlays) is in
+        ``settings``, as in ``[sim]`` of metald's settings."""
         self.settings = settings
         self.name = name
         self.model = settings.model
@@ -83,7 +77,7 @@ class SimBoard:
         self._faults = FaultBook()
         self._effects = Effects()
         noise = Noise(settings.seed, enabled=settings.noise)
-        cooling = ACTIVE_COOLER if active_cooler else BARE_BOARD
+        cooling = ACTIVE_COOLER if settings.active_cooler else BARE_BOARD
         self._thermal = SimThermal(
             self,
             noise,
@@ -91,19 +85,20 @@ class SimBoard:
             ambient_c=settings.ambient_c,
             heat_w=demand_w(settings.load_pct, 100.0),
             airflow=STOCK_IDLE_AIRFLOW if cooling.has_fan else 0.0,
-            ambient_sensor=ambient_sensor,
+            ambient_sensor=settings.ambient_sensor,
         )
         self._fan = SimFan(self, noise, fitted=cooling.has_fan)
         self._throttle = SimThrottle(self)
         self._power = SimPower(self, noise, settings, self.shutdown_requests)
         self._tamper = SimTamper(self, tamper_wiring)
-        self._gpio = SimGpio(self, self.clock, gpio_lines)
+        self._gpio = SimGpio(self, self.clock, gpio_lines, pwm_muxed=settings.pwm_muxed)
         # The Board protocol's attributes are settable, hence invariant: expose them typed
         # as the protocols, keep the concrete components for the physics.
         self.thermal: ThermalSensors = self._thermal
         self.fan: Fan = self._fan
         self.throttle: Throttle = self._throttle
         self.power: Power = self._power
+        ups_hat = settings.ups_hat
         if ups_hat is not None:  # read through the HAT's own reader, as on a real board
             from wrale.metal.hw.linux.sysfs import HealthLog
             from wrale.metal.hw.sim.ups import attach_ups_hat

@@ -190,9 +190,8 @@ class SimUpsPower:
 def attach_ups_hat(
     config: UpsConfig, rt: Runtime, power: SimPower, gpio: SimGpio, health: HealthLog
 ) -> Power:
-    """``power`` as seen through the HAT ``config`` names (the same config a board takes)."""
-    if power.capacity_wh <= 0:
-        raise ConfigError("a simulated UPS HAT needs a battery (sim battery_wh > 0)")
+    """``power`` as seen through the HAT ``config`` names (the same config a board takes);
+    its battery is ``power``'s (``SimSettings`` refuses a HAT without one)."""
     sync: Callable[[], None] = lambda: None  # noqa: E731 - the HATs without a mains line
     chips: dict[int, SimChip] = {}
     if isinstance(config, Max17048Config):

@@ -10,12 +10,12 @@ from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups.base import I2cBus, UpsReader, UpsReading
 from wrale.metal.hw.linux.ups.gpio_level import GpioLevel
 from wrale.metal.hw.linux.ups.i2c import LinuxI2cBus, i2c_dev_path
-from wrale.metal.hw.linux.ups.ina219 import Ina219Config, Ina219Reader
-from wrale.metal.hw.linux.ups.max17048 import Max17048Config, Max17048Reader
-from wrale.metal.hw.linux.ups.pisugar import PiSugarConfig, PiSugarLink, PiSugarReader
+from wrale.metal.hw.linux.ups.ina219 import Ina219Reader
+from wrale.metal.hw.linux.ups.max17048 import Max17048Reader
+from wrale.metal.hw.linux.ups.pisugar import PiSugarLink, PiSugarReader
 from wrale.metal.hw.linux.ups.reading import power_from_ups
+from wrale.shared.board_settings import Ina219Config, Max17048Config, PiSugarConfig, UpsConfig
 
-UpsConfig = Max17048Config | Ina219Config | PiSugarConfig
 OpenBus = Callable[[int], I2cBus]  # bus number -> bus (tests and the simulator pass theirs)
 
 

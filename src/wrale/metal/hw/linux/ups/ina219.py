@@ -8,53 +8,25 @@ Pack curve as Waveshare's example: linear from 3.0 V to 4.2 V per cell (2S: 6.0-
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups.base import I2cBus, UpsReading, signed16
+from wrale.shared.board_settings import Ina219Config
 
 CONFIG, SHUNT, BUS, CURRENT, CALIBRATION = 0x00, 0x01, 0x02, 0x04, 0x05
 BUS_V_PER_LSB = 0.004
 SHUNT_V_PER_LSB = 10e-6
 OVF = 0x0001
-CAL_SCALE = 0.04096  # datasheet equation 1
 # 32 V range, PGA /8 (±320 mV), 12-bit x 32 samples on bus and shunt, continuous
 # (Waveshare's "32V 2A" setting; the power-on value 399Fh samples only once).
 CONFIG_32V_AVG32 = 0x3EEF
 BUS_V_MAX = 26.0  # the INA219 measures up to 26 V whatever the range bit says
 
 
-@dataclass(frozen=True, slots=True)
-class Ina219Config:
-    """An INA219 on the pack (Waveshare UPS HAT and UPS HAT (B): 0x42, 2S, 0.1 Ω shunt;
-    UPS HAT (C) for the Pi Zero: 0x43 and ``cells=1``).
-
-    Mains presence is inferred from the current: a pack discharging by more than
-    ``idle_band_a`` feeds the board; within the band the HAT is on mains and idle.
-    """
-
-    kind: Literal["ina219"] = "ina219"
-    bus: int = 1
-    address: int = 0x42
-    shunt_ohm: float = 0.1
-    current_lsb_a: float = 0.0001
-    cells: int = 2
-    empty_cell_v: float = 3.0
-    full_cell_v: float = 4.2
-    idle_band_a: float = 0.05
-
-    @property
-    def calibration(self) -> int:
-        return int(CAL_SCALE / (self.current_lsb_a * self.shunt_ohm)) & 0xFFFE
-
-
 class Ina219Reader:
     """Programs calibration when the chip lost it (power-on, brown-out), then reads."""
 
     def __init__(self, config: Ina219Config, bus: I2cBus, health: HealthLog) -> None:
-        if config.cells < 1 or not 0 < config.empty_cell_v < config.full_cell_v:
-            raise ValueError(f"INA219 pack curve makes no sense: {config}")
+        # the pack curve (cells, empty < full) and the calibration are checked by the config
         self.config = config
         self.name = f"UPS HAT monitor (INA219 at i2c-{config.bus} 0x{config.address:02x})"
         self._bus = bus

@@ -9,11 +9,10 @@ GPIO6 high = power supply OK, low = failed; GPIO16 is charge control (left alone
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups.base import I2cBus, UpsReading, signed16
+from wrale.shared.board_settings import Max17048Config
 
 VCELL, SOC, VERSION, CRATE = 0x02, 0x04, 0x08, 0x16
 VCELL_V_PER_LSB = 78.125e-6
@@ -23,24 +22,6 @@ VERSION_MASK, VERSION_FAMILY = 0xFFF0, 0x0010
 CELL_V_RANGE = (2.0, 5.0)  # outside this a 1S Li-ion reading is garbage
 SOC_MAX_PCT = 110.0  # the gauge may overshoot 100 % a little before it relearns full
 CHARGING_MIN_PCT_H = 0.5  # CRATE noise around zero is not charging
-
-
-@dataclass(frozen=True, slots=True)
-class Max17048Config:
-    """A MAX17048 gauge (Geekworm X1200/X1201/X1202 for the Pi 5; X120x defaults).
-
-    ``mains_line``: the BCM line that is high while the HAT's supply is OK (``None``: no
-    such line; mains is then inferred from the charge rate). ``charge_control_line``: the
-    line the HAT reads to allow charging (low = charge); metald leaves it alone, but no
-    other input or output may be configured on it (a pulled-up input stops charging).
-    """
-
-    kind: Literal["max17048"] = "max17048"
-    bus: int = 1
-    address: int = 0x36
-    mains_line: int | None = 6
-    mains_active_high: bool = True
-    charge_control_line: int | None = 16
 
 
 class Max17048Reader:

@@ -12,27 +12,18 @@ import math
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from wrale.metal.hw.linux.sysfs import HealthLog
 from wrale.metal.hw.linux.ups.base import UpsReading
+from wrale.shared.board_settings import PISUGAR_SOCKET, PiSugarConfig
 
-SOCKET_PATH = "/tmp/pisugar-server.sock"  # noqa: S108 - pisugar-server's own default path
+SOCKET_PATH = PISUGAR_SOCKET  # pisugar-server's own default path
 COMMANDS = ("battery", "battery_v", "battery_charging", "battery_power_plugged")
 MAX_ANSWER_BYTES = 16_384
 CELL_V_RANGE = (2.0, 5.5)
 
 Done = Callable[[list[str]], bool]
-
-
-@dataclass(frozen=True, slots=True)
-class PiSugarConfig:
-    """pisugar-server's Unix socket (``--uds``; its web UI holds TCP 8421-8423)."""
-
-    kind: Literal["pisugar"] = "pisugar"
-    socket_path: str = SOCKET_PATH
-    timeout_s: float = 1.0
 
 
 class PiSugarLink(Protocol):
