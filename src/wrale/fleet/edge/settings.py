@@ -52,7 +52,14 @@ class EdgeSettings(Settings, frozen=True):
     autonomous_after_s: Annotated[float, Meta(gt=0, le=30 * 86_400)] = 300.0
 
     outbox_max_rows: Annotated[int, Meta(ge=10, le=10_000_000)] = 50_000  # per stream
+    # rows older than this are dropped; age counts the store's running time (a monotonic
+    # clock saved across restarts), so a wall-clock jump drops nothing
     outbox_max_age_s: Annotated[float, Meta(gt=0, le=365 * 86_400)] = 7 * 86_400.0
+    # telemetry is written to flash only after waiting this long for its ack (0: at once);
+    # a power cut loses at most this much unacked telemetry (docs/architecture.md)
+    outbox_persist_after_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
+    # sequence numbers reserved on flash per write
+    outbox_seq_block: Annotated[int, Meta(ge=1, le=100_000)] = 360
     drain_batches_per_s: Annotated[float, Meta(gt=0, le=10_000)] = 5.0
     # unacked batches in flight
     window_batches: Annotated[int, Meta(ge=1, le=1000)] = 4

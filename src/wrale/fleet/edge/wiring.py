@@ -8,8 +8,6 @@ from wrale.fleet.edge.settings import EdgeSettings
 from wrale.fleet.edge.store import EdgeStore
 from wrale.fleet.sync.transport.base import Dialer
 
-OUTBOX_PERSIST_AFTER_S = 60.0  # telemetry unacknowledged this long is written to flash
-
 
 def make_dialer(settings: EdgeSettings, creds: Credentials) -> Dialer:
     """MQTT when ``settings.mqtt_url`` is set, else a WebSocket to ``settings.central_url``
@@ -44,17 +42,16 @@ def make_dialer(settings: EdgeSettings, creds: Credentials) -> Dialer:
     )
 
 
-def open_store(
-    settings: EdgeSettings, *, persist_after_s: float | None = OUTBOX_PERSIST_AFTER_S
-) -> EdgeStore:
+def open_store(settings: EdgeSettings) -> EdgeStore:
     """The agent's store at ``<state_dir>/edge.db`` with the configured outbox bounds.
 
-    A board's store holds telemetry in memory until it has waited ``persist_after_s`` for
-    its ack (see docs/architecture.md, "Storage wear on the board"); ``None``: every row
-    is committed at once."""
+    A board's store holds telemetry in memory until it has waited
+    ``outbox_persist_after_s`` for its ack (see docs/architecture.md, "Storage wear on the
+    board"); 0: every row is committed at once."""
     return EdgeStore(
         settings.store_path(),
         max_rows=settings.outbox_max_rows,
         max_age_s=settings.outbox_max_age_s,
-        persist_after_s=persist_after_s,
+        persist_after_s=settings.outbox_persist_after_s or None,
+        seq_block=settings.outbox_seq_block,
     )
