@@ -223,7 +223,7 @@ def unit_step(args: argparse.Namespace) -> int:
     if settings.backend is BackendName.SIM:
         print("wrale metald: the simulated board has no hardware to hand over")
         return 0
-    if args.grant_hardware:
+    if args.grant_hardware is not None:
         try:
             done = grant_hardware(settings.linux, args.grant_hardware)
         except LookupError as exc:
@@ -238,7 +238,7 @@ def unit_step(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.release_hardware or args.grant_hardware:
+    if args.release_hardware or args.grant_hardware is not None:
         return unit_step(args)
     try:
         settings = settings_from_args(args)

@@ -201,10 +201,13 @@ def test_the_command_grants_the_files_and_says_how_many(
     assert nodes(fake.base) == granted(fake, before, driven(fake))
 
 
+@pytest.mark.parametrize("group", [NO_SUCH_GROUP, ""])
 def test_the_command_names_a_missing_group_and_changes_nothing(
-    fake: FakeSys, config: Path, tmp_path: Path, wrale: Cli
+    fake: FakeSys, config: Path, tmp_path: Path, wrale: Cli, group: str
 ) -> None:
+    """An empty name (an unset variable in the unit) is refused too, not taken for "no
+    grant asked": metald must not start as root in the unit's ExecStartPre."""
     before = nodes(fake.base)
-    code, out, err = wrale(exec_start_pre(config, tmp_path / "data", NO_SUCH_GROUP))
-    assert (code, out, err) == (2, "", f"wrale metald: no group named '{NO_SUCH_GROUP}'\n")
+    code, out, err = wrale(exec_start_pre(config, tmp_path / "data", group))
+    assert (code, out, err) == (2, "", f"wrale metald: no group named '{group}'\n")
     assert nodes(fake.base) == before
