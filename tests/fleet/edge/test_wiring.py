@@ -58,3 +58,10 @@ def test_zero_writes_every_row_at_once(tmp_path: Path) -> None:
 def test_bad_outbox_settings_are_refused_by_name(tmp_path: Path, toml: str, setting: str) -> None:
     with pytest.raises(ConfigError, match=f"setting '{setting}'"):
         edge_settings(tmp_path, toml)
+
+
+def test_the_packaged_edge_toml_loads_with_its_examples_uncommented(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[3] / "packaging/etc/edge.toml").read_text(encoding="utf-8")
+    assert edge_settings(tmp_path, text).outbox_persist_after_s == 60.0
+    settings = edge_settings(tmp_path, text.replace("# outbox_", "outbox_"))
+    assert (settings.outbox_seq_block, settings.outbox_max_rows) == (360, 50_000)

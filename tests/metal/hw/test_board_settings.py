@@ -179,3 +179,12 @@ def test_yes_no_words_reach_booleans_inside_a_ups_hat_section(tmp_path: Path) ->
     )
     assert settings.linux.ups == Max17048Config(mains_active_high=False)
     assert settings.sim.active_cooler is False
+
+
+def test_the_packaged_metald_toml_loads_with_its_examples_uncommented(tmp_path: Path) -> None:
+    text = (EXAMPLE.parents[2] / "packaging/etc/metald.toml").read_text(encoding="utf-8")
+    assert settings_from(tmp_path, text).backend == "linux"
+    uncommented = re.sub(r"^# (\[|[a-z_]+ = )", r"\1", text, flags=re.M)
+    settings = settings_from(tmp_path, uncommented)
+    assert settings.listen == "127.0.0.1:8431"
+    assert settings.tamper_wiring.case_contact == "nc"
