@@ -1,5 +1,7 @@
 """The agent's durable memory (SQLite, WAL): the outbox of telemetry and event rows, what
 the server acknowledged, and (``records.Records``) the twins, the mode and command results.
+The file's schema and the SQL on the outbox table are in ``outboxdb``; the bookkeeping
+(seqs, bounds, rows held in memory, counters) is here.
 
 Outbox rows carry a per-stream ``seq``; a row leaves only when the server acknowledged it,
 or when the outbox is over its bounds: ``max_rows`` per stream (oldest first) and
@@ -26,28 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wrale.fleet.edge import outboxdb
 from wrale.fleet.edge.records import Records, Twin, kv_get, kv_put
 from wrale.fleet.sync.protocol import STREAMS
 
 __all__ = ["EdgeStore", "Row", "Twin"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    stream TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    at REAL NOT NULL,
-    n INTEGER NOT NULL,
-    body TEXT NOT NULL,
-    PRIMARY KEY (stream, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS command_results (
-    id TEXT PRIMARY KEY,
-    at REAL NOT NULL,
-    body TEXT NOT NULL,
-    sent INTEGER NOT NULL DEFAULT 0
-);
-"""
 AGE_PRUNE_CHUNK = 1000
 HELD_STREAM = "telemetry"  # the stream that may wait in memory (events are always durable)
 
@@ -92,22 +78,18 @@ class EdgeStore(Records):
         self.seq_block = seq_block
         self._monotonic = monotonic
         self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA synchronous={synchronous}")
-        self._db.execute("PRAGMA cache_size=-256")  # KiB: the board has little memory
-        self._db.executescript(_SCHEMA)
+        self._db = outboxdb.connect(path, synchronous)
         self._held: deque[tuple[Row, list[Any] | None]] = deque()  # (row, sampled)
         self._dirty = False  # counters in memory newer than on disk
         with self._txn() as db:
             age = kv_get(db, "age_clock")
             if age is None:  # rows written with wall-clock times: their age starts now
-                db.execute("UPDATE outbox SET at = 0")
+                outboxdb.zero_ages(db)
                 age = 0.0
                 kv_put(db, "age_clock", age)
             self._age0, self._mono0 = float(age), self._monotonic()
             self._disk = dict.fromkeys(STREAMS, 0)
-            for stream, n in db.execute("SELECT stream, COUNT(*) FROM outbox GROUP BY stream"):
+            for stream, n in outboxdb.counts(db):
                 self._disk[stream] = n
             self._dropped = {s: int(kv_get(db, f"dropped.{s}", 0)) for s in STREAMS}
             self._appended = {s: int(kv_get(db, f"appended.{s}", 0)) for s in STREAMS}
@@ -170,10 +152,7 @@ class EdgeStore(Records):
                 if held:
                     self._held.append((row, sampled))
                 else:
-                    db.execute(
-                        "INSERT INTO outbox (stream, seq, at, n, body) VALUES (?, ?, ?, ?, ?)",
-                        (stream, seq, row.at, len(items), body),
-                    )
+                    outboxdb.insert(db, stream, [(seq, row.at, len(items), body)])
                     self._disk[stream] += 1
                 self._last[stream] = seq
                 self._appended[stream] += len(items)
@@ -211,12 +190,10 @@ class EdgeStore(Records):
                 return 0
             rows = list(self._held)
             with self._txn() as db:
-                db.executemany(
-                    "INSERT INTO outbox (stream, seq, at, n, body) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (HELD_STREAM, r.seq, r.at, len(r.items), json.dumps(r.items))
-                        for r, _ in rows
-                    ],
+                outboxdb.insert(
+                    db,
+                    HELD_STREAM,
+                    [(r.seq, r.at, len(r.items), json.dumps(r.items)) for r, _ in rows],
                 )
                 self._disk[HELD_STREAM] += len(rows)
                 self._held.clear()
@@ -256,25 +233,15 @@ class EdgeStore(Records):
     def _bound_disk(self, db: sqlite3.Connection, stream: str) -> None:
         dropped = 0
         cutoff = self.age_now() - self.max_age_s
-        oldest = db.execute(
-            "SELECT at FROM outbox WHERE stream = ? ORDER BY seq LIMIT 1", (stream,)
-        ).fetchone()
-        if oldest is not None and oldest[0] < cutoff:
-            dropped += db.execute(
-                "DELETE FROM outbox WHERE stream = ? AND seq IN (SELECT seq FROM outbox "
-                "WHERE stream = ? ORDER BY seq LIMIT ?) AND at < ?",
-                (stream, stream, AGE_PRUNE_CHUNK, cutoff),
-            ).rowcount
+        oldest = outboxdb.oldest_at(db, stream)
+        if oldest is not None and oldest < cutoff:
+            dropped += outboxdb.delete_older(db, stream, cutoff, AGE_PRUNE_CHUNK)
         held = len(self._held) if stream == HELD_STREAM else 0
         excess = min(
             self._disk[stream] - dropped, self._disk[stream] - dropped + held - self.max_rows
         )
         if excess > 0:
-            dropped += db.execute(
-                "DELETE FROM outbox WHERE stream = ? AND seq IN "
-                "(SELECT seq FROM outbox WHERE stream = ? ORDER BY seq LIMIT ?)",
-                (stream, stream, excess),
-            ).rowcount
+            dropped += outboxdb.delete_oldest(db, stream, excess)
         if dropped:
             self._disk[stream] -= dropped
             self._dropped[stream] += dropped
@@ -290,12 +257,7 @@ class EdgeStore(Records):
         total = 0
         with self._lock:
             if self._disk[stream]:
-                cur = self._db.execute(
-                    "SELECT seq, at, n, body FROM outbox WHERE stream = ? AND seq > ? "
-                    "ORDER BY seq LIMIT ?",
-                    (stream, after, max_rows),
-                )
-                for seq, at, n, body in cur:
+                for seq, at, n, body in outboxdb.after(self._db, stream, after, max_rows):
                     if out and total + n > max_items:
                         return out
                     out.append(Row(seq, at, json.loads(body)))
@@ -325,9 +287,7 @@ class EdgeStore(Records):
                 self._dirty = True
                 return gone
             with self._txn() as db:
-                deleted = db.execute(
-                    "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, seq)
-                ).rowcount
+                deleted = outboxdb.delete_through(db, stream, seq)
                 self._disk[stream] -= deleted
                 kv_put(db, f"acked.{stream}", self._acked[stream])
         return gone + deleted
@@ -351,14 +311,7 @@ class EdgeStore(Records):
         with self._lock, self._txn() as db:
             last = max(self._last[stream], self._reserved[stream])
             if server_acked > last:
-                rows = db.execute(
-                    "SELECT seq FROM outbox WHERE stream = ? ORDER BY seq DESC", (stream,)
-                ).fetchall()
-                for (seq,) in rows:  # highest first: no key is ever taken twice
-                    db.execute(
-                        "UPDATE outbox SET seq = ? WHERE stream = ? AND seq = ?",
-                        (seq + server_acked, stream, seq),
-                    )
+                outboxdb.renumber(db, stream, server_acked)
                 if stream == HELD_STREAM:
                     self._held = deque(
                         (Row(r.seq + server_acked, r.at, r.items), s) for r, s in self._held
@@ -368,9 +321,7 @@ class EdgeStore(Records):
                 kv_put(db, f"seqres.{stream}", self._reserved[stream])
             else:
                 self._drop_held(stream, server_acked)
-                self._disk[stream] -= db.execute(
-                    "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, server_acked)
-                ).rowcount
+                self._disk[stream] -= outboxdb.delete_through(db, stream, server_acked)
             self._acked[stream] = server_acked
             self._write_counters(db, stream)
         return server_acked
