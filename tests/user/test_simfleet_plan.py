@@ -59,6 +59,15 @@ def test_sim_settings_carry_the_board_kind_and_its_conditions() -> None:
     assert sim.load_pct == spec.load.at(0.0)
     assert sim.seed == spec.seed
     assert sim.noise is False
+    assert sim.ambient_sensor is spec.hardware.ambient_sensor
+
+
+def test_most_boards_in_every_rack_read_the_room() -> None:
+    specs = plan_fleet(24)
+    for rack in {s.rack for s in specs}:
+        fitted = [s.sim_settings().ambient_sensor for s in specs if s.rack == rack]
+        assert sum(fitted) > len(fitted) / 2
+    assert not all(s.sim_settings().ambient_sensor for s in specs)  # and some do not
 
 
 def test_room_labels_go_past_z() -> None:

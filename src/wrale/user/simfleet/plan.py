@@ -25,6 +25,8 @@ class Hardware:
     solar_peak_w: float = 0.0
     fan_profile: FanProfile = FanProfile.BALANCE
     capabilities: tuple[str, ...] = ("sim", "fan", "battery")
+    # an air sensor (a BME280 breakout) for the room: a bare board reports no ambient
+    ambient_sensor: bool = True
 
 
 PI5_UPS = Hardware("pi5-ups", "Raspberry Pi 5 Model B (simulated)", battery_wh=20.0)
@@ -33,6 +35,7 @@ PI5_UPS_MINI = Hardware(
     "Raspberry Pi 5 Model B (simulated)",
     battery_wh=1.0,
     fan_profile=FanProfile.COOL,
+    ambient_sensor=False,
 )
 PI4_UPS = Hardware(
     "pi4-ups", "Raspberry Pi 4 Model B (simulated)", battery_wh=10.0, fan_profile=FanProfile.QUIET
@@ -45,7 +48,8 @@ CM4_SOLAR = Hardware(
     fan_profile=FanProfile.COOL,
     capabilities=("sim", "fan", "battery", "solar"),
 )
-# The mix, by position in a rack: mostly Pi 5s on a UPS HAT, a few older or odd ones.
+# The mix, by position in a rack: mostly Pi 5s on a UPS HAT, a few older or odd ones;
+# all but the mini carry an air sensor, so a rack's heat shows on most of its boards.
 RACK_MIX: tuple[Hardware, ...] = (
     PI5_UPS,
     PI5_UPS,
@@ -117,6 +121,7 @@ class BoardSpec:
             battery_pct=self.battery_pct,
             solar_peak_w=self.hardware.solar_peak_w,
             noise=noise,
+            ambient_sensor=self.hardware.ambient_sensor,
         )
 
 
