@@ -16,7 +16,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.sync.protocol import Ack, Goodbye, Message
 
 if TYPE_CHECKING:
-    from wrale.fleet.brain.channel.session import DeviceSession
+    from wrale.fleet.brain.channel.frames import FrameSession
 
 _Result = tuple[list[Ack], BusOut, int]
 GROUP_SESSIONS_MAX = 256  # sessions' frame groups committed in one transaction
@@ -24,7 +24,7 @@ GROUP_SESSIONS_MAX = 256  # sessions' frame groups committed in one transaction
 
 @dataclass
 class _Item:
-    session: DeviceSession
+    session: FrameSession
     msgs: Sequence[Message]
     done: asyncio.Future[_Result]
 
@@ -51,7 +51,7 @@ class GroupCommitter:
         except RuntimeError:
             return False
 
-    async def submit(self, session: DeviceSession, msgs: Sequence[Message]) -> _Result:
+    async def submit(self, session: FrameSession, msgs: Sequence[Message]) -> _Result:
         done: asyncio.Future[_Result] = self._loop.create_future()
         self._queue.append(_Item(session, msgs, done))
         if self._worker is None or self._worker.done():

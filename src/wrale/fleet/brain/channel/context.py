@@ -1,0 +1,53 @@
+"""``ChannelContext``: what every device session of a process shares (database, bus,
+settings, counters, the group-commit queue), and ``Send``, how a session reaches its device.
+Holds no session's state and does no I/O of its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.channel.counters import ChannelCounters, LogGate
+from wrale.fleet.brain.channel.group_commit import GroupCommitter
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.models.base import new_id
+from wrale.fleet.sync.protocol import Message
+from wrale.shared.central_settings import CentralSettings
+
+__all__ = ["ChannelContext", "Send"]
+
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass
+class ChannelContext:
+    """What every session of a process shares: database, bus, settings, who we are."""
+
+    db: Database
+    bus: EventBus
+    settings: CentralSettings
+    replica: str = field(default_factory=lambda: f"replica-{new_id()[-12:]}")
+    clock: Callable[[], float] = time.time
+    on_points: Callable[[int], None] | None = None  # stored telemetry points (metrics)
+    open_max_wait_s: float = 5.0  # a Hello that waited longer for SQLite is told to retry
+    group_commit: bool | None = None  # frames of many sessions in one transaction (None: SQLite)
+    counters: ChannelCounters = field(default_factory=ChannelCounters)  # refused / dropped
+    log_gate: LogGate = field(default_factory=LogGate)  # one line per device per interval
+    _committer: GroupCommitter | None = field(default=None, init=False, repr=False)
+
+    def committer(self) -> GroupCommitter | None:
+        """The process's group-commit queue, or None when sessions commit alone."""
+        on = self.db.is_sqlite if self.group_commit is None else self.group_commit
+        if not on:
+            return None
+        if self._committer is None or not self._committer.usable():
+            self._committer = GroupCommitter(self.db)
+        return self._committer
+
+    @property
+    def last_seen_every_s(self) -> float:
+        """How often a connected device's ``last_seen_at`` is written (spares the DB)."""
+        return min(5.0, self.settings.offline_after_s / 4)
