@@ -2,7 +2,8 @@
 power source failover and battery thresholds.
 
 Every function here is a pure function of readings, previous decision and policy; no I/O,
-no clock. ``wrale.metal.core.engine`` applies the decisions to the hardware.
+no clock. ``wrale.metal.core.sampler`` decides each tick with them and
+``wrale.metal.core.actuators`` applies the decisions to the hardware.
 """
 
 from __future__ import annotations
