@@ -193,3 +193,19 @@ def test_verify_catches_a_unit_whose_binary_is_missing(installed: Installed) -> 
         assert "wrale-gone" in out.stderr
     finally:
         unit.unlink()
+
+
+def test_the_udev_rules_run_programs_the_root_has(installed: Installed) -> None:
+    """Bookworm's udevadm (252) has no `verify`: at least every RUN program must exist there,
+    and each rule must name what it matches."""
+    rules = (installed.root / "lib/udev/rules.d/60-wrale.rules").read_text(encoding="utf-8")
+    lines = [line for line in rules.splitlines() if line and not line.startswith("#")]
+    assert len(lines) == 4
+    programs = set()
+    for line in lines:
+        assert line.startswith('SUBSYSTEM=="'), line
+        for run in line.split('RUN+="')[1:]:
+            programs.add(run.split()[0])
+    assert programs == {"/bin/chgrp", "/bin/chmod"}
+    out = debroot.run_in(installed.root, "test -x /bin/chgrp && test -x /bin/chmod && echo ok")
+    assert out.stdout.strip() == "ok", out.stderr

@@ -168,11 +168,51 @@ def test_hardware_pwm_writes_period_duty_and_enable(gpio: GpiodGpio, fake: FakeS
 
 def test_pwm_exports_the_channel(fake: FakeSys) -> None:
     muxed = FakePinctrl.pwm_2chan(pins=(12, 13))
-    pwm = SysfsPwm(fake.sys, mux=PinmuxReader(run=muxed.run, debugfs=fake.base / "debugfs"))
+    pwm = SysfsPwm(
+        fake.sys,
+        mux=PinmuxReader(run=muxed.run, debugfs=fake.base / "debugfs"),
+        sleep=lambda s: None,
+    )
     assert fake.pwm_chip is not None
-    with pytest.raises(ActuatorError, match="pwm1"):
+    with pytest.raises(ActuatorError, match=r"did not create .*pwm1"):
         pwm.set(13, 1000, 50)  # the fake kernel does not create the directory by itself
     assert (fake.pwm_chip / "export").read_text() == "1"
+
+
+def udev_pwm(fake: FakeSys, writable_after: int | None) -> tuple[SysfsPwm, list[float]]:
+    """A PWM whose kernel creates the channel on export and whose udev hands its files to
+    our group after ``writable_after`` polls (``None``: never: the rule is missing)."""
+    slept: list[float] = []
+    checks: list[Path] = []
+
+    def sleep(seconds: float) -> None:
+        if not slept:
+            fake.export_pwm(1)  # the kernel: the directory is there, root's files
+        slept.append(seconds)
+
+    def writable(path: Path) -> bool:
+        checks.append(path)
+        return writable_after is not None and len(slept) >= writable_after
+
+    muxed = FakePinctrl.pwm_2chan(pins=(12, 13))
+    mux = PinmuxReader(run=muxed.run, debugfs=fake.base / "debugfs")
+    return SysfsPwm(fake.sys, mux=mux, sleep=sleep, writable=writable), slept
+
+
+def test_a_new_channel_is_driven_once_udev_gives_it_to_our_group(fake: FakeSys) -> None:
+    pwm, slept = udev_pwm(fake, writable_after=3)
+    pwm.set(13, 1000, 50)
+    assert len(slept) == 3
+    assert fake.pwm_chip is not None
+    assert (fake.pwm_chip / "pwm1/enable").read_text() == "1"
+
+
+def test_a_channel_udev_never_hands_over_names_the_rule(fake: FakeSys) -> None:
+    pwm, slept = udev_pwm(fake, writable_after=None)
+    with pytest.raises(ActuatorError, match=r"60-wrale\.rules") as caught:
+        pwm.set(13, 1000, 50)
+    assert "pwm1/period is not writable" in caught.value.message
+    assert sum(slept) == pytest.approx(1.0)  # waited a second, not forever
 
 
 def test_pwm_refuses_other_lines_and_bad_values(gpio: GpiodGpio, fake: FakeSys) -> None:

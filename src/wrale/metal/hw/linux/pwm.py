@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -30,6 +32,14 @@ PI5_PWM_CHANNELS: Mapping[int, int] = MappingProxyType(
 PI5_PWM_DEVICE = "1f00098000.pwm"  # RP1 PWM0; the fan's PWM1 is 1f0009c000.pwm
 MIN_PWM_HZ, MAX_PWM_HZ = 1.0, 1_000_000.0
 NS_PER_S = 1_000_000_000
+# A channel's files are root's when the kernel creates them; udev then gives them to the
+# gpio group (packaging/udev/60-wrale.rules), a few milliseconds later.
+UDEV_SETTLE_S, UDEV_POLL_S = 1.0, 0.02
+UDEV_RULE = "/lib/udev/rules.d/60-wrale.rules"
+
+
+def may_write(path: Path) -> bool:
+    return os.access(path, os.W_OK)
 
 
 def find_pwm_chip(sysfs_root: Path, device_name: str = PI5_PWM_DEVICE) -> Path | None:
@@ -47,7 +57,8 @@ class SysfsPwm:
     """Drives PWM channels; the chip directory is found by device name or given.
 
     ``mux`` reads a pin's function before it is driven (``None``: ``PinmuxReader()``);
-    ``pins`` says which function and config.txt line each PWM pin needs.
+    ``pins`` says which function and config.txt line each PWM pin needs; ``sleep`` and
+    ``writable`` wait for udev to hand a just-exported channel to this process's group.
     """
 
     def __init__(
@@ -60,8 +71,12 @@ class SysfsPwm:
         clock: Clock | None = None,
         mux: PinmuxReader | None = None,
         pins: Mapping[int, PwmPin] = PI5_PWM_PINS,
+        sleep: Callable[[float], None] = time.sleep,
+        writable: Callable[[Path], bool] = may_write,
     ) -> None:
         self.channels = dict(channels)
+        self._sleep = sleep
+        self._writable = writable
         self._mux = mux or PinmuxReader()
         self._pins = dict(pins)
         self._unverified: set[int] = set()  # lines whose mux could not be read (warned once)
@@ -160,6 +175,23 @@ class SysfsPwm:
         channel = chip / f"pwm{number}"
         if not channel.is_dir() and export:
             write_value(chip / "export", number)
+            self._await_udev(channel, number)
         if not channel.is_dir():
             raise ActuatorError(f"exporting PWM channel {number} did not create {channel}")
         return channel
+
+    def _await_udev(self, channel: Path, number: int) -> None:
+        """Wait (at most ``UDEV_SETTLE_S``) until the new channel's files are ours to write."""
+        waited = 0.0
+        while not (channel.is_dir() and self._writable(channel / "period")):
+            if waited >= UDEV_SETTLE_S:
+                if channel.is_dir():
+                    raise ActuatorError(
+                        f"PWM channel {number} is exported but {channel}/period is not "
+                        f"writable by this user: {UDEV_RULE} gives the gpio group write access "
+                        "(is the package's rule installed? `udevadm trigger -s pwm` reapplies it)",
+                        path=str(channel),
+                    )
+                return  # the caller says the kernel did not create it
+            self._sleep(UDEV_POLL_S)
+            waited += UDEV_POLL_S
