@@ -3,6 +3,8 @@
 from wrale.fleet.brain.models import alerts, groups, policies, telemetry
 from wrale.fleet.brain.models import channel as channel
 from wrale.fleet.brain.models import commands as commands
+from wrale.fleet.brain.models import decisions as decisions
+from wrale.fleet.brain.models import jobs as jobs
 from wrale.fleet.brain.models import templates as templates
 from wrale.fleet.brain.models import twin as twin
 from wrale.fleet.brain.models.audit import AuditEntry
