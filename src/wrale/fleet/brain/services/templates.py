@@ -31,6 +31,10 @@ from wrale.fleet.brain.models.templates import (
 from wrale.fleet.brain.services import audit, groups, twin
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.principal import Principal, Role
+from wrale.fleet.brain.services.template_status import contains as contains
+from wrale.fleet.brain.services.template_status import (
+    update_status_from_reported as update_status_from_reported,
+)
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 
 VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -238,15 +242,6 @@ def render(body: Mapping[str, Any], schema: Mapping[str, Any], given: Any) -> di
     rendered = _substitute(dict(body), values)
     assert isinstance(rendered, dict)
     return rendered
-
-
-def contains(have: Any, want: Any) -> bool:
-    """Whether ``have`` holds everything of ``want`` (objects: each key recursively)."""
-    if isinstance(want, dict):
-        return isinstance(have, dict) and all(
-            k in have and contains(have[k], v) for k, v in want.items()
-        )
-    return twin.same_json(want, have)
 
 
 # ----------------------------------------------------------------------------- views
@@ -666,53 +661,3 @@ async def rollback(
         bus=bus,
         rollback_of=dep.id,
     )
-
-
-def _config_rejections(rendered: Mapping[str, Any], rejected: Mapping[str, str]) -> list[str]:
-    out = []
-    for path, why in rejected.items():
-        parts = path.split(".")
-        if len(parts) >= 2 and parts[0] == "config" and parts[1] in rendered:
-            out.append(f"{path}: {why}")
-    return out
-
-
-async def update_status_from_reported(
-    session: AsyncSession,
-    device: Device,
-    reported_doc: Mapping[str, Any],
-    rejected: Mapping[str, str],
-    applied_desired_version: int = 0,
-    now: float | None = None,
-) -> None:
-    """Settle the device's pending deployments from what it reports: applied when its
-    config holds the rendered values; failed (with the device's reasons) when it applied
-    the desired version carrying them but rejected or did not take them."""
-    rows = await session.execute(
-        select(ConfigDeploymentDevice, ConfigDeployment.rendered)
-        .join(ConfigDeployment, ConfigDeployment.id == ConfigDeploymentDevice.deployment_id)
-        .where(
-            ConfigDeploymentDevice.device_id == device.id,
-            ConfigDeploymentDevice.status == "pending",
-        )
-    )
-    at = wall_now() if now is None else now
-    raw = reported_doc.get("config")
-    config: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    for row, rendered in rows:
-        rendered = rendered or {}
-        if contains(config, rendered):
-            row.status, row.reason, row.updated_at = "applied", None, at
-            continue
-        if applied_desired_version < row.desired_version:
-            continue  # the device has not applied the desired state carrying it yet
-        reasons = _config_rejections(rendered, rejected)
-        if not reasons:
-            missing = sorted(k for k in rendered if not contains(config.get(k), rendered[k]))
-            reasons = [
-                f"the device applied desired version {applied_desired_version} but reports "
-                f"other values for config.{', config.'.join(missing)}"
-            ]
-        row.status = "failed"
-        row.reason = "; ".join(reasons)[:2000]
-        row.updated_at = at

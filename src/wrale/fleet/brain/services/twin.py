@@ -5,6 +5,8 @@ document, and the per-path diff between the two.
 
 The pure document logic lives in ``twin_doc`` (re-exported here); this module stores twins
 and publishes ``twin.desired`` / ``twin.reported`` on the bus once the change is committed.
+A report also settles config deployments (``template_status``). The modules it uses sit
+below it: the services above (policies, templates) import it, never the other way round.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.twin import DeviceTwin
-from wrale.fleet.brain.services import audit, policies, twin_rules
+from wrale.fleet.brain.services import audit, template_status, twin_rules
 from wrale.fleet.brain.services.lookup import get_owned
+from wrale.fleet.brain.services.policy_effective import effective_policy
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.fleet.brain.services.twin_doc import (
     CONFIG_KEY,
@@ -110,7 +113,7 @@ async def _twin_row(session: AsyncSession, device: Device, *, lock: bool) -> Dev
 
 
 async def _effective(session: AsyncSession, device: Device) -> dict[str, dict[str, Any]]:
-    eff = await policies.effective_policy(session, device.tenant_id, device.id)
+    eff = await effective_policy(session, device.tenant_id, device.id)
     return {kind: k["document"] for kind, k in eff["kinds"].items()}
 
 
@@ -318,9 +321,7 @@ async def record_reported(
     t.reported_at = now
     if rejected:
         log.info("device %s rejected desired values: %s", device.id, rejected)
-    from wrale.fleet.brain.services import templates  # it imports this module
-
-    await templates.update_status_from_reported(
+    await template_status.update_status_from_reported(
         session, device, t.reported, t.rejected, applied_desired_version, now
     )
     publish_after_commit(

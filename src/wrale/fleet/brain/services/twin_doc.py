@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from wrale.fleet.brain.models.twin import DeviceTwin
-from wrale.fleet.brain.services import policies
+from wrale.fleet.brain.services.policy_effective import KINDS, defaults
 from wrale.fleet.sync.twin import merge_patch
 from wrale.shared.errors import InvalidRequestError
 from wrale.shared.policy import SecurityLevel
@@ -37,7 +37,7 @@ __all__ = [
     "twin_view",
 ]
 
-POLICY_SECTIONS = tuple(policies.KINDS)  # thermal, power, security, sampling
+POLICY_SECTIONS = tuple(KINDS)  # thermal, power, security, sampling
 EXTRA_SECTIONS = ("fan", "tamper", "gpio", "config")
 SECTIONS = (*POLICY_SECTIONS, *EXTRA_SECTIONS)
 MAX_DEPTH = 16
@@ -100,7 +100,7 @@ def compose(
     values on top; fan, tamper and gpio only when set; config always (empty: none)."""
     doc: dict[str, Any] = {}
     for kind in POLICY_SECTIONS:
-        base = effective.get(kind) or policies.defaults(kind)
+        base = effective.get(kind) or defaults(kind)
         doc[kind] = deep_merge(base, overrides.get(kind) or {})
     for section in ("fan", "tamper", "gpio"):
         if section in overrides:
@@ -154,8 +154,8 @@ def check_section(name: str, value: Any) -> None:
     """The shape of one section of the overrides (or of a composed policy section);
     ``InvalidRequestError`` names the path (``desired.thermal.cpu_warning_c: …``)."""
     check_json(value, f"desired.{name}")
-    if name in policies.KINDS:
-        _strict(policies.KINDS[name], value, name)
+    if name in KINDS:
+        _strict(KINDS[name], value, name)
     elif name == "fan":
         _strict(FanSection, value, name)
     elif name == "tamper":
