@@ -317,6 +317,11 @@ async def sim_set_load(core: MetalCore, body: LoadBody) -> dict[str, Any]:
     return _after(core, await core.sim_call(lambda: sim.set_load(body.percent)))
 
 
+async def sim_set_job_load(core: MetalCore, body: LoadBody) -> dict[str, Any]:
+    sim = _sim(core)
+    return _after(core, await core.sim_call(lambda: sim.set_job_load(body.percent)))
+
+
 async def sim_inject_fault(core: MetalCore, body: FaultBody) -> dict[str, Any]:
     sim = _sim(core)
     fault = Fault(body.fault, body.params(), body.duration_s)

@@ -178,6 +178,9 @@ class InProcessMetalClient(MetalClient):
     async def sim_set_load(self, percent: float) -> JsonDict:
         return await api.sim_set_load(self.core, parse(LoadBody, {"percent": percent}))
 
+    async def sim_set_job_load(self, percent: float) -> JsonDict:
+        return await api.sim_set_job_load(self.core, parse(LoadBody, {"percent": percent}))
+
     async def sim_inject_fault(
         self, fault: str, duration_s: float | None = None, **params: Any
     ) -> JsonDict:
@@ -435,6 +438,9 @@ class HttpMetalClient(MetalClient):
 
     async def sim_set_load(self, percent: float) -> JsonDict:
         return await self._dict("PUT", "/v1/sim/load", body={"percent": percent})
+
+    async def sim_set_job_load(self, percent: float) -> JsonDict:
+        return await self._dict("PUT", "/v1/sim/job_load", body={"percent": percent})
 
     async def sim_inject_fault(
         self, fault: str, duration_s: float | None = None, **params: Any

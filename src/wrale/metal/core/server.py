@@ -172,6 +172,7 @@ class MetaldServer:
             ("GET", "/v1/sim", self.sim_status),
             ("PUT", "/v1/sim/ambient", self.sim_ambient),
             ("PUT", "/v1/sim/load", self.sim_load),
+            ("PUT", "/v1/sim/job_load", self.sim_job_load),
             ("POST", "/v1/sim/faults", self.sim_fault),
             ("DELETE", "/v1/sim/faults", self.sim_clear),
         ]
@@ -257,6 +258,9 @@ class MetaldServer:
 
     async def sim_load(self, request: Request) -> Response:
         return _ok(await api.sim_set_load(self.core, parse(LoadBody, request.json())))
+
+    async def sim_job_load(self, request: Request) -> Response:
+        return _ok(await api.sim_set_job_load(self.core, parse(LoadBody, request.json())))
 
     async def sim_fault(self, request: Request) -> Response:
         return _ok(await api.sim_inject_fault(self.core, parse(FaultBody, request.json())))

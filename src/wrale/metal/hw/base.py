@@ -339,7 +339,14 @@ class SimControls(Protocol):
 
     def set_ambient(self, celsius: float) -> None: ...
 
-    def set_load(self, percent: float) -> None: ...
+    def set_load(self, percent: float) -> None:
+        """The background load, 0-100 % of the board (the simulated fleet's pattern)."""
+        ...
+
+    def set_job_load(self, percent: float) -> None:
+        """The load of the agent's ``sim_load`` jobs, 0-100 %, on top of the background
+        load: the board works at min(100, background + jobs)."""
+        ...
 
     def inject_fault(self, fault: Fault) -> None:
         """Start a fault; ``InvalidRequestError`` for parameters out of range."""

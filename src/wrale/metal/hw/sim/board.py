@@ -73,6 +73,7 @@ class SimBoard:
         self._t = self.clock.monotonic()
         self._wall_offset = self.clock.now() - self._t
         self._load_pct = settings.load_pct
+        self._job_load_pct = 0.0
         self._ambient_c = settings.ambient_c
         self._faults = FaultBook()
         self._effects = Effects()
@@ -166,7 +167,7 @@ class SimBoard:
     def _refresh(self) -> None:
         """Recompute what follows from the state now: supply, heat, flags, tamper inputs."""
         effects = self._effects
-        demand = demand_w(self._load_pct, self._throttle.effective_pct(), effects.extra_heat_w)
+        demand = demand_w(self.total_load_pct, self._throttle.effective_pct(), effects.extra_heat_w)
         supply = self._power.evaluate(demand, self._t + self._wall_offset)
         self._fan.powered = supply.active is not None
         self._thermal.heat_w = supply.draw_w
@@ -197,7 +198,18 @@ class SimBoard:
 
     @property
     def load_pct(self) -> float:
+        """The background load (``set_load``: the simulated fleet's load pattern, tests)."""
         return self._load_pct
+
+    @property
+    def job_load_pct(self) -> float:
+        """The load of the jobs the agent runs here (``set_job_load``)."""
+        return self._job_load_pct
+
+    @property
+    def total_load_pct(self) -> float:
+        """What the board works at: background and job load, at most 100 %."""
+        return min(100.0, self._load_pct + self._job_load_pct)
 
     @property
     def ambient_c(self) -> float:
@@ -231,6 +243,11 @@ class SimBoard:
         value = check_number("load_pct", percent, 0.0, 100.0)
         with self.changing():
             self._load_pct = value
+
+    def set_job_load(self, percent: float) -> None:
+        value = check_number("job_load_pct", percent, 0.0, 100.0)
+        with self.changing():
+            self._job_load_pct = value
 
     def drive_input(self, line: int, value: int | None) -> None:
         """An external signal on a GPIO input (``None`` releases it); see ``SimGpio``."""
@@ -303,6 +320,8 @@ class SimBoard:
                 "model": self.model,
                 "sim_time_s": self._t,
                 "load_pct": self._load_pct,
+                "job_load_pct": self._job_load_pct,
+                "total_load_pct": self.total_load_pct,
                 "ambient_c": self.ambient_c,
                 "soc_temp_c": self._thermal.temp_c,
                 "fan_duty_pct": self._fan.duty_pct,
