@@ -2,7 +2,8 @@
 
 BENCH_SECONDS shortens the measured windows (default 60, as the targets are stated);
 the fleet benchmark's own knobs are BENCH_FLEET_* (see bench/fleet_bench.py), the
-dashboard's BENCH_UI_* (see bench/ui_bench.py).
+dashboard's BENCH_UI_* (see bench/ui_bench.py); the brain's decisions run in simulated time
+(bench/decisions_bench.py, BENCH_DECISIONS_SEED).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from common import RESULTS, Figure, write_results
+from decisions_bench import run as run_decisions
 from device_bench import run as run_device
 from device_io_bench import run as run_device_io
 from fleet_bench import run as run_fleet
@@ -30,6 +32,7 @@ def main() -> int:
         ("device_io", run_device_io),
         ("fleet", run_fleet),
         ("ui", run_ui),
+        ("decisions", run_decisions),
     )
     failed = []
     for name, bench in benches:
