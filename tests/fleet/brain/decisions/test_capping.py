@@ -37,6 +37,7 @@ class Board:
     idle_w: float  # true idle draw (the view says 2.7)
     w_per_pct: float  # true watts per CPU-% at full clock (the view implies 0.043)
     background_pct: float  # load no placement accounts for
+    floor: float = FLOOR  # the lowest clock it runs at (min_freq_pct)
     jobs: list[Job] = field(default_factory=list)
     cap: float | None = None
 
@@ -51,7 +52,7 @@ class Board:
         return self.idle_w + self.w_per_pct * self.load_pct() * clock
 
     def floor_w(self) -> float:
-        return self.idle_w + self.w_per_pct * min(100.0, self.background_pct) * FLOOR / 100.0
+        return self.idle_w + self.w_per_pct * min(100.0, self.background_pct) * self.floor / 100.0
 
     def view(self) -> BoardView:
         placements = tuple(
@@ -64,7 +65,7 @@ class Board:
             power_w=self.power_w(),
             reading_age_s=0.0,
             freq_cap_pct=self.cap,
-            min_freq_pct=FLOOR,
+            min_freq_pct=self.floor,
             placements=placements,
         )
 
@@ -92,6 +93,7 @@ def plants(draw: st.DrawFn) -> tuple[list[Board], dict[str, float]]:
                 idle_w=draw(st.floats(2.2, 3.2)),
                 w_per_pct=draw(st.floats(0.02, 0.07)),
                 background_pct=draw(st.sampled_from([0.0, 0.0, 5.0, 15.0])),
+                floor=draw(st.sampled_from([FLOOR, FLOOR, 40.0, 75.0])),
             )
             room = 100.0
             for k in range(draw(st.integers(0, 4))):
@@ -119,6 +121,7 @@ def test_feasible_rack_never_over_budget_more_than_two_periods(
     feasible = {r: sum(b.floor_w() for b in boards if b.rack == r) <= w for r, w in budgets.items()}
     streak = dict.fromkeys(budgets, 0)
     state = CappingState()
+    floors = {b.id: b.floor for b in boards}
     for period in range(30):
         if period < len(usage_steps):  # the jobs' real use changes under the controller
             jobs = [j for b in boards for j in b.jobs]
@@ -133,7 +136,7 @@ def test_feasible_rack_never_over_budget_more_than_two_periods(
         actions, state = cap_racks(view, state)
         for a in actions:
             if isinstance(a, SetFreqCap):
-                assert a.max_freq_pct is None or FLOOR <= a.max_freq_pct <= 100.0
+                assert a.max_freq_pct is None or floors[a.device_id] <= a.max_freq_pct <= 100.0
             else:
                 assert a.cpu_quota_pct is None or a.cpu_quota_pct >= 0
             assert a.reason
