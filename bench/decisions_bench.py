@@ -210,8 +210,8 @@ class Room:
             b = s.board
             running = [r for r in s.replicas.values() if r.runs_from <= self.t]
             load = min(100.0, sum(r.limit_pct for r in running))
-            if load != b.load_pct:
-                b.set_load(load)
+            if load != b.job_load_pct:
+                b.set_job_load(load)  # the agent's sim_load jobs; no background load
             reading = b.thermal.read_thermal()
             d = control.decide_thermal(reading, s.decision, POLICY, None, self.t)
             s.thermal_cap = d.max_freq_pct
