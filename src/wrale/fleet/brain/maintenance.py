@@ -1,8 +1,10 @@
 """Background maintenance: every replica runs a ``MaintenanceRunner``; each job is guarded by
 a lease row so it runs once per interval fleet-wide (audit retention, telemetry rollups and
-retention, alert evaluation, notification delivery, offline detection). Each job runs in its
-own task under its own deadline: a stuck job holds up no other, is not started again while
-it runs, and its lease is not renewed meanwhile. A failing job is retried next interval.
+retention, alert evaluation, notification delivery, offline detection, job placement). A job
+has the runner's interval unless it names its own (job placement: every few seconds). Each
+job runs in its own task under its own deadline: a stuck job holds up no other, is not
+started again while it runs, and its lease is not renewed meanwhile. A failing job is
+retried next interval.
 
 It must not keep state another replica needs: the leases live in the database.
 """
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import os
 import secrets
 import socket
@@ -31,11 +34,13 @@ from wrale.fleet.brain.models import Lease
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.delivery import DeliveryLimits, deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy
+from wrale.fleet.brain.services.job_placement import place_all
 from wrale.shared.central_settings import CentralSettings
 
 log = logging.getLogger("wrale.central.maintenance")
 # a delivery pass: its claim rounds, then the last sends' own deadlines (at most 30 s)
 DELIVERY_DEADLINE_S = DeliveryLimits().pass_budget_s + 40.0
+PLACEMENT_INTERVAL_S = 5.0  # pending replicas wait at most this long for a board
 
 
 @dataclass
@@ -53,11 +58,13 @@ JobFn = Callable[[JobContext, float], Awaitable[Any]]
 
 @dataclass(frozen=True)
 class Job:
-    """A background job; it is cancelled after ``deadline_s`` (default: one interval)."""
+    """A background job, run every ``interval_s`` (default: the runner's); it is cancelled
+    after ``deadline_s`` (default: one interval)."""
 
     name: str
     run: JobFn
     deadline_s: float | None = None
+    interval_s: float | None = None
 
 
 def holder_id() -> str:
@@ -106,6 +113,10 @@ async def _deliver(ctx: JobContext, now: float) -> None:
         log.info("notifications: %s", counts)
 
 
+async def _place_jobs(ctx: JobContext, now: float) -> None:
+    await place_all(ctx.db, now, ctx.bus)
+
+
 def _hook(module: str, name: str) -> Callable[..., Awaitable[Any]] | None:
     """``module.name`` if another part of the brain provides it yet, else None."""
     try:
@@ -151,6 +162,7 @@ def default_jobs() -> list[Job]:
     else:
         log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
     jobs.append(Job("notifications.deliver", _deliver, deadline_s=DELIVERY_DEADLINE_S))
+    jobs.append(Job("job_placement", _place_jobs, interval_s=PLACEMENT_INTERVAL_S))
     expire = _hook("wrale.fleet.brain.services.commands", "expire_due")
     if expire is not None:
 
@@ -193,6 +205,7 @@ class MaintenanceRunner:
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
     _own_http: bool = field(default=False, init=False, repr=False)
     _running: dict[str, asyncio.Task[None]] = field(default_factory=dict, init=False, repr=False)
+    _due: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def running(self) -> bool:
@@ -201,6 +214,14 @@ class MaintenanceRunner:
     @property
     def interval_s(self) -> float:
         return self.settings.maintenance_interval_s
+
+    def every_s(self, job: Job) -> float:
+        return job.interval_s or self.interval_s
+
+    @property
+    def tick_s(self) -> float:
+        """How often the loop looks for due jobs: the shortest interval."""
+        return min([self.interval_s, *(self.every_s(j) for j in self.jobs)])
 
     def in_flight(self) -> list[str]:
         """Names of the jobs whose last run has not finished yet."""
@@ -213,7 +234,7 @@ class MaintenanceRunner:
         return JobContext(self.db, self.bus, self.settings, self.http)
 
     async def _run_job(self, job: Job, ctx: JobContext, at: float) -> None:
-        deadline = job.deadline_s or self.interval_s
+        deadline = job.deadline_s or self.every_s(job)
         try:
             async with asyncio.timeout(deadline):
                 await job.run(ctx, at)
@@ -225,20 +246,24 @@ class MaintenanceRunner:
             log.exception("maintenance job %s failed; retrying next interval", job.name)
 
     async def run_once(self, now: float | None = None, *, wait: bool = True) -> list[str]:
-        """One pass: every job whose lease this runner gets starts in its own task; returns
-        their names. A job still running from an earlier pass is skipped (and its lease left
-        to expire). ``wait``: return once the started jobs are done."""
+        """One pass: every job that is due (its interval passed since this runner last ran
+        it) and whose lease this runner gets starts in its own task; returns their names. A
+        job still running from an earlier pass is skipped (and its lease left to expire).
+        ``wait``: return once the started jobs are done."""
         at = self.clock() if now is None else now
         ctx = self._context()
         started: list[asyncio.Task[None]] = []
         ran: list[str] = []
         for job in self.jobs:
+            if at < self._due.get(job.name, -math.inf):
+                continue
             previous = self._running.get(job.name)
             if previous is not None and not previous.done():
                 log.warning("maintenance job %s is still running; not started again", job.name)
                 continue
             try:
-                if not await acquire_lease(self.db, job.name, self.holder, self.interval_s, at):
+                every = self.every_s(job)
+                if not await acquire_lease(self.db, job.name, self.holder, every, at):
                     continue
             except asyncio.CancelledError:
                 raise
@@ -246,6 +271,7 @@ class MaintenanceRunner:
                 log.exception("maintenance: lease of %s not taken", job.name)
                 continue
             ran.append(job.name)
+            self._due[job.name] = at + every
             task = asyncio.create_task(self._run_job(job, ctx, at), name=f"wrale-job-{job.name}")
             self._running[job.name] = task
             started.append(task)
@@ -254,10 +280,14 @@ class MaintenanceRunner:
         return ran
 
     async def _loop(self) -> None:
+        # each job waits one interval first: a restart does not re-run what another
+        # replica just ran
+        started = self.clock()
+        for job in self.jobs:
+            self._due.setdefault(job.name, started + self.every_s(job))
         while not self._stop.is_set():
-            # wait one interval first: a restart does not re-run what another replica just ran
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.interval_s)
+                await asyncio.wait_for(self._stop.wait(), self.tick_s)
             if self._stop.is_set():
                 return
             try:

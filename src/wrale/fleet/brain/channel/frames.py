@@ -25,7 +25,8 @@ from wrale.fleet.brain.channel.ingest import valid_points
 from wrale.fleet.brain.channel.limits import TokenBucket, reported_problem
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.channel import ChannelSession
-from wrale.fleet.brain.services import commands, registry, twin
+from wrale.fleet.brain.services import commands, job_placement, registry, twin
+from wrale.fleet.brain.services.job_boards import SAFE_MODE
 from wrale.fleet.sync.protocol import (
     Ack,
     CommandResult,
@@ -213,12 +214,17 @@ class FrameSession:
 
     async def _touch(self, s: AsyncSession, device: Device, now: float, out: BusOut) -> None:
         """``last_seen_at`` at most every few seconds; back online if the offline job had
-        given up on a device that is still talking."""
+        given up on a device that is still talking; a board entering SAFE mode releases
+        its job placements."""
         back = device.status in ("offline", "unknown", "error")
         due = now - self._last_seen_written >= self.ctx.last_seen_every_s
-        if not (back or due or self.mode != self._mode_written):
+        mode_changed = self.mode != self._mode_written
+        if not (back or due or mode_changed):
             return
         self._last_seen_written, self._mode_written = now, self.mode
+        if mode_changed and self.mode == SAFE_MODE:
+            why = f"{device.name} entered SAFE mode"
+            await job_placement.release_board(s, device, why, now, self.ctx.bus)
         device.last_seen_at = now
         await s.execute(
             update(ChannelSession)

@@ -1,7 +1,8 @@
 """Offline detection, a maintenance job safe on every replica: a device ``online`` but
 silent for ``offline_after_s`` goes ``offline`` (its open session rows are closed as
-``silent``); a device offline longer than ``offline_alert_after_s`` gets an alert, cleared
-when it is back (the session clears it on connect; the job too, should that be missed).
+``silent``, its job placements released for other boards); a device offline longer than
+``offline_alert_after_s`` gets an alert, cleared when it is back (the session clears it on
+connect; the job too, should that be missed).
 
 Also the channel's retention: device events older than ``device_events_retention_d`` and
 closed session rows older than a week are deleted.
@@ -21,7 +22,7 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.alerts import Alert
 from wrale.fleet.brain.models.channel import ChannelSession, DeviceEvent
-from wrale.fleet.brain.services import registry
+from wrale.fleet.brain.services import job_placement, registry
 from wrale.fleet.brain.services.alerts import OPEN_STATES
 from wrale.shared.central_settings import CentralSettings
 
@@ -68,7 +69,9 @@ async def mark_offline(
                 if d.status != "online" or (d.last_seen_at or 0) >= silent_before:
                     continue
                 silent = now - (d.last_seen_at or now)
-                await registry.set_status(s, d, "offline", f"silent for {_duration(silent)}", bus)
+                why = f"silent for {_duration(silent)}"
+                await registry.set_status(s, d, "offline", why, bus)
+                await job_placement.release_board(s, d, f"{d.name} went offline ({why})", now, bus)
                 await s.execute(
                     update(ChannelSession)
                     .where(ChannelSession.device_id == d.id, ChannelSession.closed_at.is_(None))

@@ -1,12 +1,14 @@
-"""Device twins: the desired document composed from the effective policies and the
+"""Device twins: the desired document composed from the effective policies, the
 operator's explicit overrides (changed by RFC 7386 merge patches under a version
-precondition and the role and lockdown rules of ``twin_rules``), the device's reported
-document, and the per-path diff between the two.
+precondition and the role and lockdown rules of ``twin_rules``) and the board's job
+placements, the device's reported document, and the per-path diff between the two.
 
 The pure document logic lives in ``twin_doc`` (re-exported here); this module stores twins
 and publishes ``twin.desired`` / ``twin.reported`` on the bus once the change is committed.
-A report also settles config deployments (``template_status``). The modules it uses sit
-below it: the services above (policies, templates) import it, never the other way round.
+A report also settles config deployments (``template_status``) and job placements
+(``job_twin``); a board reporting a tamper lockdown releases its placements. Those modules
+sit below this one: the services above (policies, templates, jobs) import it, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import new_id
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.twin import DeviceTwin
-from wrale.fleet.brain.services import audit, template_status, twin_rules
+from wrale.fleet.brain.services import audit, job_state, job_twin, template_status, twin_rules
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.policy_effective import effective_policy
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.fleet.brain.services.twin_doc import (
     CONFIG_KEY,
+    JOBS,
     MAX_DEPTH,
     POLICY_SECTIONS,
     SECTIONS,
@@ -117,6 +120,21 @@ async def _effective(session: AsyncSession, device: Device) -> dict[str, dict[st
     return {kind: k["document"] for kind, k in eff["kinds"].items()}
 
 
+async def _compose(
+    session: AsyncSession,
+    device: Device,
+    t: DeviceTwin,
+    effective: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The desired document now. The ``jobs`` section is there while the board has
+    active placements, and stays (empty) once it had some, so the agent is told to stop
+    what it runs rather than left guessing from a missing section."""
+    jobs = await job_twin.desired_section(session, device.id)
+    keep = bool(jobs) or JOBS in (t.desired or {})
+    return compose(effective, overrides, jobs if keep else None)
+
+
 def _set_desired(
     session: AsyncSession, t: DeviceTwin, doc: dict[str, Any], bus: EventBus | None
 ) -> bool:
@@ -159,11 +177,11 @@ async def _current(
     the composed document changed (reads stay lock-free)."""
     effective = await _effective(session, device)
     t = await _twin_row(session, device, lock=lock)
-    doc = compose(effective, t.overrides)
+    doc = await _compose(session, device, t, effective, t.overrides)
     if t.desired_version == 0 or not same_json(t.desired, doc):
         if not lock:
             t = await _twin_row(session, device, lock=True)
-            doc = compose(effective, t.overrides)
+            doc = await _compose(session, device, t, effective, t.overrides)
         _set_desired(session, t, doc, bus)
     return t, effective
 
@@ -235,7 +253,7 @@ async def patch_twin(
     overrides, touched = apply_patch(t.overrides, patch)
     changed = twin_rules.changed_paths(t.overrides, overrides)
     twin_rules.authorise(p, changed, t.reported or {}, device.id, device.name)
-    doc = compose(effective, overrides)
+    doc = await _compose(session, device, t, effective, overrides)
     _validate_composed(doc, touched)
     before = {"version": t.desired_version, "overrides": t.overrides}
     t.overrides = overrides
@@ -272,7 +290,7 @@ async def set_config(
     if not config:
         overrides.pop("config")
     t.overrides = overrides
-    _set_desired(session, t, compose(effective, overrides), bus)
+    _set_desired(session, t, await _compose(session, device, t, effective, overrides), bus)
     return t
 
 
@@ -291,6 +309,14 @@ async def agent_connected(session: AsyncSession, device: Device, reported_versio
         t.reported_version = reported_version
 
 
+async def _recompose_locked(
+    session: AsyncSession, device: Device, t: DeviceTwin, bus: EventBus | None
+) -> None:
+    """Compose the desired document of a twin whose row lock the caller holds."""
+    doc = await _compose(session, device, t, await _effective(session, device), t.overrides)
+    _set_desired(session, t, doc, bus)
+
+
 async def record_reported(
     session: AsyncSession,
     device: Device,
@@ -302,7 +328,9 @@ async def record_reported(
     bus: EventBus | None = None,
 ) -> None:
     """Store what the device reports; a version at or below the stored one is stale
-    (a redelivery or a reordering) and is ignored."""
+    (a redelivery or a reordering) and is ignored. Settles the device's config
+    deployments and job placements from it; a placement that ended, or a tamper lockdown
+    (which releases the board's placements), recomposes the desired document."""
     t = await _twin_row(session, device, lock=True)
     if version <= t.reported_version:
         log.debug(
@@ -313,7 +341,7 @@ async def record_reported(
         )
         return
     if t.desired_version == 0:
-        _set_desired(session, t, compose(await _effective(session, device), t.overrides), bus)
+        await _recompose_locked(session, device, t, bus)
     t.reported = dict(doc)
     t.reported_version = version
     t.applied_desired_version = applied_desired_version
@@ -324,6 +352,14 @@ async def record_reported(
     await template_status.update_status_from_reported(
         session, device, t.reported, t.rejected, applied_desired_version, now
     )
+    jobs_changed = await job_twin.apply_reported(session, device, doc.get(JOBS), now, bus)
+    if twin_rules.in_lockdown(doc):
+        released = await job_state.release_placements(
+            session, device, f"{device.name} reports a tamper lockdown", now, bus
+        )
+        jobs_changed = jobs_changed or bool(released)
+    if jobs_changed:
+        await _recompose_locked(session, device, t, bus)
     publish_after_commit(
         session,
         bus,

@@ -1,6 +1,7 @@
 """The pure side of device twins: the sections of the desired document and their shapes,
-composing it from the effective policies and the explicit overrides, merge patches of the
-overrides, and the per-path diff from the reported document. No I/O, no database.
+composing it from the effective policies, the explicit overrides and the board's job
+placements, merge patches of the overrides, and the per-path diff from the reported
+document. No I/O, no database.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from wrale.shared.policy import SecurityLevel
 
 __all__ = [
     "CONFIG_KEY",
+    "JOBS",
     "MAX_DEPTH",
     "POLICY_SECTIONS",
     "SECTIONS",
@@ -40,6 +42,8 @@ __all__ = [
 POLICY_SECTIONS = tuple(KINDS)  # thermal, power, security, sampling
 EXTRA_SECTIONS = ("fan", "tamper", "gpio", "config")
 SECTIONS = (*POLICY_SECTIONS, *EXTRA_SECTIONS)
+# composed by the brain from the board's placements (docs/jobs.md), never set by a patch
+JOBS = "jobs"
 MAX_DEPTH = 16
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_GPIO_LINES = 64
@@ -94,10 +98,13 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
 
 
 def compose(
-    effective: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any]
+    effective: Mapping[str, Mapping[str, Any]],
+    overrides: Mapping[str, Any],
+    jobs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The desired document: each policy section's effective document with the explicit
-    values on top; fan, tamper and gpio only when set; config always (empty: none)."""
+    values on top; fan, tamper and gpio only when set; config always (empty: none);
+    ``jobs`` (the board's placements) when given."""
     doc: dict[str, Any] = {}
     for kind in POLICY_SECTIONS:
         base = effective.get(kind) or defaults(kind)
@@ -106,6 +113,8 @@ def compose(
         if section in overrides:
             doc[section] = copy.deepcopy(overrides[section])
     doc["config"] = copy.deepcopy(overrides.get("config") or {})
+    if jobs is not None:
+        doc[JOBS] = copy.deepcopy(dict(jobs))
     return doc
 
 
@@ -238,8 +247,27 @@ def diff(
 ) -> list[dict[str, Any]]:
     """Every leaf of ``desired`` whose reported value differs or is missing, with the
     device's reason when it rejected it. Lists compare whole; extra reported keys
-    (hardware facts, agent version) are not differences."""
+    (hardware facts, agent version) are not differences. The ``jobs`` section has other
+    shapes each way (placements asked for, their states reported): a desired placement
+    the board does not report is the difference."""
     out: list[dict[str, Any]] = []
+    jobs = desired.get(JOBS)
+    if isinstance(jobs, Mapping):
+        have = reported.get(JOBS)
+        have = have if isinstance(have, Mapping) else {}
+        for pid, want in jobs.items():
+            if pid not in have:
+                path = f"{JOBS}.{pid}"
+                out.append(
+                    {
+                        "path": path,
+                        "desired": want,
+                        "reported": None,
+                        "missing": True,
+                        "rejected": _rejected_reason(path, rejected),
+                    }
+                )
+        desired = {k: v for k, v in desired.items() if k != JOBS}
 
     def walk(path: str, want: Any, have: Any, present: bool) -> None:
         if isinstance(want, dict) and want:
