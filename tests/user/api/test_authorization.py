@@ -23,6 +23,8 @@ class Rule:
     unready_ok: bool = False  # 503 is a legitimate answer
 
 
+SIM = {"kind": "sim_load", "cpu_pct": 10}  # a job's workload
+
 # (method, path) → rule. Path parameters are filled from the world built below.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule(PUBLIC),
@@ -169,6 +171,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/config-templates/{template_id}/deployments/{deployment_id}/rollback"): Rule(
         OPERATOR, {}
     ),
+    # jobs and the decision log
+    ("POST", "/api/v1/jobs"): Rule(OPERATOR, {"name": "j-{n}", "workload": SIM, "replicas": 1}),
+    ("GET", "/api/v1/jobs"): Rule(VIEWER),
+    ("GET", "/api/v1/jobs/{job_id}"): Rule(VIEWER),
+    ("GET", "/api/v1/jobs/{job_id}/transitions"): Rule(VIEWER),
+    ("DELETE", "/api/v1/jobs/{job_id}"): Rule(OPERATOR),
+    ("GET", "/api/v1/decisions"): Rule(VIEWER),
 }
 
 
@@ -213,6 +222,7 @@ async def build_world(c: Central) -> dict[str, str]:
         },
         "policy_id",
     )
+    await make("/api/v1/jobs", {"name": "victim", "workload": SIM, "replicas": 1}, "job_id")
     return world
 
 

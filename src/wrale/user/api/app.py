@@ -45,6 +45,7 @@ from wrale.user.api.routes import (
 from wrale.user.api.routes import commands as command_routes
 from wrale.user.api.routes import edge as edge_routes
 from wrale.user.api.routes import identity as identity_routes
+from wrale.user.api.routes import jobs as job_routes
 from wrale.user.api.routes import quarantine as quarantine_routes
 from wrale.user.api.routes import templates as template_routes
 from wrale.user.api.routes import twin as twin_routes
@@ -179,7 +180,12 @@ def create_app(
         ws.router,
     ):
         app.include_router(router, prefix=API)
-    for router in (twin_routes.router, command_routes.router, template_routes.router):
+    for router in (
+        twin_routes.router,
+        command_routes.router,
+        template_routes.router,
+        job_routes.router,
+    ):
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
