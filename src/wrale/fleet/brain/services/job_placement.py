@@ -202,6 +202,11 @@ async def _place_job(
     bus: EventBus | None,
 ) -> tuple[int, int, set[str]]:
     """Place the job's pending replicas; (placed, still waiting, boards changed)."""
+    waits = select(JobPlacement.id).where(
+        JobPlacement.job_id == job_id, JobPlacement.state == "pending"
+    )
+    if await session.scalar(waits.limit(1)) is None:
+        return 0, 0, set()  # placed by another pass meanwhile: not locked for nothing
     job = await lock_job(session, job_id)
     if job is None or job.stopped_at is not None:
         return 0, 0, set()
