@@ -31,6 +31,7 @@ from wrale.fleet.brain.services.alert_rules import parse_duration
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
 from wrale.shared.policy import FanProfile, ThermalPolicy
 from wrale.user.api.deps import StateDep
+from wrale.user.ui.pages.device_twin import twin_rows, twin_state
 from wrale.user.ui.web import OperatorDep, SessionDep, Viewer, ViewerDep, is_htmx, render
 
 router = APIRouter(include_in_schema=False)
@@ -299,89 +300,7 @@ def stale_after_s(desired: Mapping[str, Any]) -> float:
 
 
 # ----------------------------------------------------------------------------- twin
-
-
-def show(value: Any) -> str:
-    """A desired or reported value as the twin table shows it."""
-    if value is None:
-        return "—"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, separators=(", ", ": "), default=str)
-
-
-def _leaves(doc: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for key, value in doc.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.extend(_leaves(value, path))
-        else:
-            out.append((path, value))
-    return out
-
-
-def _lookup(doc: Mapping[str, Any], path: str) -> tuple[bool, Any]:
-    here: Any = doc
-    for part in path.split("."):
-        if not isinstance(here, dict) or part not in here:
-            return False, None
-        here = here[part]
-    return True, here
-
-
-def _covers(path: str, where: str) -> bool:
-    """A rejected ``where`` concerns ``path`` (the same, a parent or a child of it)."""
-    return where == path or path.startswith(f"{where}.") or where.startswith(f"{path}.")
-
-
-def _reason(path: str, rejected: Mapping[str, str]) -> str | None:
-    return next((str(why) for where, why in rejected.items() if _covers(path, where)), None)
-
-
-def twin_rows(t: DeviceTwin) -> list[dict[str, Any]]:
-    """One row per desired leaf (and per rejected path the desired document lacks):
-    desired and reported values, and whether it is in sync, pending or rejected."""
-    rows: list[dict[str, Any]] = []
-    for path, want in _leaves(t.desired or {}):
-        present, have = _lookup(t.reported or {}, path)
-        why = _reason(path, t.rejected or {})
-        if why is not None:
-            state = "rejected"
-        elif present and twin_svc.same_json(want, have):
-            state = "in-sync"
-        else:
-            state = "pending"
-        rows.append(
-            {
-                "path": path,
-                "section": path.split(".", 1)[0],
-                "desired": show(want),
-                "reported": show(have) if present else "not reported",
-                "state": state,
-                "reason": why,
-            }
-        )
-    for path, why in (t.rejected or {}).items():
-        if not any(_covers(r["path"], path) for r in rows):
-            present, have = _lookup(t.reported or {}, path)
-            rows.append(
-                {
-                    "path": path,
-                    "section": path.split(".", 1)[0],
-                    "desired": "—",
-                    "reported": show(have) if present else "not reported",
-                    "state": "rejected",
-                    "reason": str(why),
-                }
-            )
-    return rows
-
-
-def twin_state(t: DeviceTwin) -> str:
-    if t.rejected:
-        return "rejected"
-    return "in-sync" if twin_svc.in_sync(t) else "pending"
+# the table's rows: wrale.user.ui.pages.device_twin
 
 
 def twin_ctx(
