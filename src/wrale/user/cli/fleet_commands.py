@@ -1,6 +1,7 @@
 """Registers the central-API commands on the ``wrale`` app: ``login``/``logout``/``whoami``,
 ``devices``, ``sites``/``rooms``/``racks``/``zones``, ``groups``, ``tokens``, ``api-tokens``,
-``enroll-bulk``, ``alerts``, ``alert-rules``, ``policies``, ``users`` and ``audit``."""
+``enroll-bulk``, ``alerts``, ``alert-rules``, ``policies``, ``users``, ``audit``, ``jobs``
+and ``decisions``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from wrale.user.cli.fleet_common import FleetCommand
 from wrale.user.cli.fleet_devices import devices_app
 from wrale.user.cli.fleet_enroll import enroll_bulk
 from wrale.user.cli.fleet_groups import groups_app
+from wrale.user.cli.fleet_jobs import decisions, jobs_app
 from wrale.user.cli.fleet_policies import policies_app
 from wrale.user.cli.fleet_tokens import api_tokens_app, tokens_app
 from wrale.user.cli.fleet_topology import racks_app, rooms_app, sites_app, zones_app
@@ -26,6 +28,7 @@ def register(app: typer.Typer) -> None:
         ("whoami", whoami),
         ("enroll-bulk", enroll_bulk),
         ("audit", audit),
+        ("decisions", decisions),
     ):
         app.command(name, cls=FleetCommand)(fn)
     for name, sub in (
@@ -41,5 +44,6 @@ def register(app: typer.Typer) -> None:
         ("alert-rules", rules_app),
         ("policies", policies_app),
         ("users", users_app),
+        ("jobs", jobs_app),
     ):
         app.add_typer(sub, name=name)
