@@ -70,10 +70,10 @@ async def test_spread_takes_the_boards_in_turn_and_writes_the_twin(world: World)
     assert await w.where(second) == [("a1", "starting"), ("a2", "starting")]
     third = await w.create(strategy="spread", replicas=2)
     assert await w.where(third) == [("b1", "starting"), ("b2", "starting")]
-    # a physical job is placed in the same order for now, and says so
+    # a physical job on boards without readings is placed in the same order, and says so
     physical = await w.create(replicas=1)
     (p,) = await w.placements(physical)
-    assert "physical scoring not wired yet" in (p.reason or "")
+    assert "physical: no candidate has fresh readings" in (p.reason or "")
 
     assert await _place(w) == job_placement.PlacementPass(0, 0, 0)  # nothing left to do
     assert (await w.desired("a1"))[0] == before + 3  # one bump per change, none on a no-op

@@ -5,13 +5,19 @@ eligible boards as plain values in, the boards in order of preference out.
 ``choose`` is pure (no I/O, no clock). The service has already applied the hard rules
 (online, not in SAFE mode or a lockdown, the selector, not on battery unless allowed, one
 replica of a job per board, CPU room, ``max_per_rack``), so every candidate may take the
-replica; ``choose`` only orders them, and may leave some (or all) out.
+replica; ``choose`` only orders them, and may leave some (or all) out. ``physical`` asks
+``decisions.placement.place`` with the period's fleet view for the one best candidate;
+``spread`` is the round-robin baseline.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from wrale.fleet.brain.decisions.placement import Ledger, place, rack_air_c, score_board
+from wrale.fleet.brain.decisions.view import FleetView, Inputs, JobSpec
 
 SPREAD = "spread"
 PHYSICAL = "physical"
@@ -55,6 +61,7 @@ class Ranked:
 
     candidate: Candidate
     why: str
+    inputs: Inputs = field(default_factory=dict)
 
 
 def spread_order(candidates: Sequence[Candidate]) -> list[Ranked]:
@@ -68,16 +75,71 @@ def spread_order(candidates: Sequence[Candidate]) -> list[Ranked]:
     ]
 
 
-def choose(job: PlacementJob, candidates: Sequence[Candidate], strategy: str) -> list[Ranked]:
+def job_spec(job: PlacementJob, candidates: Sequence[Candidate]) -> JobSpec:
+    """The job as ``decisions.placement`` sees it, limited to the candidates."""
+    return JobSpec(
+        id=job.id,
+        priority=job.priority,
+        cpu_pct=job.cpu_pct,
+        watts=job.watts,
+        restartable=job.restartable,
+        max_per_rack=job.max_per_rack,
+        allow_battery=job.allow_battery,
+        strategy=PHYSICAL,
+        devices=frozenset(c.device_id for c in candidates),
+    )
+
+
+def physical_order(
+    job: PlacementJob, candidates: Sequence[Candidate], view: FleetView
+) -> list[Ranked]:
+    """The best candidate for one replica by the physical score (empty: none is fit)."""
+    by_id = {c.device_id: c for c in candidates}
+    return [
+        Ranked(by_id[a.device_id], a.reason, a.inputs)
+        for a in place(job_spec(job, candidates), 1, view)
+        if a.device_id in by_id
+    ]
+
+
+def physical_refusals(
+    job: PlacementJob, candidates: Sequence[Candidate], view: FleetView
+) -> Counter[str]:
+    """Why the physical score took none of the candidates, counted by reason."""
+    spec, ledger, air = job_spec(job, candidates), Ledger(), rack_air_c(view)
+    out: Counter[str] = Counter()
+    for c in candidates:
+        board = view.board(c.device_id)
+        got = (
+            "not in the fleet view"
+            if board is None
+            else score_board(board, spec, view, ledger, air)
+        )
+        if isinstance(got, str):
+            out[got] += 1
+    return out
+
+
+def choose(
+    job: PlacementJob,
+    candidates: Sequence[Candidate],
+    strategy: str,
+    view: FleetView | None = None,
+) -> list[Ranked]:
     """The candidates for one replica of ``job``, best first (empty: place none now).
 
-    ``spread``: ``spread_order``. ``physical``: for now the spread order too — the
-    physical scoring (thermal headroom, rack power against its budget, power source,
-    spreading across racks) is written in this package and takes over here; until then
-    a ``physical`` job is placed as the baseline, and its reasons say so."""
-    ranked = spread_order(candidates)
+    ``spread``: ``spread_order``. ``physical``: ``physical_order`` on ``view`` (thermal
+    headroom, rack power against its budget, power source, spreading across racks).
+    When no candidate has fresh readings (no view, or boards without telemetry) the
+    physical score has nothing to go on: the spread order, and its reasons say so; when
+    some have, a job the score refuses everywhere waits."""
     if strategy == SPREAD:
-        return ranked
+        return spread_order(candidates)
+    if view is not None and any(
+        (b := view.board(c.device_id)) is not None and b.fresh for c in candidates
+    ):
+        return physical_order(job, candidates, view)
     return [
-        Ranked(r.candidate, f"physical scoring not wired yet, placed as {r.why}") for r in ranked
+        Ranked(r.candidate, f"physical: no candidate has fresh readings, placed as {r.why}")
+        for r in spread_order(candidates)
     ]

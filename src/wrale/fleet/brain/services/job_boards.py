@@ -21,8 +21,10 @@ from wrale.fleet.brain.models.telemetry import TelemetryLatest
 from wrale.fleet.brain.models.twin import DeviceTwin
 from wrale.fleet.brain.services.commands import is_sim
 from wrale.fleet.brain.services.fleet_view import FRESH_S, ON_BATTERY
+from wrale.fleet.brain.services.groups import devices_in_group, matches
 from wrale.fleet.brain.services.selectors import Place
 from wrale.fleet.brain.services.telemetry_store import lookup_metric_ids
+from wrale.shared.errors import NotFoundError
 
 SAFE_MODE = "safe"
 HELD = frozenset({"maintenance", "decommissioned", "quarantined"})
@@ -164,3 +166,18 @@ def release_reason(board: Board, now: float) -> str | None:
     if board.lockdown:
         return f"{d.name} reports a tamper lockdown"
     return None
+
+
+async def selected_ids(session: AsyncSession, job: Job, boards: Sequence[Board]) -> set[str]:
+    """Ids of the boards the job's selector picks (group membership included; a group
+    deleted since picks none)."""
+    selector = {k: v for k, v in (job.selector or {}).items() if k != "group_id"}
+    ids = {b.device.id for b in boards if matches(selector, b.device, b.place)}
+    group_id = (job.selector or {}).get("group_id")
+    if group_id:
+        try:
+            members = await devices_in_group(session, job.tenant_id, group_id, recursive=True)
+        except NotFoundError:
+            members = []
+        ids &= {d.id for d in members}
+    return ids

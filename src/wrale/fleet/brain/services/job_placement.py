@@ -1,5 +1,6 @@
 """The placement loop's service: read the boards a job may run on, put its pending
-replicas on the boards ``decisions.placement_input.choose`` prefers, and release the
+replicas on the boards ``decisions.placement_input.choose`` prefers (``physical`` jobs
+on the fleet view built once per pass, each choice added to it), and release the
 placements of boards that may no longer run them (offline, SAFE mode, tamper lockdown,
 held by an operator, deleted). Each placement and release is a transition, an audit entry
 and a decision; each board whose placements changed gets its twin recomposed.
@@ -21,16 +22,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.decisions.placement_input import Candidate, PlacementJob, choose
+from wrale.fleet.brain.decisions.placement_input import (
+    PHYSICAL,
+    Candidate,
+    PlacementJob,
+    choose,
+    physical_refusals,
+)
+from wrale.fleet.brain.decisions.view import FleetView
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.jobs import Job, JobPlacement
 from wrale.fleet.brain.services import job_state, twin
 from wrale.fleet.brain.services.decision_log import record_decision
-from wrale.fleet.brain.services.groups import devices_in_group, matches
-from wrale.fleet.brain.services.job_boards import Board, block, load_boards, release_reason
+from wrale.fleet.brain.services.fleet_view_builder import (
+    build_fleet_view,
+    placement_view_of,
+    with_placement,
+)
+from wrale.fleet.brain.services.job_boards import (
+    Board,
+    block,
+    load_boards,
+    release_reason,
+    selected_ids,
+)
 from wrale.fleet.brain.services.job_state import ACTIVE, transition
-from wrale.shared.errors import NotFoundError
 
 log = logging.getLogger("wrale.central.jobs")
 
@@ -139,6 +156,7 @@ class _Load:
     jobs: set[tuple[str, str]]  # (job, device)
     racks: Counter[tuple[str, str]]  # (job, rack)
     rack_of: dict[str, str | None]  # device -> rack
+    view: FleetView | None = None  # the pass's fleet view (physical jobs), with its choices
 
     def add(self, job: Job, device_id: str, rack_id: str | None, n: int = 1) -> None:
         self.count[device_id] += n
@@ -224,7 +242,7 @@ async def _place_job(
         )
     )
     load.resync(job, {d for d in on_boards if d})
-    selected = await _selected(session, job, boards)
+    selected = await selected_ids(session, job, boards)
     snapshot, placed = _snapshot(job), 0
     touched: set[str] = set()
     for i, p in enumerate(pending):
@@ -236,8 +254,11 @@ async def _place_job(
                 cands[b.device.id] = b
             else:
                 excluded[why] += 1
-        ranked = choose(snapshot, [_candidate(b, load) for b in cands.values()], job.strategy)
+        candidates = [_candidate(b, load) for b in cands.values()]
+        ranked = choose(snapshot, candidates, job.strategy, load.view)
         if not ranked:
+            if job.strategy == PHYSICAL and load.view is not None:
+                excluded += physical_refusals(snapshot, candidates, load.view)
             waiting = _waiting_reason(excluded, len(boards))
             for q in pending[i:]:
                 if q.reason != waiting:
@@ -269,30 +290,19 @@ async def _place_job(
                 "placements_on_board": pick.candidate.placements,
                 "cpu_pct_on_board": pick.candidate.cpu_pct,
                 "on_battery": pick.candidate.on_battery,
+                **pick.inputs,
             },
             at=now,
             bus=bus,
         )
         load.add(job, board.device.id, board.device.rack_id)
+        if load.view is not None:
+            seen = placement_view_of(p, job, starting=True)
+            load.view = with_placement(load.view, board.device.id, seen)
         touched.add(board.device.id)
         placed += 1
     await job_state.settle_jobs(session, [job.id], now, bus)
     return placed, 0, touched
-
-
-async def _selected(session: AsyncSession, job: Job, boards: list[Board]) -> set[str]:
-    """Ids of the boards the job's selector picks (group membership included; a group
-    deleted since picks none)."""
-    selector = {k: v for k, v in (job.selector or {}).items() if k != "group_id"}
-    ids = {b.device.id for b in boards if matches(selector, b.device, b.place)}
-    group_id = (job.selector or {}).get("group_id")
-    if group_id:
-        try:
-            members = await devices_in_group(session, job.tenant_id, group_id, recursive=True)
-        except NotFoundError:
-            members = []
-        ids &= {d.id for d in members}
-    return ids
 
 
 async def place_pending(
@@ -333,7 +343,9 @@ async def place_pending(
                 select(Device).where(Device.tenant_id == tenant).order_by(Device.name)
             )
             boards = await load_boards(session, list(devices), at)
-            by_tenant[tenant] = (boards, await _load(session, tenant, boards))
+            load = await _load(session, tenant, boards)
+            load.view = await build_fleet_view(session, tenant, at, boards=boards)
+            by_tenant[tenant] = (boards, load)
         boards, load = by_tenant[tenant]
         n, w, changed = await _place_job(session, job_id, boards, load, at, bus)
         placed, waiting, touched = placed + n, waiting + w, touched | changed
