@@ -29,6 +29,13 @@ async def readings(w: World, board: str, at: float, **values: float) -> None:
                 TelemetryLatest.metric_id.in_(list(ids.values())),
             )
         )
+        await s.execute(
+            delete(TelemetryRaw).where(
+                TelemetryRaw.device_num == device.num,
+                TelemetryRaw.metric_id.in_(list(ids.values())),
+                TelemetryRaw.ts == at,
+            )
+        )
         for name, value in values.items():
             s.add(TelemetryLatest(device_num=device.num, metric_id=ids[name], ts=at, value=value))
             s.add(TelemetryRaw(device_num=device.num, metric_id=ids[name], ts=at, value=value))

@@ -1,7 +1,8 @@
 """Background maintenance: every replica runs a ``MaintenanceRunner``; each job is guarded by
 a lease row so it runs once per interval fleet-wide (audit retention, telemetry rollups and
-retention, alert evaluation, notification delivery, offline detection, job placement). A job
-has the runner's interval unless it names its own (job placement: every few seconds). Each
+retention, alert evaluation, notification delivery, offline detection, job placement, rack power
+capping, thermal balancing). A job has the runner's interval unless it names its own (the
+decision loops: every few seconds). Each
 job runs in its own task under its own deadline: a stuck job holds up no other, is not
 started again while it runs, and its lease is not renewed meanwhile. A failing job is
 retried next interval.
@@ -35,6 +36,8 @@ from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.delivery import DeliveryLimits, deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.fleet.brain.services.job_placement import place_all
+from wrale.fleet.brain.services.rack_capping import CAPPING_INTERVAL_S, cap_all
+from wrale.fleet.brain.services.thermal_balancing import BALANCING_INTERVAL_S, balance_all
 from wrale.shared.central_settings import CentralSettings
 
 log = logging.getLogger("wrale.central.maintenance")
@@ -117,6 +120,14 @@ async def _place_jobs(ctx: JobContext, now: float) -> None:
     await place_all(ctx.db, now, ctx.bus)
 
 
+async def _cap_racks(ctx: JobContext, now: float) -> None:
+    await cap_all(ctx.db, now, ctx.bus)
+
+
+async def _balance(ctx: JobContext, now: float) -> None:
+    await balance_all(ctx.db, now, ctx.bus)
+
+
 def _hook(module: str, name: str) -> Callable[..., Awaitable[Any]] | None:
     """``module.name`` if another part of the brain provides it yet, else None."""
     try:
@@ -163,6 +174,8 @@ def default_jobs() -> list[Job]:
         log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
     jobs.append(Job("notifications.deliver", _deliver, deadline_s=DELIVERY_DEADLINE_S))
     jobs.append(Job("job_placement", _place_jobs, interval_s=PLACEMENT_INTERVAL_S))
+    jobs.append(Job("rack_capping", _cap_racks, interval_s=CAPPING_INTERVAL_S))
+    jobs.append(Job("thermal_balancing", _balance, interval_s=BALANCING_INTERVAL_S))
     expire = _hook("wrale.fleet.brain.services.commands", "expire_due")
     if expire is not None:
 

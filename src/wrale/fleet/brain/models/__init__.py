@@ -3,6 +3,7 @@
 from wrale.fleet.brain.models import alerts, groups, policies, telemetry
 from wrale.fleet.brain.models import channel as channel
 from wrale.fleet.brain.models import commands as commands
+from wrale.fleet.brain.models import decision_loops as decision_loops
 from wrale.fleet.brain.models import decisions as decisions
 from wrale.fleet.brain.models import jobs as jobs
 from wrale.fleet.brain.models import templates as templates

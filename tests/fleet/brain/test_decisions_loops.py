@@ -1,0 +1,148 @@
+"""The capping and balancing loops on real databases (SQLite and PostgreSQL): capping
+lowers the CPU quotas of a rack over its budget (measured from its boards' reported
+power_w) and caps their clocks by command, keeps its state between periods, and releases
+with hysteresis once there is room; balancing moves a restartable placement off a board
+whose fan failed, with stored transitions and a decision; a paused loop does nothing."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.fleet.brain.decisions_kit import COOL, decisions, readings
+from tests.fleet.brain.jobs_kit import World, make_world
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.maintenance import default_jobs
+from wrale.fleet.brain.models import Rack
+from wrale.fleet.brain.models.commands import Command
+from wrale.fleet.brain.services import decision_loops, rack_capping, thermal_balancing
+
+
+@pytest.fixture
+async def world(database: Database) -> World:
+    return await make_world(database)
+
+
+async def _budget(w: World, rack: str, watts: float) -> None:
+    async with w.db.session() as s:
+        await s.execute(update(Rack).where(Rack.id == w.ids[rack]).values(power_budget_w=watts))
+
+
+async def _cap(w: World, now: float) -> int:
+    async with w.db.session() as s:
+        return await rack_capping.cap_tenant(s, w.operator.tenant_id, now, w.bus)
+
+
+async def _balance(w: World, now: float) -> int:
+    async with w.db.session() as s:
+        return await thermal_balancing.balance_tenant(s, w.operator.tenant_id, now, w.bus)
+
+
+async def _power(w: World, now: float, a_w: float) -> None:
+    for name in ("a1", "a2"):
+        await readings(w, name, now - 2, **COOL, power_w=a_w, on_battery=0.0)
+    for name in ("b1", "b2"):
+        await readings(w, name, now - 2, **COOL, power_w=3.0, on_battery=0.0)
+
+
+async def _commands(w: World) -> list[Command]:
+    async with w.db.session() as s:
+        rows = await s.scalars(
+            select(Command).where(Command.tenant_id == w.operator.tenant_id).order_by(Command.id)
+        )
+        return list(rows)
+
+
+async def test_capping_lowers_quotas_over_budget_and_releases_with_room(world: World) -> None:
+    w, t0 = world, time.time()
+    assert {"rack_capping", "thermal_balancing"} <= {j.name for j in default_jobs()}
+    job = await w.create(strategy="spread", replicas=4, priority=20)
+    await _budget(w, "rack_a", 10.0)
+    await _power(w, t0, 6.5)  # rack A: 13 W of 10
+    assert await _cap(w, t0) > 0
+    quotas = {w.name_of(p.device_id): p.cpu_quota_pct for p in await w.placements(job)}
+    assert quotas == {"a1": 0.0, "a2": 0.0, "b1": None, "b2": None}
+    _, doc = await w.desired("a1")
+    assert [e["cpu_quota_pct"] for e in doc["jobs"].values()] == [0.0]
+    capped = await decisions(w, "capping")
+    assert {d.action for d in capped} >= {"quota", "freq_cap"}
+    assert all(d.subjects["rack"] == w.ids["rack_a"] for d in capped)
+    assert "draws 13.0 W of its 10 W budget" in capped[0].reasons[0]
+    assert capped[0].inputs["rack_draw_w"] == 13.0
+    throttles = [c for c in await _commands(w) if c.op == "set_throttle"]
+    assert throttles
+    assert {c.device_id for c in throttles} <= {w.ids["a1"], w.ids["a2"]}
+    async with w.db.session() as s:
+        state = await decision_loops.load_state(s, w.operator.tenant_id, "capping")
+    assert state["racks"][w.ids["rack_a"]] == [1, 0]
+    assert set(state["caps"]) <= {w.ids["a1"], w.ids["a2"]}
+
+    # room again: released after three periods with room, a share of the room each time
+    for k in range(1, 15):
+        now = t0 + 10 * k
+        await _power(w, now, 3.0)
+        await _cap(w, now)
+    quotas = {w.name_of(p.device_id): p.cpu_quota_pct for p in await w.placements(job)}
+    assert quotas == {"a1": None, "a2": None, "b1": None, "b2": None}
+    lifted = [d.action for d in await decisions(w, "capping")]
+    assert "quota_lift" in lifted
+    assert "freq_cap_lift" in lifted
+    async with w.db.session() as s:
+        state = await decision_loops.load_state(s, w.operator.tenant_id, "capping")
+    assert state["caps"] == {}
+    _, doc = await w.desired("a1")
+    assert [e["cpu_quota_pct"] for e in doc["jobs"].values()] == [None]
+
+
+async def test_balancing_moves_a_placement_off_a_board_whose_fan_failed(world: World) -> None:
+    w = world
+    job = await w.create(strategy="spread", replicas=1)
+    assert await w.where(job) == [("a1", "starting")]
+    now = time.time()
+    await _power(w, now, 4.0)
+    await readings(w, "a1", now - 2, fan_pct=90.0, fan_rpm=0.0)
+    assert await _balance(w, now) == 1
+    ((where, state),) = await w.where(job)
+    assert where != "a1"
+    assert state == "starting"
+    (p,) = await w.placements(job)
+    assert await w.transitions(p.id) == [
+        (None, "pending", "olga"),
+        ("pending", "starting", "brain"),
+        ("starting", "moving", "brain"),
+        ("moving", "starting", "brain"),
+    ]
+    (moved,) = await decisions(w, "balancing")
+    assert moved.action == "move"
+    assert "its fan failed" in moved.reasons[0]
+    assert moved.inputs["fan_failed"] is True
+    assert (await w.desired("a1"))[1].get("jobs") in ({}, None)
+    assert p.id in (await w.desired(where or ""))[1]["jobs"]
+    # the moved placement does not move again in its cool-down, nor does a1 take work
+    assert await _balance(w, now + 10) == 0
+
+
+async def test_a_paused_loop_acts_on_nothing_and_logs_nothing(world: World) -> None:
+    w, now = world, time.time()
+    job = await w.create(strategy="spread", replicas=2)
+    await _budget(w, "rack_a", 5.0)
+    await _power(w, now, 6.5)
+    await readings(w, "a1", now - 2, fan_pct=90.0, fan_rpm=0.0)
+    async with w.db.session() as s:
+        await decision_loops.set_pause(s, w.operator, "capping", True, w.ids["site"])
+        await decision_loops.set_pause(s, w.operator, "balancing", True)
+    assert await _cap(w, now) == 0
+    assert await _balance(w, now) == 0
+    assert await decisions(w, "capping") == []
+    assert await decisions(w, "balancing") == []
+    assert {p.cpu_quota_pct for p in await w.placements(job)} == {None}
+    async with w.db.session() as s:
+        listed = await decision_loops.list_pauses(s, w.operator.tenant_id)
+        await decision_loops.set_pause(s, w.operator, "capping", False, w.ids["site"])
+    by_loop = {x["loop"]: x["paused"] for x in listed}
+    assert [p["site_id"] for p in by_loop["capping"]] == [w.ids["site"]]
+    assert [p["site_id"] for p in by_loop["balancing"]] == [None]
+    assert by_loop["placement"] == []
+    assert await _cap(w, now + 10) > 0  # resumed
