@@ -17,7 +17,12 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.maintenance import default_jobs
 from wrale.fleet.brain.models import Rack
 from wrale.fleet.brain.models.commands import Command
-from wrale.fleet.brain.services import decision_loops, rack_capping, thermal_balancing
+from wrale.fleet.brain.services import (
+    decision_loops,
+    job_placement,
+    rack_capping,
+    thermal_balancing,
+)
 
 
 @pytest.fixture
@@ -146,3 +151,17 @@ async def test_a_paused_loop_acts_on_nothing_and_logs_nothing(world: World) -> N
     assert [p["site_id"] for p in by_loop["balancing"]] == [None]
     assert by_loop["placement"] == []
     assert await _cap(w, now + 10) > 0  # resumed
+
+
+async def test_a_paused_placement_loop_puts_no_new_work_in_that_site(world: World) -> None:
+    w = world
+    async with w.db.session() as s:
+        await decision_loops.set_pause(s, w.operator, "placement", True, w.ids["site"])
+    job = await w.create(strategy="spread", replicas=1)
+    assert await w.where(job) == [(None, "pending")]
+    assert await decisions(w, "placement") == []
+    async with w.db.session() as s:
+        await decision_loops.set_pause(s, w.operator, "placement", False, w.ids["site"])
+    async with w.db.session() as s:
+        await job_placement.place_pending(s, w.operator.tenant_id, None, w.bus)
+    assert await w.where(job) == [("a1", "starting")]

@@ -178,6 +178,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/jobs/{job_id}/transitions"): Rule(VIEWER),
     ("DELETE", "/api/v1/jobs/{job_id}"): Rule(OPERATOR),
     ("GET", "/api/v1/decisions"): Rule(VIEWER),
+    ("GET", "/api/v1/decisions/loops"): Rule(VIEWER),
+    ("PUT", "/api/v1/decisions/loops/{loop}"): Rule(OPERATOR, {"paused": False}),
 }
 
 

@@ -18,7 +18,7 @@ from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.decision_loops import DecisionLoopState, DecisionPause
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.shared.errors import InvalidRequestError, NotFoundError
+from wrale.shared.errors import NotFoundError
 
 LOOPS = ("placement", "capping", "balancing")
 ALL_SITES = "*"
@@ -95,7 +95,7 @@ async def set_pause(
     """Pause or resume ``loop`` in one site (``site_id`` None: everywhere); operators."""
     p.require(Role.OPERATOR, "pausing a decision loop")
     if loop not in LOOPS:
-        raise InvalidRequestError(f"loop: use one of {', '.join(LOOPS)}", field="loop")
+        raise NotFoundError(f"no decision loop {loop[:40]!r}: one of {', '.join(LOOPS)}")
     if site_id is not None:
         site = await session.get(Site, site_id)
         if site is None or site.tenant_id != p.tenant_id:

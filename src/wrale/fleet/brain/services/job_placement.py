@@ -1,6 +1,7 @@
 """The placement loop's service: read the boards a job may run on, put its pending
 replicas on the boards ``decisions.placement_input.choose`` prefers (``physical`` jobs
-on the fleet view built once per pass, each choice added to it), and release the
+on the fleet view built once per pass, each choice added to it; none on boards of a site
+where the loop is paused), and release the
 placements of boards that may no longer run them (offline, SAFE mode, tamper lockdown,
 held by an operator, deleted). Each placement and release is a transition, an audit entry
 and a decision; each board whose placements changed gets its twin recomposed.
@@ -35,6 +36,7 @@ from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.jobs import Job, JobPlacement
 from wrale.fleet.brain.services import job_state, twin
 from wrale.fleet.brain.services.decision_log import record_decision
+from wrale.fleet.brain.services.decision_loops import Pauses, pauses
 from wrale.fleet.brain.services.fleet_view_builder import (
     build_fleet_view,
     placement_view_of,
@@ -336,6 +338,7 @@ async def place_pending(
     jobs = list((await session.execute(stmt)).all())
     placed = waiting = 0
     by_tenant: dict[str, tuple[list[Board], _Load]] = {}
+    paused_everywhere: dict[str, bool] = {}
     touched: set[str] = set()
     for job_id, tenant in jobs:
         if tenant not in by_tenant:
@@ -343,10 +346,15 @@ async def place_pending(
                 select(Device).where(Device.tenant_id == tenant).order_by(Device.name)
             )
             boards = await load_boards(session, list(devices), at)
+            paused = await pauses(session, tenant, "placement")
+            paused_everywhere[tenant] = paused.everywhere
+            boards = [b for b in boards if not _paused_at(b, paused)]
             load = await _load(session, tenant, boards)
             load.view = await build_fleet_view(session, tenant, at, boards=boards)
             by_tenant[tenant] = (boards, load)
         boards, load = by_tenant[tenant]
+        if paused_everywhere[tenant]:
+            continue
         n, w, changed = await _place_job(session, job_id, boards, load, at, bus)
         placed, waiting, touched = placed + n, waiting + w, touched | changed
     for device in await _devices(session, touched):
@@ -354,6 +362,12 @@ async def place_pending(
     if placed or released:
         log.info("placement: %d placed, %d released, %d waiting", placed, released, waiting)
     return PlacementPass(placed, released, waiting)
+
+
+def _paused_at(board: Board, paused: Pauses) -> bool:
+    """Is the placement loop paused where ``board`` is (no new work goes there)?"""
+    site = board.place.site_id if board.place else None
+    return paused.everywhere or (site is not None and site in paused.sites)
 
 
 async def _devices(session: AsyncSession, ids: Iterable[str]) -> list[Device]:

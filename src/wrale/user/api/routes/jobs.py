@@ -1,7 +1,8 @@
 """``/jobs`` (``docs/jobs.md``): create a job (operators; its replicas are placed at once
 where boards are eligible, the rest wait for the placement loop), list and read jobs with
-their placements and history (everyone), stop one (operators); and ``/decisions``, the
-brain's decision log (everyone)."""
+their placements and history (everyone), stop one (operators); ``/decisions``, the
+brain's decision log (everyone); and ``/decisions/loops``, each loop's per-site pauses
+(everyone reads, operators pause and resume)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Query
 
 from wrale.fleet.brain.models.decisions import Decision
 from wrale.fleet.brain.models.jobs import Job
-from wrale.fleet.brain.services import decision_log, jobs
+from wrale.fleet.brain.services import decision_log, decision_loops, jobs
 from wrale.user.api.deps import OperatorDep, PageDep, SessionDep, StateDep, ViewerDep
 from wrale.user.api.schemas.common import Page, page_of
 from wrale.user.api.schemas.jobs import (
@@ -19,6 +20,9 @@ from wrale.user.api.schemas.jobs import (
     JobCreate,
     JobPublic,
     JobState,
+    LoopPausePublic,
+    LoopPauseUpdate,
+    LoopPublic,
     TransitionPublic,
 )
 from wrale.user.api.schemas.registry import ID
@@ -104,3 +108,22 @@ async def list_decisions(
         since=since,
     )
     return page_of(rows, page, _decision)
+
+
+@router.get("/decisions/loops", tags=["decisions"])
+async def list_loops(p: ViewerDep, session: SessionDep) -> list[LoopPublic]:
+    """Each decision loop and the sites it is paused in."""
+    rows = await decision_loops.list_pauses(session, p.tenant_id)
+    return [LoopPublic.model_validate(r) for r in rows]
+
+
+@router.put("/decisions/loops/{loop}", tags=["decisions"])
+async def pause_loop(
+    loop: str, body: LoopPauseUpdate, p: OperatorDep, session: SessionDep
+) -> LoopPausePublic:
+    """Pause or resume a loop in one site (``site_id`` null: everywhere). A paused loop
+    reads nothing of that site's boards, acts on none and logs nothing about them (the
+    placement loop still releases boards that go offline, into SAFE mode or lockdown).
+    ``loop``: placement, capping or balancing (another: 404)."""
+    done = await decision_loops.set_pause(session, p, loop, body.paused, body.site_id)
+    return LoopPausePublic.model_validate(done)

@@ -1,6 +1,6 @@
 """Schemas of jobs (``docs/jobs.md``): the job as created (the brain's own strict
 ``JobSpec``: the API and the service check one and the same thing), the job with its
-placements, a placement's history, and the decision log."""
+placements, a placement's history, the decision log and the loops' pauses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from wrale.fleet.brain.services.job_spec import JobSpec
+from wrale.user.api.schemas.common import Strict
 
 JobState = Literal["pending", "running", "succeeded", "failed", "stopped"]
 PlacementState = Literal[
@@ -81,3 +82,31 @@ class DecisionPublic(BaseModel):
     summary: str
     reasons: list[Any]
     inputs: dict[str, Any]
+
+
+DecisionLoop = Literal["placement", "capping", "balancing"]
+
+
+class LoopPauseUpdate(Strict):
+    paused: bool
+    site_id: str | None = Field(
+        default=None, pattern=r"^[0-9A-Za-z]{1,32}$", description="null: every site"
+    )
+
+
+class LoopPausePublic(BaseModel):
+    loop: DecisionLoop
+    site_id: str | None = Field(description="null: every site")
+    paused: bool
+
+
+class PauseEntry(BaseModel):
+    loop: DecisionLoop
+    site_id: str | None
+    paused_by: str | None
+    paused_at: float
+
+
+class LoopPublic(BaseModel):
+    loop: DecisionLoop
+    paused: list[PauseEntry] = Field(description="where it is paused (empty: running)")
