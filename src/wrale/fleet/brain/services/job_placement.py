@@ -272,6 +272,7 @@ async def _place_job(
         transition(session, p, "starting", why, now, device_id=board.device.id, bus=bus)
         p.device_id = board.device.id
         p.started_at = p.ended_at = p.exit_code = p.cpu_s = p.output_tail = None
+        p.cpu_quota_pct = None  # a quota is its old rack's: the new board's capping sets its own
         record_decision(
             session,
             job.tenant_id,

@@ -80,6 +80,7 @@ async def balance_tenant(
             transition(session, p, "starting", a.reason, now, device_id=a.to_device, bus=bus)
             p.device_id = a.to_device
             p.started_at = p.ended_at = p.exit_code = p.cpu_s = p.output_tail = None
+            p.cpu_quota_pct = None  # its old rack's quota: capping sets the new one's
             touched |= {a.from_device, a.to_device}
             action, summary = (
                 "move",
