@@ -7,14 +7,16 @@ whose fan failed, with stored transitions and a decision; a paused loop does not
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from tests.fleet.brain.decisions_kit import COOL, decisions, readings
 from tests.fleet.brain.jobs_kit import World, make_world
+from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import default_jobs
+from wrale.fleet.brain.maintenance import MaintenanceRunner, default_jobs
 from wrale.fleet.brain.models import Rack
 from wrale.fleet.brain.models.commands import Command
 from wrale.fleet.brain.services import (
@@ -23,6 +25,7 @@ from wrale.fleet.brain.services import (
     rack_capping,
     thermal_balancing,
 )
+from wrale.shared.central_settings import CentralSettings
 
 
 @pytest.fixture
@@ -165,3 +168,38 @@ async def test_a_paused_placement_loop_puts_no_new_work_in_that_site(world: Worl
     async with w.db.session() as s:
         await job_placement.place_pending(s, w.operator.tenant_id, None, w.bus)
     assert await w.where(job) == [("a1", "starting")]
+
+
+async def test_the_background_jobs_run_each_loop_once_under_its_lease(world: World) -> None:
+    w = world
+    job = await w.create(strategy="spread", replicas=4, priority=20)
+    await _budget(w, "rack_a", 10.0)
+    await _power(w, time.time(), 6.5)
+    settings = CentralSettings(data_dir=Path("/nonexistent"), dev=True)
+    loops = [j for j in default_jobs() if j.name in ("rack_capping", "thermal_balancing")]
+    first = MaintenanceRunner(w.db, EventBus(), settings, jobs=loops, holder="r1")
+    second = MaintenanceRunner(w.db, EventBus(), settings, jobs=loops, holder="r2")
+    try:
+        assert sorted(await first.run_once()) == ["rack_capping", "thermal_balancing"]
+        assert await second.run_once() == []  # the leases are r1's
+    finally:
+        await first.stop()
+        await second.stop()
+    quotas = {w.name_of(p.device_id): p.cpu_quota_pct for p in await w.placements(job)}
+    assert quotas["a1"] == 0.0
+    assert quotas["b1"] is None
+
+
+async def test_a_placement_no_board_can_take_goes_back_to_pending(world: World) -> None:
+    w = world
+    job = await w.create(strategy="spread", replicas=1)
+    now = time.time()
+    # only a1 reported (its fan failed): the other boards' headroom is unknown
+    await readings(w, "a1", now - 2, **COOL, power_w=4.0, on_battery=0.0)
+    await readings(w, "a1", now - 1, fan_pct=90.0, fan_rpm=0.0)
+    assert await _balance(w, now) == 1
+    assert await w.where(job) == [(None, "pending")]
+    (evicted,) = await decisions(w, "balancing")
+    assert evicted.action == "evict"
+    assert "no other board can take it" in evicted.reasons[0]
+    assert (await w.job(job)).state == "pending"
