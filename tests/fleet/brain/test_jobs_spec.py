@@ -178,5 +178,5 @@ def test_spread_takes_the_least_loaded_board_then_by_name() -> None:
     assert spread[0].why.startswith("spread: next eligible board in turn")
     physical = choose(pj, boards, "physical")
     assert [r.candidate for r in physical] == [r.candidate for r in spread]
-    assert "physical scoring not wired yet" in physical[0].why
+    assert "physical: no candidate has fresh readings" in physical[0].why  # no view
     assert choose(pj, [], "spread") == []
