@@ -9,8 +9,9 @@ import contextlib
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from wrale.fleet.edge.reconcile import (
     Arm,
@@ -38,14 +39,13 @@ MAX_REPORT_S = 86_400.0
 POLICY_ATTEMPTS = 5
 
 
-@dataclass
-class Held:
+class Held(msgspec.Struct):
     """What the agent itself keeps in force for the board: telemetry sampling, the fan
     override it renews, and the config document."""
 
     interval_s: float = 1.0
     report_interval_s: float = 10.0
-    config: Json = field(default_factory=dict)
+    config: Json = msgspec.field(default_factory=dict)
     fan_pct: float | None = None  # the override the agent holds, if any
     fan_duration_s: float = 300.0
     fan_active: bool = False  # metal accepted the last renewal

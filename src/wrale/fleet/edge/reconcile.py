@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeGuard
+
+import msgspec
 
 from wrale.fleet.sync.twin import merge, same, unmet
 
@@ -23,8 +24,7 @@ LEVELS = ("low", "medium", "high")
 DEFAULT_FAN_DURATION_S = 300.0
 
 
-@dataclass(frozen=True, slots=True)
-class SetPolicy:
+class SetPolicy(msgspec.Struct, frozen=True):
     """Replace one policy (``kind``) with ``document``; ``paths`` are the desired values
     it brings in."""
 
@@ -33,32 +33,27 @@ class SetPolicy:
     paths: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class SetSampling:
+class SetSampling(msgspec.Struct, frozen=True):
     interval_s: float
     report_interval_s: float
     paths: tuple[str, ...] = ("sampling",)
 
 
-@dataclass(frozen=True, slots=True)
-class SetConfig:
+class SetConfig(msgspec.Struct, frozen=True):
     config: Json
     paths: tuple[str, ...] = ("config",)
 
 
-@dataclass(frozen=True, slots=True)
-class Arm:
+class Arm(msgspec.Struct, frozen=True):
     level: str | None
     paths: tuple[str, ...] = ("tamper.armed",)
 
 
-@dataclass(frozen=True, slots=True)
-class Disarm:
+class Disarm(msgspec.Struct, frozen=True):
     paths: tuple[str, ...] = ("tamper.armed",)
 
 
-@dataclass(frozen=True, slots=True)
-class SetFanOverride:
+class SetFanOverride(msgspec.Struct, frozen=True):
     """Hold the fan at ``percent``, renewed every ``duration_s`` while desired (so a dead
     agent's override lapses back to the curve)."""
 
@@ -67,28 +62,24 @@ class SetFanOverride:
     paths: tuple[str, ...] = ("fan.override_pct",)
 
 
-@dataclass(frozen=True, slots=True)
-class ClearFan:
+class ClearFan(msgspec.Struct, frozen=True):
     paths: tuple[str, ...] = ("fan.override_pct",)
 
 
-@dataclass(frozen=True, slots=True)
-class GpioWrite:
+class GpioWrite(msgspec.Struct, frozen=True):
     line: str
     value: int
-    paths: tuple[str, ...] = field(default=())
+    paths: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class GpioPwm:
+class GpioPwm(msgspec.Struct, frozen=True):
     line: str
     frequency_hz: float
     duty_percent: float
-    paths: tuple[str, ...] = field(default=())
+    paths: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
+class Reject(msgspec.Struct, frozen=True):
     """A desired value that cannot even be tried (wrong type or shape)."""
 
     path: str

@@ -9,21 +9,21 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 Json = dict[str, Any]
 COMMAND_RESULTS_KEPT = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Twin:
+class Twin(msgspec.Struct, frozen=True):
     """A stored twin document with its version (reported: also what it answers)."""
 
     version: int
     doc: Json
     applied_desired_version: int = 0
-    rejected: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 def kv_get(db: sqlite3.Connection, key: str, default: Any = None) -> Any:

@@ -9,7 +9,8 @@ between zero and the exponential ceiling.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+
+import msgspec
 
 MAX_EXPONENT = 62  # 2**62 times any sane base is past every cap; avoids float overflow
 
@@ -26,13 +27,12 @@ def full_jitter(attempt: int, base_s: float, cap_s: float, rng: random.Random) -
     return rng.uniform(0.0, ceiling(attempt, base_s, cap_s))
 
 
-@dataclass
-class Backoff:
+class Backoff(msgspec.Struct):
     """Successive delays of one reconnect loop; ``reset()`` after a good session."""
 
     base_s: float = 1.0
     cap_s: float = 60.0
-    rng: random.Random = field(default_factory=random.Random)
+    rng: random.Random = msgspec.field(default_factory=random.Random)
     attempt: int = 0
 
     def __post_init__(self) -> None:
@@ -48,8 +48,7 @@ class Backoff:
         self.attempt = 0
 
 
-@dataclass
-class TokenBucket:
+class TokenBucket(msgspec.Struct):
     """At most ``burst`` sends at once and ``rate_per_s`` on average. Pure: ``now`` is any
     monotonic time in seconds, given by the caller."""
 

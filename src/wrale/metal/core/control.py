@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+import msgspec
+
 from wrale.metal.hw.base import PowerReading, PowerSource, ThermalReading
 from wrale.shared.errors import InvalidRequestError, UnsafeOperationError
 from wrale.shared.policy import CurvePoint, FanProfile, PowerPolicy, ThermalPolicy
@@ -109,14 +111,14 @@ def worst(*statuses: ThermalStatus) -> ThermalStatus:
     return max(statuses, key=_STATUS_RANK.__getitem__)
 
 
-@dataclass(frozen=True, slots=True)
-class FanOverride:
+class FanOverride(msgspec.Struct, frozen=True):
     """A manual fan speed that expires at ``until`` (monotonic seconds)."""
 
     percent: float
     until: float
 
 
+# still a dataclass: the sampler and tests update it with dataclasses.replace
 @dataclass(frozen=True, slots=True)
 class ThermalDecision:
     """What the thermal loop decided in one step, and why."""

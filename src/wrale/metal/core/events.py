@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 
 class Severity(StrEnum):
@@ -51,15 +52,14 @@ class EventType(StrEnum):
     METALD_STARTED = "METALD_STARTED"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """Something that happened on the board. ``id`` is set once the event is stored."""
 
     type: EventType
     severity: Severity
     at: float
     message: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
     id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,9 +11,10 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
+
+import msgspec
 
 JSON_TYPE = "application/json"
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -46,8 +47,7 @@ class HttpError(Exception):
         return resp
 
 
-@dataclass(slots=True)
-class Request:
+class Request(msgspec.Struct):
     """One parsed request. ``headers`` keys are lower case; ``path`` is still %-encoded."""
 
     method: str
@@ -56,7 +56,7 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     version: str = "HTTP/1.1"
-    path_params: dict[str, str] = field(default_factory=dict)
+    path_params: dict[str, str] = msgspec.field(default_factory=dict)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -96,19 +96,17 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
-@dataclass(slots=True)
-class Response:
+class Response(msgspec.Struct):
     """A complete response; ``body`` is sent with a Content-Length."""
 
     status: int = 200
     body: bytes = b""
     content_type: str | None = JSON_TYPE
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = msgspec.field(default_factory=list)
     close: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(msgspec.Struct, frozen=True):
     """One Server-Sent Event: ``id``, ``event`` (its type) and ``data`` (text, may span lines)."""
 
     data: str
@@ -129,13 +127,12 @@ def _one_line(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ")
 
 
-@dataclass(slots=True)
-class EventStream:
+class EventStream(msgspec.Struct):
     """A ``text/event-stream`` response fed by ``events`` until it ends, the client goes away
     or the server shuts down; the server sends ``: keepalive`` comments in quiet spells."""
 
     events: AsyncIterator[SseEvent]
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 Handler = Callable[[Request], Awaitable[Response | EventStream]]
@@ -187,8 +184,7 @@ def error_response(
 # ----------------------------------------------------------------------------- routing
 
 
-@dataclass(frozen=True, slots=True)
-class _Route:
+class _Route(msgspec.Struct, frozen=True):
     parts: tuple[str, ...]
     handlers: dict[str, Handler]
 

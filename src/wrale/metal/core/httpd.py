@@ -13,9 +13,10 @@ import logging
 import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
+
+import msgspec
 
 from wrale.metal.core.http import (
     EventStream,
@@ -44,8 +45,7 @@ LINGER_MAX_BYTES = 256 * 1024
 App = Callable[[Request], Awaitable[Response | EventStream]]
 
 
-@dataclass(eq=False, slots=True)
-class _Connection:
+class _Connection(msgspec.Struct, eq=False):
     writer: asyncio.StreamWriter
     task: asyncio.Task[Any] | None
     peer: str

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TypeVar
+
+import msgspec
 
 from wrale.metal.core import control
 from wrale.metal.hw.base import (
@@ -29,8 +30,7 @@ log = logging.getLogger("wrale.metal.core.engine")  # the engine's lines, under 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Readings:
+class Readings(msgspec.Struct, frozen=True):
     thermal: ThermalReading
     fan: FanReading
     throttle: ThrottleReading

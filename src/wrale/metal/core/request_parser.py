@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from urllib.parse import parse_qs
+
+import msgspec
 
 from wrale.metal.core.http import TOKEN, HttpError, Request
 
@@ -24,8 +25,7 @@ _LINE_STARTS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class HttpLimits:
+class HttpLimits(msgspec.Struct, frozen=True):
     """What one client may cost metald; sized for a small board.
 
     A connection waits at most ``idle_timeout_s`` for the first byte of a request; from that

@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 
+import msgspec
+
 from wrale.metal.core.events import Severity
 from wrale.metal.hw.base import TamperInput, TamperReading
 from wrale.shared.policy import SecurityLevel, SecurityPolicy, in_quiet_hours
 
 
-@dataclass(frozen=True, slots=True)
-class InputState:
+class InputState(msgspec.Struct, frozen=True):
     """A debounced tamper input: ``tampered`` once the raw value held for ``debounce_s``."""
 
     tampered: bool | None = None
@@ -23,13 +24,13 @@ class InputState:
     flapping_reported_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class TamperChange:
+class TamperChange(msgspec.Struct, frozen=True):
     input: TamperInput
     tampered: bool
     at: float
 
 
+# still a dataclass: the engine and the sampler update it with dataclasses.replace
 @dataclass(frozen=True, slots=True)
 class SecurityState:
     armed: bool
@@ -50,20 +51,19 @@ def raw_tampered(reading: TamperReading) -> dict[TamperInput, bool | None]:
 def debounce(prev: InputState, raw: bool | None, now: float, debounce_s: float) -> InputState:
     """Accept a new value once it has been read unchanged for ``debounce_s`` seconds."""
     if raw is None:
-        return replace(prev, pending=None, pending_since=None)
+        return msgspec.structs.replace(prev, pending=None, pending_since=None)
     if prev.tampered is None:
-        return replace(prev, tampered=raw, pending=None, pending_since=None)
+        return msgspec.structs.replace(prev, tampered=raw, pending=None, pending_since=None)
     if raw == prev.tampered:
-        return replace(prev, pending=None, pending_since=None)
+        return msgspec.structs.replace(prev, pending=None, pending_since=None)
     if prev.pending != raw or prev.pending_since is None:
-        prev = replace(prev, pending=raw, pending_since=now)
+        prev = msgspec.structs.replace(prev, pending=raw, pending_since=now)
     if now - prev.pending_since >= debounce_s:  # type: ignore[operator]
-        return replace(prev, tampered=raw, pending=None, pending_since=None)
+        return msgspec.structs.replace(prev, tampered=raw, pending=None, pending_since=None)
     return prev
 
 
-@dataclass(frozen=True, slots=True)
-class SecurityStep:
+class SecurityStep(msgspec.Struct, frozen=True):
     """``changes`` are tamper changes; ``noted`` motion seen outside the quiet hours, which
     is only an INFO event and never an alert or a lockdown."""
 
@@ -122,13 +122,13 @@ def step_security(
                 changes.append(change)
         window = tuple(t for t in cur.recent_transitions if t > now - policy.rapid_window_s)
         window += (now,) * min(edges, policy.rapid_transitions)
-        cur = replace(cur, recent_transitions=window)
+        cur = msgspec.structs.replace(cur, recent_transitions=window)
         if len(window) >= policy.rapid_transitions and (
             cur.flapping_reported_at is None
             or now - cur.flapping_reported_at >= policy.rapid_window_s
         ):
             flapping.append(name)
-            cur = replace(cur, flapping_reported_at=now)
+            cur = msgspec.structs.replace(cur, flapping_reported_at=now)
         inputs[name] = cur
     new_state = replace(state, inputs=inputs)
     if state.armed and state.level is SecurityLevel.HIGH and any(c.tampered for c in changes):
@@ -136,8 +136,7 @@ def step_security(
     return SecurityStep(new_state, tuple(changes), tuple(flapping), tuple(noted))
 
 
-@dataclass(frozen=True, slots=True)
-class TamperResponse:
+class TamperResponse(msgspec.Struct, frozen=True):
     severity: Severity
     alert: bool
     lockdown: bool

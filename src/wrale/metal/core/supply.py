@@ -4,7 +4,8 @@ and power cycles. Deterministic and free of I/O; the engine feeds it one sample 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.core.events import EventType
 from wrale.shared.policy import PowerPolicy
@@ -13,8 +14,7 @@ MIN_SAMPLES_FOR_RIPPLE = 3
 MIN_SAMPLES_FOR_SPIKE = 5
 
 
-@dataclass(frozen=True, slots=True)
-class SupplyStats:
+class SupplyStats(msgspec.Struct, frozen=True):
     samples: int
     min_voltage_v: float | None
     max_voltage_v: float | None
@@ -26,8 +26,7 @@ class SupplyStats:
     power_cycles: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Sample:
+class _Sample(msgspec.Struct, frozen=True):
     t: float
     voltage_v: float | None
     current_a: float | None

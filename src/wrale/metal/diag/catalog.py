@@ -6,7 +6,8 @@ Snapshot tests name their pure check; active tests are run by the service itself
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.diag import power, security, thermal
 from wrale.metal.diag.evidence import Evidence
@@ -17,8 +18,7 @@ FAN_SPIN_UP = "fan_spin_up"
 GPIO_LOOPBACK = "gpio_loopback"
 
 
-@dataclass(frozen=True, slots=True)
-class DiagSpec:
+class DiagSpec(msgspec.Struct, frozen=True):
     name: str
     type: DiagType
     description: str

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.core.snapshot import Snapshot
 from wrale.metal.diag.limits import DiagLimits
@@ -16,8 +17,7 @@ from wrale.shared.policy import PowerPolicy, SecurityPolicy, ThermalPolicy
 SENSORS = ("cpu", "gpu", "ambient")
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(msgspec.Struct, frozen=True):
     """Snapshots oldest first (at least one); ``sensors`` are the temperature sensors this
     board is known to have (they fail when missing; others are skipped)."""
 

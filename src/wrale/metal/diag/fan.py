@@ -4,7 +4,8 @@ heat up, then give the fan back. ``judge_spin_up`` is pure; ``spin_up`` drives t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.snapshot import Snapshot
@@ -75,8 +76,7 @@ def judge_spin_up(
     return _result(DiagStatus.PASS, msg, round(peak), expected)
 
 
-@dataclass(frozen=True, slots=True)
-class SpinUp:
+class SpinUp(msgspec.Struct, frozen=True):
     result: DiagResult
     snapshots: list[Snapshot]
     peak_rpm: float | None  # measured at 100 %, None when the test did not run

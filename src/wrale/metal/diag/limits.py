@@ -5,13 +5,12 @@ Data only. Thermal, power and security limits come from the core's policy docume
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from wrale.shared.errors import ConfigError
 
 
-@dataclass(frozen=True, slots=True)
-class DiagLimits:
+class DiagLimits(msgspec.Struct, frozen=True):
     """Plausible sensor ranges, sampling, and what counts as stuck, low or disagreeing."""
 
     cpu_range_c: tuple[float, float] = (-40.0, 125.0)  # silicon junction limits

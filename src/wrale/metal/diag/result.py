@@ -6,9 +6,10 @@ Pure values: the service stamps each result with the time and the run it belongs
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import msgspec
 
 from wrale.metal.core.events import Severity
 
@@ -47,8 +48,7 @@ def severity_of(status: DiagStatus) -> Severity:
     return Severity.INFO
 
 
-@dataclass(frozen=True, slots=True)
-class DiagResult:
+class DiagResult(msgspec.Struct, frozen=True):
     """What one test found about one component; ``reading`` and ``expected`` carry units."""
 
     type: DiagType

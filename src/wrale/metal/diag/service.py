@@ -11,8 +11,9 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.events import Event, EventType
@@ -33,8 +34,7 @@ MEMORY_KEY = "diag.memory"
 MAX_HISTORY = 10_000
 
 
-@dataclass(slots=True)
-class _Memory:
+class _Memory(msgspec.Struct):
     """What diagnostics learn about the board and keep across restarts."""
 
     sensors: set[str]

@@ -10,15 +10,15 @@ devices sets ``blocking_io = True`` so the core runs them in a thread.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
+
+import msgspec
 
 # ----------------------------------------------------------------------------- thermal
 
 
-@dataclass(frozen=True, slots=True)
-class ThermalReading:
+class ThermalReading(msgspec.Struct, frozen=True):
     """Temperatures in °C; ``None`` where the sensor is missing or failed to read."""
 
     cpu_temp_c: float | None
@@ -39,8 +39,7 @@ class FanOwner(StrEnum):
     KERNEL = "kernel"
 
 
-@dataclass(frozen=True, slots=True)
-class FanReading:
+class FanReading(msgspec.Struct, frozen=True):
     """The fan's duty (``duty_pct`` 0-100), its tachometer (``None``: no tach) and its owner.
 
     ``owner`` is KERNEL while the kernel's governor drives the fan (before metald's first
@@ -62,8 +61,7 @@ class Fan(Protocol):
     def set_fan_duty(self, percent: float) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class ThrottleReading:
+class ThrottleReading(msgspec.Struct, frozen=True):
     """CPU frequency cap and the firmware's throttle flags (Raspberry Pi ``get_throttled``).
 
     ``max_freq_pct`` is the cap in force (100 = full speed), as the hardware applies it.
@@ -123,8 +121,7 @@ class PowerSource(StrEnum):
     SOLAR = "solar"
 
 
-@dataclass(frozen=True, slots=True)
-class SourceReading:
+class SourceReading(msgspec.Struct, frozen=True):
     """One supply: whether it can power the board now, and what it delivers."""
 
     source: PowerSource
@@ -133,8 +130,7 @@ class SourceReading:
     power_w: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class PowerReading:
+class PowerReading(msgspec.Struct, frozen=True):
     """The board's supply: the source in use, the rail at the board and the battery.
 
     ``voltage_v``/``current_a``/``power_w`` are measured at the board's 5 V rail.
@@ -178,8 +174,7 @@ class TamperInput(StrEnum):
     VOLTAGE = "voltage"
 
 
-@dataclass(frozen=True, slots=True)
-class TamperReading:
+class TamperReading(msgspec.Struct, frozen=True):
     """Raw tamper inputs; ``None`` where the board has no such sensor.
 
     ``transitions`` counts the changes each input made since the previous read (latched
@@ -189,7 +184,7 @@ class TamperReading:
     case_open: bool | None
     motion_detected: bool | None
     voltage_normal: bool | None
-    transitions: Mapping[TamperInput, int] = field(default_factory=dict)
+    transitions: Mapping[TamperInput, int] = msgspec.field(default_factory=dict)
 
 
 class Tamper(Protocol):
@@ -216,8 +211,7 @@ class MotionActive(StrEnum):
     LOW = "low"
 
 
-@dataclass(frozen=True, slots=True)
-class TamperWiring:
+class TamperWiring(msgspec.Struct, frozen=True):
     """How the case switch and the PIR are wired; both backends decode line levels with it.
 
     Both inputs are pulled up: a switch to GND needs it, an open-drain (active-low) PIR needs
@@ -262,16 +256,14 @@ class Edge(StrEnum):
     BOTH = "both"
 
 
-@dataclass(frozen=True, slots=True)
-class LineConfig:
+class LineConfig(msgspec.Struct, frozen=True):
     direction: Direction = Direction.IN
     pull: Pull = Pull.NONE
     edge: Edge = Edge.NONE
     debounce_ms: float = 50.0
 
 
-@dataclass(frozen=True, slots=True)
-class EdgeEvent:
+class EdgeEvent(msgspec.Struct, frozen=True):
     """A debounced edge on an input line; ``kind`` is RISING or FALLING."""
 
     line: int
@@ -279,8 +271,7 @@ class EdgeEvent:
     at: float  # seconds since the epoch
 
 
-@dataclass(frozen=True, slots=True)
-class LineState:
+class LineState(msgspec.Struct, frozen=True):
     line: int
     config: LineConfig
     value: int
@@ -327,10 +318,9 @@ class FaultKind(StrEnum):
     SENSOR_FAILURE = "sensor_failure"  # params: sensor cpu|gpu|ambient, mode stuck|range|missing
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(msgspec.Struct, frozen=True):
     kind: FaultKind
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = msgspec.field(default_factory=dict)
     duration_s: float | None = None  # None: until cleared
 
 

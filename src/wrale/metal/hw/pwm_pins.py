@@ -7,8 +7,9 @@ Board facts shared by the Linux backend (which checks the live pin mux) and the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
+
+import msgspec
 
 CONFIG_TXT = "/boot/firmware/config.txt"
 # arch/arm/boot/dts/overlays/pwm-2chan-overlay.dts: pins 18/19 with brcm,function 2 (Alt5)
@@ -18,8 +19,7 @@ PWM_2CHAN_18_19 = "dtoverlay=pwm-2chan"
 PWM_2CHAN_12_13 = "dtoverlay=pwm-2chan,pin=12,func=4,pin2=13,func2=4"
 
 
-@dataclass(frozen=True, slots=True)
-class PwmPin:
+class PwmPin(msgspec.Struct, frozen=True):
     """A header pin RP1's PWM0 can drive: its channel, alt function and signal name."""
 
     line: int

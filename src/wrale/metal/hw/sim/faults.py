@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from wrale.metal.hw.base import Fault, FaultKind
 
 
-@dataclass(frozen=True, slots=True)
-class FanFailure:
+class FanFailure(msgspec.Struct, frozen=True):
     mode: str  # "stalled" or "degraded"
     rpm_factor: float
 
 
-@dataclass(frozen=True, slots=True)
-class SensorFailure:
+class SensorFailure(msgspec.Struct, frozen=True):
     mode: str  # "stuck", "range" or "missing"
     value_c: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Effects:
+class Effects(msgspec.Struct, frozen=True):
     """What the active faults do to the board (later faults win over earlier ones)."""
 
     fan_failure: FanFailure | None = None
@@ -37,7 +35,7 @@ class Effects:
     battery_failed: bool = False
     case_open: bool = False
     motion: bool = False
-    sensors: Mapping[str, SensorFailure] = field(default_factory=dict)
+    sensors: Mapping[str, SensorFailure] = msgspec.field(default_factory=dict)
 
 
 def effects_of(faults: Iterable[Fault]) -> Effects:
@@ -72,8 +70,7 @@ def effects_of(faults: Iterable[Fault]) -> Effects:
     )
 
 
-@dataclass(slots=True)
-class _Entry:
+class _Entry(msgspec.Struct):
     fault: Fault
     ends_at: float  # monotonic seconds; inf for "until cleared"
 

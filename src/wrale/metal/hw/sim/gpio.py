@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.hw.base import Direction, Edge, EdgeEvent, LineConfig, LineState, Pull
 from wrale.metal.hw.pwm_pins import PI5_PWM_PINS, not_muxed
@@ -32,8 +33,7 @@ PWM_HZ = (1.0, 50e6)
 MAX_QUEUED_EVENTS = 4096
 
 
-@dataclass(slots=True)
-class _Line:
+class _Line(msgspec.Struct):
     config: LineConfig
     value: int = 0  # output: driven level; input: level at the pin
     level: int = 0  # input: debounced level, the one edges are reported against

@@ -7,7 +7,8 @@ battery → solar, like a UPS HAT); ``step`` drains or charges the battery over 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.hw.base import PowerReading, PowerSource, SourceReading
 from wrale.metal.hw.sim.runtime import Noise, Runtime
@@ -28,8 +29,7 @@ EMPTY_WH = 1e-9
 RESTART_PCT = 5.0  # after running empty the UPS waits for this much charge before restarting
 
 
-@dataclass(frozen=True, slots=True)
-class PowerState:
+class PowerState(msgspec.Struct, frozen=True):
     """The supply situation between two changes (noise-free)."""
 
     active: PowerSource | None  # None: nothing can power the board

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from wrale.metal.hw.base import ThermalReading
 from wrale.metal.hw.sim.faults import SensorFailure
@@ -23,8 +24,7 @@ NOISE_SIGMA_C = 0.08
 NOISE_LIMIT_C = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class Cooling:
+class Cooling(msgspec.Struct, frozen=True):
     """What the die is bolted to: capacities (J/K) and conductances (W/K) of the two nodes.
 
     Fitted to published Pi 5 figures at 25 °C (see tests/metal/hw/test_sim_reference.py).
