@@ -12,7 +12,6 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from wrale.metal.service import follow_sampler, grant_hardware, release_hardware
 from wrale.shared.clock import Clock, ScaledClock, SystemClock
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
+from wrale.shared.lean_argparse import HelpFormatter
 from wrale.shared.logging import setup_logging
 from wrale.shared.sdnotify import Notifier
 
@@ -38,6 +38,7 @@ log = logging.getLogger("wrale.metald")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wrale metald",
+        formatter_class=HelpFormatter,
         description="Hardware daemon of one board: safety loops, local HTTP API, diagnostics. "
         "Settings: defaults < --config TOML < WRALE_METAL_* environment < these flags.",
     )
@@ -120,8 +121,7 @@ def settings_from_args(args: argparse.Namespace) -> MetalSettings:
     return load_settings(MetalSettings, config_file=args.config, flags=flags)
 
 
-@dataclass(frozen=True)
-class MetalParts:
+class MetalParts(msgspec.Struct, frozen=True):
     """One board's metal side, wired: what ``wrale metald`` and ``wrale device run`` run."""
 
     clock: Clock

@@ -32,6 +32,7 @@ from wrale.metal.hw.registry import resolve_backend
 from wrale.metal.service import follow_sampler
 from wrale.shared.config import BackendName, MetalSettings, load_settings
 from wrale.shared.errors import ConfigError
+from wrale.shared.lean_argparse import HelpFormatter
 from wrale.shared.logging import setup_logging
 from wrale.shared.sdnotify import Notifier
 
@@ -43,6 +44,7 @@ DEFAULT_STATE_DIR = Path("./wrale-data/device")
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wrale device run",
+        formatter_class=HelpFormatter,
         description="Run this board's metald and edge agent in one process. Settings: "
         "defaults < TOML files < WRALE_METAL_* / WRALE_EDGE_* environment < these flags. "
         "Enroll first: wrale enroll --central URL --token T --state-dir DIR.",

@@ -11,6 +11,7 @@ LEAN_COMMANDS = {"metald", "edge", "device", "enroll"}
 
 
 def _lean(name: str) -> Callable[[list[str]], int]:
+    _import_msgspec_lean()
     if name == "edge":
         from wrale.user.cli.edge import main as edge_main
 
@@ -26,6 +27,16 @@ def _lean(name: str) -> Callable[[list[str]], int]:
     from wrale.metal.daemon import main as metald_main
 
     return metald_main
+
+
+def _import_msgspec_lean() -> None:
+    """msgspec without ``typing_extensions`` (0.4 MiB): msgspec then takes ``get_type_hints``,
+    ``Required`` and ``NotRequired`` from ``typing``, which on Python >= 3.11 give what
+    ``typing_extensions`` gives it (the board's structs use nothing else from it)."""
+    from wrale.shared.lean_import import without_modules
+
+    with without_modules("typing_extensions"):
+        import msgspec  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> None:
