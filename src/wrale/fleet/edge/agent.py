@@ -15,8 +15,9 @@ only safety commands.
 
 The agent is put together from parts, one file each, over the state they share
 (``agentcore``): ``link`` (the session loop), ``outflow`` (sending the outbox, go-back-N),
-``twins`` (desired and reported state), ``intake`` (readings and metald's events into the
-outbox) and ``commandqueue``. This module starts their loops and says how they are doing.
+``twins`` (desired and reported state, with the ``runner``'s jobs), ``intake`` (readings
+and metald's events into the outbox) and ``commandqueue``. This module starts their loops
+and says how they are doing.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class EdgeAgent(AgentLink, AgentOutflow, AgentTwins, AgentIntake, AgentCommands)
             "reconcile": self._reconcile_loop,
             "commands": self._command_loop,
             "link": self._link_loop,
+            "jobs": self._jobs_loop,
         }
         tasks = [asyncio.create_task(self._supervise(n, fn), name=n) for n, fn in loops.items()]
         try:
@@ -92,6 +94,7 @@ class EdgeAgent(AgentLink, AgentOutflow, AgentTwins, AgentIntake, AgentCommands)
             if conn is not None:
                 with contextlib.suppress(Exception):
                     await conn.close()
+            await self._jobs.close()  # its jobs stop with the agent
 
     # ------------------------------------------------------------------ plumbing
 

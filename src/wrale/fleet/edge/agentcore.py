@@ -22,6 +22,7 @@ from wrale.fleet.edge.clockwatch import WallSteps
 from wrale.fleet.edge.commands import CommandPower, CommandRunner, PowerActions, RefusePower
 from wrale.fleet.edge.credentials import Credentials
 from wrale.fleet.edge.executor import Executor, Held
+from wrale.fleet.edge.runner import JobRunner
 from wrale.fleet.edge.settings import EdgeSettings
 from wrale.fleet.edge.store import EdgeStore, Twin
 from wrale.fleet.edge.telemetry import Point
@@ -81,6 +82,7 @@ class AgentCore(abc.ABC):
         device_id: str | None = None,
         agent_version: str = AGENT_VERSION,
         rng: random.Random | None = None,
+        jobs: JobRunner | None = None,
     ) -> None:
         self.settings = settings
         self.metal = metal
@@ -104,6 +106,14 @@ class AgentCore(abc.ABC):
         )
         self._executor = Executor(metal, self._held)
         self._runner = CommandRunner(metal, self.power, self.clock, self._switch_safe)
+        self._jobs = jobs or JobRunner(
+            metal,
+            allow=settings.job_allow,
+            clock=self.clock,
+            scope=settings.job_scope,
+            state_dir=settings.state_dir,
+            report_every_s=settings.job_report_s,
+        )
         self._mode = Mode.NORMAL
         self._conn: Connection | None = None
         self._flows: dict[str, Flow] = {}
@@ -202,6 +212,7 @@ class AgentCore(abc.ABC):
         if self._reported is not None:
             self._applied = self._reported.applied_desired_version
             self._rejected = dict(self._reported.rejected)
+            self._jobs.restore(self._reported.doc.get("jobs"))
         log.info(
             "edge agent %s for device %s: mode %s, desired v%d, outbox %d telemetry / %d events",
             self.agent_version,

@@ -12,7 +12,7 @@ from typing import Annotated, ClassVar, Literal
 from msgspec import Meta
 
 from wrale.shared.config import Settings
-from wrale.shared.structs import Secret
+from wrale.shared.structs import FieldError, Secret
 
 CREDENTIALS_FILE = "credentials.json"
 STORE_FILE = "edge.db"
@@ -81,9 +81,21 @@ class EdgeSettings(Settings, frozen=True):
     shutdown_command: tuple[str, ...] = ("systemctl", "poweroff")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # jobs (docs/jobs.md): the argv prefixes this board runs, element by element, exactly;
+    # anything else is refused with the reason. Empty: no process workload runs here.
+    job_allow: tuple[tuple[str, ...], ...] = ()
+    # how jobs run: "auto" (a transient systemd scope with CPUQuota= when the agent is a
+    # systemd service and systemd-run can make one, else a plain child process), "system"
+    # or "user" (only that manager's scopes), "off" (plain children: no CPU quota)
+    job_scope: Literal["auto", "system", "user", "off"] = "auto"
+    # CPU seconds and output of running jobs are reported at most this often
+    job_report_s: Annotated[float, Meta(ge=0.01, le=3600)] = 30.0
+
     def check(self) -> None:
         if self.backoff_base_s > self.backoff_cap_s:
             raise ValueError("need backoff_base_s <= backoff_cap_s")
+        if any(not prefix or not all(prefix) for prefix in self.job_allow):
+            raise FieldError("job_allow", "every prefix is a non-empty list of non-empty strings")
 
     def credentials_path(self) -> Path:
         return self.state_dir / CREDENTIALS_FILE

@@ -1,6 +1,7 @@
 """The agent's twins: the desired one stored durably before it is acted on, then planned
 (``reconcile.plan``) and applied (``Executor``) unless in SAFE mode, its fan override kept
-in force; the reported one stored as a new version whenever the board changed, and sent.
+in force, its ``jobs`` section handed to the ``JobRunner``; the reported one (with the
+runner's ``jobs``) stored as a new version whenever the board changed, and sent.
 A part of ``EdgeAgent``; what to change is decided by ``reconcile``, not here.
 """
 
@@ -37,15 +38,24 @@ class AgentTwins(AgentCore):
 
     async def _reconcile(self) -> None:
         desired = self._desired
-        if desired is not None and self._mode is not Mode.SAFE:
+        safe = self._mode is Mode.SAFE
+        # SAFE mode runs no jobs; the brain releases a SAFE board's placements.
+        jobs_problem = self._jobs.want(None if desired is None or safe else desired.doc.get("jobs"))
+        if desired is not None and not safe:
             current = await self._current()
             steps = plan(current, desired.doc)
             if steps:
                 log.info("applying desired state v%d: %d step(s)", desired.version, len(steps))
             rejected = await self._executor.apply(steps, current)
+            if jobs_problem is not None:
+                rejected["jobs"] = jobs_problem
             self._rejected = rejected
             self._applied = desired.version
         await self._report()
+
+    async def _jobs_loop(self) -> None:
+        """The job runner's loop: it reports through ``_report`` after a change."""
+        await self._jobs.run(self._report)
 
     async def _on_desired(self, msg: Desired) -> None:
         if self._desired is not None and msg.version <= self._desired.version:
@@ -109,6 +119,7 @@ class AgentTwins(AgentCore):
             "config": dict(self._held.config),
             "hardware": dict(self._hardware),
             "applied_desired_version": self._applied,
+            "jobs": self._jobs.reported(),
         }
 
     async def _report(self, *, resend: bool = False) -> None:
@@ -121,6 +132,8 @@ class AgentTwins(AgentCore):
             except WraleError as exc:
                 log.debug("reported state not refreshed: %s", exc.message)
                 doc = self._reported.doc if self._reported else None
+                if doc is not None:  # jobs need no metald: theirs is refreshed anyway
+                    doc = {**doc, "jobs": self._jobs.reported()}
             if doc is None:
                 return
             prev = self._reported
@@ -138,7 +151,7 @@ class AgentTwins(AgentCore):
                 self._reported = twin
             last = self._reported
             if last is not None and (changed or resend):
-                await self._send(
+                sent = await self._send(
                     Reported(
                         last.version,
                         last.doc,
@@ -146,3 +159,5 @@ class AgentTwins(AgentCore):
                         {k[:200]: _clip(v, 1000) for k, v in last.rejected.items()},
                     )
                 )
+                if sent:
+                    self._jobs.sent(last.doc.get("jobs"))
