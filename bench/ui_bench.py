@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from common import Figure, write_results
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
-from wrale.shared.config import CentralSettings
+from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app, settle_heap
 from wrale.user.simfleet import paper
 
