@@ -13,6 +13,7 @@ from typing import Any, Self, cast
 from tests.fleet.edge.kit import eventually
 from wrale.fleet.edge.runner import JobRunner
 from wrale.metal.core.ports import MetalClient
+from wrale.shared.errors import NotFoundError
 
 PY = sys.executable
 ALLOW = ((PY, "-c"),)
@@ -34,17 +35,26 @@ def sim(pct: float, **extra: Any) -> Json:
 
 
 class FakeMetal:
-    """The two calls the runner makes of metald, on a board of ``backend``."""
+    """The calls the runner makes of metald, on a board of ``backend``."""
 
-    def __init__(self, backend: str = "linux") -> None:
+    def __init__(self, backend: str = "linux", job_load_pct: float = 0.0) -> None:
         self.backend = backend
+        self.job_load_pct = job_load_pct
         self.job_loads: list[float] = []
+        self.status_reads = 0
 
     async def health(self) -> Json:
         return {"status": "ok", "backend": self.backend}
 
+    async def sim_status(self) -> Json:
+        self.status_reads += 1
+        if self.backend != "sim":
+            raise NotFoundError("simulation controls exist only with the sim backend")
+        return {"load_pct": 10.0, "job_load_pct": self.job_load_pct}
+
     async def sim_set_job_load(self, percent: float) -> Json:
         self.job_loads.append(percent)
+        self.job_load_pct = percent
         return {}
 
 

@@ -1,12 +1,18 @@
 """``sim_load`` jobs on a simulated board (its real metal core, in process): they raise
 the board's job load, each bounded by its ``cpu_quota_pct`` and all together by 100 %,
 count CPU seconds at the share they get, end at ``duration_s`` and give the load back
-when stopped; a board that is not simulated refuses them.
+when stopped; a board that is not simulated refuses them. A job load an earlier agent
+left is taken off; a board without sim_load jobs is never changed.
 """
 
 from __future__ import annotations
 
-from tests.fleet.edge.jobkit import Driven, FakeMetal, fake_metal, sim
+import asyncio
+from typing import cast
+
+import pytest
+
+from tests.fleet.edge.jobkit import Driven, FakeMetal, fake_metal, py, sim
 from tests.fleet.edge.kit import eventually
 from tests.metal.core.server_harness import running_metald
 from wrale.fleet.edge.jobproc import Launch
@@ -76,3 +82,24 @@ async def test_a_board_that_is_not_simulated_refuses_sim_load() -> None:
     assert end["reason"] == "sim_load runs only on a simulated board (this one is linux)"
     assert isinstance(metal, FakeMetal)
     assert metal.job_loads == []
+
+
+async def test_a_job_load_left_by_an_earlier_agent_is_taken_off() -> None:
+    async with running_metald() as m:
+        m.board.set_job_load(35)  # its agent died while metald ran on
+        async with Driven(runner(InProcessMetalClient(m.core))) as d:
+            d.runner.want({})
+            await eventually(lambda: m.board.job_load_pct == 0.0, "the stale job load is gone")
+
+
+@pytest.mark.parametrize("backend", ["sim", "linux"])
+async def test_a_board_without_sim_load_jobs_is_never_changed(backend: str) -> None:
+    metal = FakeMetal(backend)
+    async with Driven(runner(cast("MetalClient", metal))) as d:
+        d.runner.want({"p1": py("print(1)")})
+        await d.until("p1", "failed")  # not on the (empty) allow-list
+        await eventually(lambda: metal.status_reads >= 1, "the runner looked once")
+        d.runner.want({})
+        await asyncio.sleep(0.1)
+    assert metal.job_loads == []  # no write: no extra reading on a simulated board
+    assert metal.status_reads == 1

@@ -53,6 +53,20 @@ class SimJobLoad:
         """Nothing to do: no sim_load runs and the board has none of ours (or no sim)."""
         return not running and (self.applied == 0.0 or self.simulated is False)
 
+    async def follow(self, running: Sequence[Placement], now: float) -> bool | str:
+        """Bring the board's job load to ``running`` (the active sim_load placements):
+        ``True`` once it is set (each then has its share), ``False`` to try again later,
+        or why this board refuses them."""
+        if self.idle(running):
+            return True
+        if not running:
+            await self.settle()
+            return True
+        try:
+            return await self.apply(running, now)
+        except NotSimulatedError as exc:
+            return str(exc)
+
     async def settle(self) -> None:
         """With no sim_load running: take off a job load an earlier agent left on the
         board (it crashed while metald ran on). Only reads metald when there is none, so

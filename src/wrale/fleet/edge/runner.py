@@ -37,7 +37,7 @@ from wrale.fleet.edge.jobproc import (
     signal_group,
     start_ticks,
 )
-from wrale.fleet.edge.jobsim import NotSimulatedError, SimJobLoad, account
+from wrale.fleet.edge.jobsim import SimJobLoad, account
 from wrale.fleet.edge.jobspec import (
     ACTIVE,
     Fail,
@@ -210,44 +210,29 @@ class JobRunner:
                 await self._do(step)
             except Exception as exc:  # a bug must not stop the other placements
                 log.exception("job %s: cannot %s", step.placement, type(step).__name__)
-                self._finish(self._placement(step.placement), "failed", clip(f"agent error: {exc}"))
+                pl = self._placements.setdefault(step.placement, Placement(step.placement, None))
+                self._finish(pl, "failed", clip(f"agent error: {exc}"))
         now = self.clock.monotonic()
         for pl in list(self._placements.values()):
             if pl.state in ACTIVE and pl.deadline is not None and now >= pl.deadline:
                 self._stop(pl, "succeeded", "duration_s reached")
-        try:
-            await self._apply_sim()
-        except Exception:
-            log.exception("cannot apply the simulated job load")
-
-    async def _apply_sim(self) -> None:
-        """The simulated board's job load follows the active sim_load placements."""
         sims = [
             pl
             for pl in self._placements.values()
             if pl.state in ACTIVE and pl.end_as is None and isinstance(pl.work, SimLoadWork)
         ]
-        if self._sim.idle(sims):
+        try:  # the simulated board's job load follows the active sim_load placements
+            outcome = await self._sim.follow(sims, now)
+        except Exception:
+            log.exception("cannot apply the simulated job load")
             return
-        if not sims:
-            await self._sim.settle()
-            return
-        try:
-            applied = await self._sim.apply(sims, self.clock.monotonic())
-        except NotSimulatedError as exc:
-            for pl in sims:
-                self._finish(pl, "failed", str(exc))
-            return
-        self._dirty = self._dirty or (applied and any(pl.state == "running" for pl in sims))
         for pl in sims:
-            if applied and pl.state == "starting":
+            if isinstance(outcome, str):
+                self._finish(pl, "failed", outcome)
+            elif outcome and pl.state == "starting":
                 self._running(pl)
-
-    def _placement(self, placement: str) -> Placement:
-        pl = self._placements.get(placement)
-        if pl is None:
-            pl = self._placements[placement] = Placement(placement, None)
-        return pl
+            elif outcome:
+                self._dirty = True
 
     async def _do(self, step: Step) -> None:
         match step:
