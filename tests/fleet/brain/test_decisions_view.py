@@ -54,6 +54,12 @@ async def test_the_view_reads_the_rows_and_stale_is_unknown(world: World) -> Non
     assert a1.placements[0].cpu_pct == 30
     assert view.budget_w(w.ids["rack_a"]) == 40.0
     assert view.job(job) is not None
+    async with w.db.session() as s:  # the capping loop's view: no trends read
+        capping = await build_fleet_view(s, w.operator.tenant_id, now, with_trends=False)
+    a1 = board(capping, w, "a1")
+    assert a1.known_trend_c_per_min is None
+    assert a1.known_temp_c == 45.0
+    assert a1.known_power_w == 4.5
 
 
 async def test_physical_avoids_a_hot_rack_and_a_board_on_battery(world: World) -> None:

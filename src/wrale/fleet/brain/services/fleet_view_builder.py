@@ -229,10 +229,13 @@ async def build_fleet_view(
     freq_caps: Mapping[str, float] | None = None,
     skip_sites: Collection[str] = (),
     boards: Sequence[Board] | None = None,
+    with_trends: bool = True,
 ) -> FleetView:
     """The organisation's fleet view at ``now``. ``freq_caps``: the brain's frequency caps
     in force by device (the capping loop's state); ``skip_sites``: sites left out (a loop
-    paused there); ``boards``: already loaded (``job_boards.load_boards``)."""
+    paused there); ``boards``: already loaded (``job_boards.load_boards``); ``with_trends``
+    False leaves the temperature trends unknown (capping reads none of them, and they cost
+    a read of every raw reading of the last five minutes)."""
     if boards is None:
         devices = await session.scalars(
             select(Device).where(Device.tenant_id == tenant_id).order_by(Device.name)
@@ -242,7 +245,7 @@ async def build_fleet_view(
     ids = await lookup_metric_ids(session, METRICS)
     nums = [b.device.num for b in kept]
     latest = await _latest(session, nums, ids)
-    trends = await _trends(session, nums, ids, now)
+    trends = await _trends(session, nums, ids, now) if with_trends else {}
     on, jobs = await _placements(session, tenant_id)
     caps = freq_caps or {}
     views = tuple(

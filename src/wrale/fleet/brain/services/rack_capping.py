@@ -74,7 +74,9 @@ async def cap_tenant(session: Any, tenant_id: str, now: float, bus: EventBus | N
     if paused.everywhere:
         return 0
     state, caps = _state_in(await load_state(session, tenant_id, LOOP))
-    view = await build_fleet_view(session, tenant_id, now, freq_caps=caps, skip_sites=paused.sites)
+    view = await build_fleet_view(
+        session, tenant_id, now, freq_caps=caps, skip_sites=paused.sites, with_trends=False
+    )
     actions, state = cap_racks(view, state)
     touched: set[str] = set()
     applied = 0
