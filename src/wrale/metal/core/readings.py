@@ -19,6 +19,7 @@ from wrale.metal.hw.base import (
     LineState,
     PowerReading,
     PowerSource,
+    StorageReading,
     TamperReading,
     ThermalReading,
     ThrottleReading,
@@ -39,6 +40,7 @@ class Readings(msgspec.Struct, frozen=True):
     gpio: dict[str, LineState]
     edges: list[EdgeEvent]
     available: dict[str, bool]
+    storage: StorageReading = StorageReading()
 
 
 def read_all(
@@ -74,6 +76,7 @@ def read_all(
         prev.power if prev else PowerReading(PowerSource.MAIN, None, None, None),
     )
     tamper = read("tamper", b.tamper.read_tamper, TamperReading(None, None, None))
+    storage = read("storage", b.storage.read_storage, StorageReading())
     gpio: dict[str, LineState] = {}
     edges: list[EdgeEvent] = []
     if gpio_lines:
@@ -82,4 +85,4 @@ def read_all(
         by_line = {s.line: s for s in states}
         gpio = {name: by_line[c.line] for name, c in gpio_lines.items() if c.line in by_line}
         edges = read("gpio_edges", b.gpio.drain_edge_events, [])
-    return Readings(thermal, fan, throttle, power, tamper, gpio, edges, available)
+    return Readings(thermal, fan, throttle, power, tamper, gpio, edges, available, storage)

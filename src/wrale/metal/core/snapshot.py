@@ -13,11 +13,14 @@ from wrale.metal.hw.base import (
     LineState,
     PowerReading,
     PowerSource,
+    StorageReading,
     TamperReading,
     ThermalReading,
     ThrottleReading,
 )
 from wrale.shared.policy import FanProfile
+
+NO_STORAGE = StorageReading()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class Snapshot:
     fan_failed: bool
     last_tamper_at: float | None
     freq_cap_pct: float | None = None  # the operator's frequency cap, if any
+    storage: StorageReading = NO_STORAGE  # the eMMC's wear estimate, if any
 
     def thermal_dict(self) -> dict[str, Any]:
         d = self.decision
@@ -90,6 +94,7 @@ class Snapshot:
             "battery_pct": _r(p.battery_pct),
             "charging": p.battery_charging,
             "battery_healthy": p.battery_healthy,
+            "battery_health_pct": _r(p.battery_health_pct),
             "voltage_v": _r(p.voltage_v, 3),
             "current_a": _r(p.current_a, 3),
             "power_w": _r(p.power_w, 2),
@@ -121,6 +126,12 @@ class Snapshot:
             },
         }
 
+    def storage_dict(self) -> dict[str, Any]:
+        return {
+            "emmc_life_used_pct": self.storage.emmc_life_used_pct,
+            "emmc_pre_eol": self.storage.emmc_pre_eol,
+        }
+
     def security_dict(self) -> dict[str, Any]:
         t = self.tamper
         return {
@@ -143,6 +154,7 @@ class Snapshot:
         return {
             "thermal": self.thermal_dict(),
             "power": self.power_dict(),
+            "storage": self.storage_dict(),
             "security": self.security_dict(),
             "gpio": self.gpio_dict(),
             "available": self.available,

@@ -135,6 +135,8 @@ class PowerReading(msgspec.Struct, frozen=True):
 
     ``voltage_v``/``current_a``/``power_w`` are measured at the board's 5 V rail.
     ``battery_pct`` is ``None`` without a battery (or when it cannot be read).
+    ``battery_health_pct`` is the battery's state of health as its gauge reports it (the
+    kernel's ``charge_full / charge_full_design`` × 100); ``None`` where nothing reports it.
     ``sources`` lists every source the board has, in no particular order.
     """
 
@@ -146,6 +148,7 @@ class PowerReading(msgspec.Struct, frozen=True):
     battery_charging: bool = False
     battery_healthy: bool = True
     sources: tuple[SourceReading, ...] = ()
+    battery_health_pct: float | None = None
 
     def available(self, source: PowerSource) -> bool:
         return any(s.source is source and s.available for s in self.sources)
@@ -163,6 +166,22 @@ class Power(Protocol):
     def request_shutdown(self, reason: str) -> None:
         """Ask the operating system for a graceful shutdown (the sim records it)."""
         ...
+
+
+# ----------------------------------------------------------------------------- storage
+
+
+class StorageReading(msgspec.Struct, frozen=True):
+    """The boot storage's own wear estimate (an eMMC's ``life_time`` / ``pre_eol_info``):
+    ``emmc_life_used_pct`` the upper bound of the worse of its two estimates (10 … 100 %),
+    ``emmc_pre_eol`` 1 normal, 2 warning, 3 urgent. ``None``: no eMMC (an SD card, NVMe)."""
+
+    emmc_life_used_pct: float | None = None
+    emmc_pre_eol: int | None = None
+
+
+class Storage(Protocol):
+    def read_storage(self) -> StorageReading: ...
 
 
 # ----------------------------------------------------------------------------- tamper
@@ -316,6 +335,11 @@ class FaultKind(StrEnum):
     CASE_OPEN = "case_open"
     MOTION = "motion"  # params: duration_s
     SENSOR_FAILURE = "sensor_failure"  # params: sensor cpu|gpu|ambient, mode stuck|range|missing
+    # slow faults (sim/wear.py), until cleared; params: rate_pct_per_day, onset_in_s
+    FAN_WEAR = "fan_wear"
+    DUST = "dust"
+    BATTERY_FADE = "battery_fade"
+    EMMC_WEAR = "emmc_wear"
 
 
 class Fault(msgspec.Struct, frozen=True):
@@ -367,6 +391,7 @@ class Board(Protocol):
     fan: Fan
     throttle: Throttle
     power: Power
+    storage: Storage
     tamper: Tamper
     gpio: Gpio
     sim: SimControls | None  # only simulated boards

@@ -20,6 +20,7 @@ from wrale.metal.hw.base import (
     Power,
     Pull,
     SimControls,
+    Storage,
     Tamper,
     TamperInput,
     TamperWiring,
@@ -34,6 +35,7 @@ from wrale.metal.hw.linux.gpiochip import DEV, OpenChip
 from wrale.metal.hw.linux.handback import ZoneTakeover, lift_cpu_cap
 from wrale.metal.hw.linux.power import LinuxPower, RunCommand
 from wrale.metal.hw.linux.pwm import SysfsPwm
+from wrale.metal.hw.linux.storage import LinuxStorage
 from wrale.metal.hw.linux.sysfs import SYS, HealthLog, read_text
 from wrale.metal.hw.linux.tamper import CASE_LINE, MOTION_LINE, LinuxTamper
 from wrale.metal.hw.linux.thermal import LinuxThermal
@@ -167,6 +169,7 @@ class LinuxBoard:
             paths, clock, health, run=run_command, vcgencmd=self.vcgencmd, ups=reader
         )
         self.power: Power = self._power
+        self.storage: Storage = LinuxStorage(root, clock, health)
         configs = {s.line: line_config(s) for s in (gpio_lines or {}).values()}
         self._configure_named(gpio_lines or {}, configs)
         tamper_lines = {

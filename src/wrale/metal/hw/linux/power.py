@@ -117,6 +117,7 @@ class LinuxPower:
             battery_pct=None if battery is None else battery.capacity_pct,
             battery_charging=battery is not None and battery.status == "Charging",
             battery_healthy=_battery_healthy(PowerSource.BATTERY in states, battery),
+            battery_health_pct=None if battery is None else battery.health_pct,
             sources=tuple(
                 SourceReading(
                     source=source,

@@ -12,6 +12,9 @@ from pathlib import Path
 from wrale.metal.hw.linux.sysfs import HealthLog, read_text
 
 MICRO = 1e-6  # voltage_now µV, current_now µA, power_now µW
+# a gauge's learned full capacity over its design capacity (charge_* in µAh, energy_* in µWh:
+# Documentation/ABI/testing/sysfs-class-power); above this the pair is not believed
+MAX_HEALTH_PCT = 150.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +29,7 @@ class SupplyState:
     capacity_pct: float | None = None
     status: str | None = None  # Charging, Discharging, Full, Not charging, Unknown
     health: str | None = None  # Good, Overheat, Dead, Unspecified failure, ...
+    health_pct: float | None = None  # state of health: full / full design capacity, in %
 
     @property
     def rail_power_w(self) -> float | None:
@@ -49,7 +53,26 @@ def read_supply(directory: Path, health: HealthLog) -> SupplyState:
         capacity_pct=_number(directory / "capacity", 1.0, health),
         status=_text(directory / "status", health),
         health=_text(directory / "health", health),
+        health_pct=state_of_health_pct(directory, health),
     )
+
+
+def state_of_health_pct(directory: Path, health: HealthLog) -> float | None:
+    """100 × ``charge_full / charge_full_design`` (µAh), else the ``energy_full`` pair
+    (µWh); ``None`` when the driver has neither pair or its design capacity is 0."""
+    for kind in ("charge", "energy"):
+        full = _number(directory / f"{kind}_full", 1.0, health)
+        design = _number(directory / f"{kind}_full_design", 1.0, health)
+        if full is None or design is None:
+            continue
+        if design <= 0 or full < 0 or 100.0 * full / design > MAX_HEALTH_PCT:
+            health.failed(
+                _source(directory / f"{kind}_full"),
+                f"implausible {kind}_full {full:g} of design {design:g} in {directory}",
+            )
+            return None
+        return round(100.0 * full / design, 2)
+    return None
 
 
 def _flag(path: Path, health: HealthLog) -> bool | None:

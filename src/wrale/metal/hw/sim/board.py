@@ -21,6 +21,7 @@ from wrale.metal.hw.base import (
     Power,
     PowerSource,
     SimControls,
+    Storage,
     Tamper,
     TamperWiring,
     ThermalSensors,
@@ -36,6 +37,7 @@ from wrale.metal.hw.sim.runtime import Noise
 from wrale.metal.hw.sim.tamper import VOLTAGE_NORMAL_MIN_V, SimTamper
 from wrale.metal.hw.sim.thermal import ACTIVE_COOLER, BARE_BOARD, SimThermal, demand_w
 from wrale.metal.hw.sim.throttle import SOFT_TEMP_LIMIT_C, SimThrottle
+from wrale.metal.hw.sim.wear import WEAR_KINDS, SimStorage, Wear, WearBook, WearKind, WearState
 from wrale.shared.clock import Clock, FakeClock
 from wrale.shared.config import GpioLineSettings, SimSettings
 from wrale.shared.errors import InvalidRequestError
@@ -91,6 +93,7 @@ class SimBoard:
         self._fan = SimFan(self, noise, fitted=cooling.has_fan)
         self._throttle = SimThrottle(self)
         self._power = SimPower(self, noise, settings, self.shutdown_requests)
+        self._wear = WearBook(self._thermal, self._fan, self._power)  # slow faults
         self._tamper = SimTamper(self, tamper_wiring)
         self._gpio = SimGpio(self, self.clock, gpio_lines, pwm_muxed=settings.pwm_muxed)
         # The Board protocol's attributes are settable, hence invariant: expose them typed
@@ -99,6 +102,7 @@ class SimBoard:
         self.fan: Fan = self._fan
         self.throttle: Throttle = self._throttle
         self.power: Power = self._power
+        self.storage: Storage = SimStorage(self, self._wear)
         ups_hat = settings.ups_hat
         if ups_hat is not None:  # read through the HAT's own reader, as on a real board
             from wrale.metal.hw.linux.sysfs import HealthLog
@@ -132,6 +136,7 @@ class SimBoard:
                     self._max_step_s(),
                     self._faults.next_end - self._t,
                     self._power.seconds_to_battery_event(),
+                    self._wear.next_s - self._t,
                 )
                 remaining = target - self._t
                 if dt >= remaining:
@@ -152,6 +157,8 @@ class SimBoard:
         self._thermal.step(dt, self._fan.airflow())
         self._power.step(dt)
         self._t = t_end
+        if t_end >= self._wear.next_s:
+            self._wear.apply(t_end)
         if self._faults.expire(t_end):
             self._apply_effects()
         self._refresh()
@@ -261,6 +268,11 @@ class SimBoard:
                 f"{fault.kind.value}: this simulated board has {missing}", kind=fault.kind.value
             )
         with self.changing():
+            if fault.kind.value in WEAR_KINDS:  # a slow fault: from its onset, until cleared
+                onset = self._t + fault.params["onset_in_s"]
+                wear = Wear(WearKind(fault.kind.value), onset, fault.params["rate_pct_per_day"])
+                self._wear.add(wear, self._t)
+                return
             if fault.kind is FaultKind.AMBIENT_CHANGE and fault.duration_s is None:
                 self._ambient_c = fault.params["celsius"]  # a lasting change, nothing to clear
                 return
@@ -271,9 +283,13 @@ class SimBoard:
 
     def _missing_for(self, fault: Fault) -> str | None:
         """What the board lacks for ``fault`` to mean anything, or ``None``."""
-        if fault.kind is FaultKind.BATTERY_FAILURE and not self._power.has(PowerSource.BATTERY):
+        battery_kinds = (FaultKind.BATTERY_FAILURE, FaultKind.BATTERY_FADE)
+        if fault.kind in battery_kinds and not self._power.has(PowerSource.BATTERY):
             return "no battery"
-        if fault.kind is FaultKind.FAN_FAILURE and not self._thermal.cooling.has_fan:
+        if (
+            fault.kind in (FaultKind.FAN_FAILURE, FaultKind.FAN_WEAR)
+            and not self._thermal.cooling.has_fan
+        ):
             return "no fan (no cooler fitted)"
         if fault.kind is FaultKind.SENSOR_FAILURE:
             sensor = fault.params["sensor"]
@@ -296,6 +312,21 @@ class SimBoard:
             raise InvalidRequestError(f"this simulated board has no {sensor} sensor")
         return Fault(fault.kind, {**fault.params, "value_c": value}, fault.duration_s)
 
+    def add_wear(self, wear: Wear) -> None:
+        """A slow fault (``wear.py``: fan wear, dust, battery fade, eMMC wear) from its onset."""
+        with self.changing():
+            self._wear.add(wear, self._t)
+
+    def clear_wear(self) -> int:
+        with self.changing():
+            return self._wear.clear(self._t)
+
+    @property
+    def wear(self) -> WearState:
+        """The slow faults' effect in force now."""
+        with self.reading():
+            return self._wear.state
+
     def clear_faults(self, kind: FaultKind | None = None) -> int:
         if kind is not None:
             try:
@@ -304,6 +335,7 @@ class SimBoard:
                 raise InvalidRequestError(f"unknown fault kind {kind!r}") from None
         with self.changing():
             ended = self._faults.clear(kind)
+            ended += self._wear.clear(self._t, None if kind is None else kind.value)
             if ended:
                 self._apply_effects()
             return ended
@@ -336,6 +368,14 @@ class SimBoard:
                 "battery_pct": self._power.battery_pct(),
                 "solar_w": supply.solar_w,
                 "shutdown_requests": list(self.shutdown_requests),
+                "wear": [
+                    {
+                        "kind": w.kind.value,
+                        "onset_s": w.onset_s,
+                        "rate_pct_per_day": w.rate_pct_per_day,
+                    }
+                    for w in self._wear.wears
+                ],
                 "faults": [
                     {
                         "kind": f.kind.value,

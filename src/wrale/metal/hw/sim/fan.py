@@ -30,11 +30,12 @@ class SimFan:
         self.rpm = 0.0
         self.failure: FanFailure | None = None
         self.powered = True
+        self.wear_factor = 1.0  # slow fan wear (``wear.py``): RPM reached at a duty
 
     def target_rpm(self) -> float:
         if not self.fitted or not self.powered or self.duty_pct < MIN_SPIN_DUTY_PCT:
             return 0.0
-        rpm = MAX_RPM * self.duty_pct / 100.0
+        rpm = MAX_RPM * self.duty_pct / 100.0 * self.wear_factor
         if self.failure is not None:
             rpm = 0.0 if self.failure.mode == "stalled" else rpm * self.failure.rpm_factor
         return rpm

@@ -32,7 +32,19 @@ _PARAMS: dict[FaultKind, frozenset[str]] = {
     FaultKind.CASE_OPEN: frozenset(),
     FaultKind.MOTION: frozenset(),
     FaultKind.SENSOR_FAILURE: frozenset({"sensor", "mode", "value_c"}),
+    FaultKind.FAN_WEAR: frozenset({"rate_pct_per_day", "onset_in_s"}),
+    FaultKind.DUST: frozenset({"rate_pct_per_day", "onset_in_s"}),
+    FaultKind.BATTERY_FADE: frozenset({"rate_pct_per_day", "onset_in_s"}),
+    FaultKind.EMMC_WEAR: frozenset({"rate_pct_per_day", "onset_in_s"}),
 }
+# Slow faults last until cleared; their default rates, % per day.
+WEAR_RATES = {
+    FaultKind.FAN_WEAR: 2.0,
+    FaultKind.DUST: 2.0,
+    FaultKind.BATTERY_FADE: 0.5,
+    FaultKind.EMMC_WEAR: 1.0,
+}
+MAX_WEAR_RATE = 50.0
 _DEFAULT_DURATION_S: dict[FaultKind, float] = {FaultKind.HEAT_SPIKE: 60.0, FaultKind.MOTION: 5.0}
 
 
@@ -69,6 +81,10 @@ def _duration(kind: FaultKind, in_params: Any, on_fault: float | None) -> float 
     if len(values) == 2 and not math.isclose(values[0], values[1]):
         raise InvalidRequestError(
             f"{kind.value}: duration_s given twice with different values", kind=kind.value
+        )
+    if values and kind in WEAR_RATES:
+        raise InvalidRequestError(
+            f"{kind.value}: a slow fault lasts until cleared", kind=kind.value
         )
     if values and values[0] <= 0:
         raise InvalidRequestError(f"{kind.value}: duration_s must be positive", kind=kind.value)
@@ -146,10 +162,32 @@ def _sensor(kind: FaultKind, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _wear(kind: FaultKind, params: dict[str, Any]) -> dict[str, Any]:
+    rate = check_number(
+        f"{kind.value}: rate_pct_per_day",
+        params.get("rate_pct_per_day", WEAR_RATES[kind]),
+        0.0,
+        MAX_WEAR_RATE,
+        kind=kind.value,
+    )
+    onset = check_number(
+        f"{kind.value}: onset_in_s",
+        params.get("onset_in_s", 0.0),
+        0.0,
+        MAX_DURATION_S,
+        kind=kind.value,
+    )
+    return {"rate_pct_per_day": rate, "onset_in_s": onset}
+
+
 _PARAM_CHECKS = {
     FaultKind.FAN_FAILURE: _fan,
     FaultKind.HEAT_SPIKE: _heat,
     FaultKind.AMBIENT_CHANGE: _ambient,
     FaultKind.VOLTAGE_SAG: _sag,
     FaultKind.SENSOR_FAILURE: _sensor,
+    FaultKind.FAN_WEAR: _wear,
+    FaultKind.DUST: _wear,
+    FaultKind.BATTERY_FADE: _wear,
+    FaultKind.EMMC_WEAR: _wear,
 }

@@ -48,6 +48,7 @@ class SimPower:
         self._noise = noise
         self._shutdown_requests = shutdown_requests
         self.capacity_wh = settings.battery_wh
+        self.design_wh = settings.battery_wh  # ``capacity_wh`` falls below it as it fades
         self.energy_wh = settings.battery_wh * settings.battery_pct / 100.0
         self.solar_peak_w = settings.solar_peak_w
         self.selected = PowerSource.MAIN
@@ -140,6 +141,12 @@ class SimPower:
             return None
         return 100.0 * self.energy_wh / self.capacity_wh
 
+    def health_pct(self) -> float | None:
+        """The state of health a gauge reports: full over design capacity, in %."""
+        if not self.has(PowerSource.BATTERY) or self.battery_failed or self.design_wh <= 0:
+            return None
+        return round(100.0 * self.capacity_wh / self.design_wh, 2)
+
     def read_power(self) -> PowerReading:
         with self._rt.reading():
             s = self.state
@@ -152,6 +159,7 @@ class SimPower:
                 battery_pct=self.battery_pct(),
                 battery_charging=s.battery_flow_w > 0,
                 battery_healthy=not self.battery_failed,
+                battery_health_pct=self.health_pct(),
                 sources=tuple(self._source(src) for src in FAILOVER_ORDER if self.has(src)),
             )
 
