@@ -265,3 +265,24 @@ async def test_group_commit_across_sessions(kit: Kit, bad: bool) -> None:
     await a.handle([batch(2, 1, t0 + 3)])
     assert [(m.seq, m.gap) for m in wa.take() if isinstance(m, Ack)] == [(2, False)]
     assert await count(kit.db, TelemetryRaw, device_num=nums[0]) == 6
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+async def test_a_quarantine_committed_while_a_status_change_waits_is_kept(kit: Kit) -> None:
+    """The channel read the device (offline), an admin quarantined it and committed, then
+    the channel marks it online or offline: the quarantine stands. Before the status was
+    judged under a row lock, the stale read wrote "online" over it and the board went on
+    being welcomed."""
+    ((dev, _),) = await kit.devices("q-race")
+    for status in ("online", "offline"):
+        async with kit.db.session() as stale:
+            device = await stale.get(Device, dev)
+            assert device is not None
+            async with kit.db.session() as admin:
+                await quarantine.quarantine(admin, kit.admin, dev, "case opened", kit.bus)
+            changed = await registry.set_status(stale, device, status, "connected", kit.bus)
+        assert not changed
+        async with kit.db.session() as s:
+            assert (await s.get(Device, dev)).status == "quarantined"  # type: ignore[union-attr]
+            await quarantine.release(s, kit.admin, dev, None, kit.bus)

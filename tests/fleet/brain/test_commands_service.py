@@ -35,6 +35,7 @@ async def world(db: Database) -> tuple[Principal, dict[str, str]]:
             ("sim", {"capabilities": ["SIM"]}),
             ("held", {"status": "maintenance"}),
             ("locked", {}),
+            ("suspect", {"status": "quarantined"}),
         ):
             d = Device(tenant_id=t.id, num=next(_num), name=name, **fields)
             s.add(d)
@@ -87,6 +88,8 @@ async def test_refusals_roles_and_batches(database: Database) -> None:
             await commands.create_command(s, op, ids["locked"], "disarm", {})
         with pytest.raises(ConflictError, match="maintenance"):
             await commands.create_command(s, op, ids["held"], "run_diag", {})
+        with pytest.raises(ConflictError, match="quarantined; an admin must release it"):
+            await commands.create_command(s, admin, ids["suspect"], "run_diag", {})
         with pytest.raises(ConflictError, match="simulated"):
             await commands.create_command(s, op, ids["real"], "sim_load", {"percent": 50})
         with pytest.raises(LockdownError, match="lockdown"):
@@ -105,6 +108,7 @@ async def test_refusals_roles_and_batches(database: Database) -> None:
         assert {r["name"]: r["reason"].split(":")[0] for r in refused} == {
             "held": "device 'held' is maintenance; an operator must end that first",
             "locked": "device 'locked' is in tamper lockdown",
+            "suspect": "device 'suspect' is quarantined; an admin must release it first",
         }
         with pytest.raises(InvalidRequestError, match=r"args\.percent"):  # the whole batch
             await commands.create_batch(s, op, devices, "set_fan", {"percent": -1})

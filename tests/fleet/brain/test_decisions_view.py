@@ -26,7 +26,7 @@ async def test_the_view_reads_the_rows_and_stale_is_unknown(world: World) -> Non
     await readings(w, "a1", now - 5, **COOL, power_w=4.5, on_battery=0.0, throttled=0.0)
     await series(w, "a1", "cpu_temp_c", [(now - 125, 41.0), (now - 65, 43.0)])
     await readings(w, "a2", now - 300, **COOL, power_w=4.0)  # stale
-    await readings(w, "b1", now - 5, **COOL, on_battery=1.0, battery_pct=62.0)
+    await readings(w, "b1", now - 5, **COOL, on_battery=1.0, battery_pct=62.0, under_voltage=1.0)
     await readings(w, "b2", now - 5, cpu_temp_c=50.0, fan_pct=80.0, fan_rpm=0.0)
     job = await w.create(strategy="spread", replicas=1, cpu_pct=30)
     async with w.db.session() as s:
@@ -47,6 +47,8 @@ async def test_the_view_reads_the_rows_and_stale_is_unknown(world: World) -> Non
     assert a2.maybe_on_battery
     assert b1.on_battery
     assert b1.battery_pct == 62.0
+    assert b1.under_voltage  # what a rollout's gate counts
+    assert not a1.under_voltage
     assert b2.fan_failed
     assert b2.known_source is Source.MAIN  # fresh, no power monitor
     assert [p.job_id for p in a1.placements] == [job]

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.fleet.brain.jobs_kit import SIM_LOAD, World, make_world
+from wrale.fleet.brain.background import BackgroundRunner, default_jobs
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import MaintenanceRunner, default_jobs
 from wrale.fleet.brain.models import AuditEntry, Device
 from wrale.fleet.brain.services import decision_log, groups, job_placement
 from wrale.shared.central_settings import CentralSettings
@@ -175,7 +175,7 @@ async def test_a_pending_replica_is_placed_when_a_board_comes(database: Database
         d.status = "online"
     settings = CentralSettings(data_dir=Path("/nonexistent"), dev=True)
     jobs = [j for j in default_jobs() if j.name == "job_placement"]
-    runner = MaintenanceRunner(w.db, EventBus(), settings, jobs=jobs, holder="r1")
+    runner = BackgroundRunner(w.db, EventBus(), settings, jobs=jobs, holder="r1")
     try:
         assert await runner.run_once() == ["job_placement"]
         assert await runner.run_once() == []  # due again in a few seconds, not now

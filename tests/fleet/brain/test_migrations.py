@@ -3,7 +3,6 @@ and running them again (a restart, or a second replica) changes nothing."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from tests.conftest import PG_ADMIN_DSN, _pg_or_skip, _pg_url
+from tests.fleet.brain.migrations_kit import empty_database
 from wrale.fleet.brain import schema
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
@@ -19,25 +18,8 @@ from wrale.fleet.brain.models import Base
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def empty_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
+    async with empty_database(request.param, tmp_path, "wrale_mig") as db:
         yield db
-        await db.dispose()
-        return
-    import asyncpg
-
-    _pg_or_skip()
-    name = f"wrale_mig_{os.getpid()}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    db = Database(_pg_url(name))
-    yield db
-    await db.dispose()
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
 
 
 async def test_migrations_match_the_models(empty_db: Database) -> None:

@@ -32,7 +32,7 @@ from tests.user.api.test_mqtt_channel import WAIT_S, FakeDevice, eventually, poi
 from wrale.fleet.brain.channel.broker_accounts import BrokerAccounts
 from wrale.fleet.brain.db import Database
 from wrale.fleet.sync.protocol import Ack, Hello, TelemetryBatch, decode, encode
-from wrale.fleet.sync.transport.base import Refused
+from wrale.fleet.sync.transport.base import ConnectionClosed, DialError, Refused
 from wrale.fleet.sync.transport.mqtt import MqttDialer
 from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
@@ -78,9 +78,16 @@ class Fleet:
 class BoardDevice(FakeDevice):
     """A board as it dials with broker accounts: its hello carries no secret."""
 
+    handshake_timeout_s: float = 10.0
+
     def dialer(self) -> MqttDialer:
         return MqttDialer(
-            self.url, self.device_id, self.secret, session_expiry_s=60, hello_secret=False
+            self.url,
+            self.device_id,
+            self.secret,
+            session_expiry_s=60,
+            hello_secret=False,
+            handshake_timeout_s=self.handshake_timeout_s,
         )
 
 
@@ -253,7 +260,18 @@ async def test_rotation_rekeys_and_quarantine_and_deletion_bar_the_board(
     await f.call("POST", f"/devices/{device_id}/quarantine", json={"reason": "tamper"})
 
     async def barred() -> bool:
-        return await refused(f, device_id, new)
+        """Refused at connect. A dial that races the bar (the broker let it in just before
+        the account was disabled, then dropped it or its hello went unanswered) is no
+        verdict: dial again, briefly, until the answer is a refusal."""
+        dev = BoardDevice(f.broker.url(), device_id, new, handshake_timeout_s=2.0)
+        try:
+            await dev.connect()
+        except Refused:
+            return True
+        except (DialError, ConnectionClosed):
+            return False
+        await dev.close()
+        return False
 
     await eventually(barred)  # on the status event, after the commit
     await f.call("POST", f"/devices/{device_id}/release")

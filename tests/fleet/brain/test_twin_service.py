@@ -13,7 +13,7 @@ import pytest
 from wrale.fleet.brain.bus import BusEvent, EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import AuditEntry, Device, Tenant
-from wrale.fleet.brain.services import groups, policies, twin
+from wrale.fleet.brain.services import groups, policies, twin, twin_recompose
 from wrale.fleet.brain.services.principal import ForbiddenError, Principal, Role
 from wrale.shared.errors import ConflictError, InvalidRequestError
 
@@ -92,6 +92,11 @@ def test_merge_patch_compose_and_diff_are_pure() -> None:
     assert twin.diff(doc, doc, {}) == []
 
 
+async def recompose(db: Database, bus: EventBus) -> int:
+    """Run the background recomposition until nothing is queued (as the duty would)."""
+    return await twin_recompose.recompose_pending(db, bus, budget_s=None)
+
+
 async def test_policy_changes_flow_into_desired_after_commit(database: Database) -> None:
     admin, ids = await world(database)
     bus = EventBus()
@@ -105,14 +110,22 @@ async def test_policy_changes_flow_into_desired_after_commit(database: Database)
             fleet = await policies.create_policy(
                 s, admin, "fleet", None, "sampling", {"interval_s": 2.0}, bus
             )
-            assert drain(q) == []  # nothing before the commit
+            queued = policies.recompose_of(s)
+            assert queued is not None
+            assert (queued["state"], queued["total"], queued["done"]) == ("queued", 3, 0)
+        assert drain(q) == []  # the fleet's twins are recomposed in the background
+        assert await recompose(database, bus) == 3
         events = drain(q)
         assert sorted(d["version"] for k, d in events if k == "twin.desired") == [2, 2, 2]
+        async with database.session() as s:
+            done = await twin_recompose.status(s, admin.tenant_id, queued["id"])
+        assert (done["state"], done["done"], done["changed"]) == ("done", 3, 3)
 
         async with database.session() as s:  # a group policy reaches the dynamic members only
             grp = await policies.create_policy(
                 s, admin, "group", ids["cams"], "thermal", {"cpu_warning_c": 60.0}, bus
             )
+        await recompose(database, bus)
         assert sorted(d["device_id"] for _, d in drain(q)) == sorted([ids["a"], ids["b"]])
 
         async with database.session() as s:
@@ -121,24 +134,32 @@ async def test_policy_changes_flow_into_desired_after_commit(database: Database)
             assert t.desired["sampling"]["interval_s"] == 2.0
             c = await twin.get_twin(s, admin.tenant_id, ids["c"])
             assert (c.desired_version, c.desired["thermal"]["cpu_warning_c"]) == (2, 70.0)
-            # the same document again changes nothing, so nothing is bumped or published
+            # the same document again changes nothing, so nothing is bumped or published;
+            # a device's policy recomposes its one twin within the request
             await policies.update_policy(s, admin, fleet.id, {"interval_s": 2.0}, bus=bus)
             await policies.create_policy(
                 s, admin, "device", ids["c"], "power", {"low_battery_pct": 30.0}, bus
             )
+            inline = policies.recompose_of(s)
+            assert inline is not None
+            assert (inline["id"], inline["state"], inline["changed"]) == (None, "done", 1)
         assert drain(q) == [("twin.desired", {"device_id": ids["c"], "version": 3})]
+        await recompose(database, bus)
+        assert drain(q) == []
 
         async def delete_then_fail() -> None:
             async with database.session() as s:
                 await policies.delete_policy(s, admin, grp.id, bus)
                 raise ConflictError("changed my mind")
 
-        with pytest.raises(ConflictError):  # a failed transaction publishes nothing
+        with pytest.raises(ConflictError):  # a failed transaction queues and publishes nothing
             await delete_then_fail()
+        assert await recompose(database, bus) == 0
         assert drain(q) == []
 
         async with database.session() as s:
             await policies.delete_policy(s, admin, grp.id, bus)
+        await recompose(database, bus)
         assert len(drain(q)) == 2
         async with database.session() as s:
             a = await twin.get_twin(s, admin.tenant_id, ids["a"])

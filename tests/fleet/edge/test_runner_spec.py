@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.fleet.edge.jobkit import ALLOW, PY, Driven, fake_metal, py, sim
+from wrale.fleet.brain.decisions.capping import MIN_QUOTA_PCT
 from wrale.fleet.edge.jobproc import Launch, OutputTail
 from wrale.fleet.edge.jobspec import (
     MAX_PLACEMENTS,
@@ -94,6 +95,14 @@ def test_a_good_entry_reads_into_work() -> None:
     spec = read_entry("p_01", entry, ALLOW)
     assert spec == JobSpec(ProcessWork((PY, "-c", "print(1)"), (("A", "1"), ("B", "2"))), 5.0, 50.0)
     assert read_entry("p_02", sim(40), ()) == JobSpec(SimLoadWork(40.0))
+
+
+def test_the_least_quota_the_brains_capping_sets_is_one_the_board_takes() -> None:
+    """Capping's last resort puts quotas at MIN_QUOTA_PCT; a board refuses 0 (as systemd's
+    CPUQuota= does), so the brain must never send it."""
+    spec = read_entry("p_01", py("1", cpu_quota_pct=MIN_QUOTA_PCT), ALLOW)
+    assert isinstance(spec, JobSpec)
+    assert spec.cpu_quota_pct == MIN_QUOTA_PCT
 
 
 def _spec(quota: float | None = None) -> JobSpec:

@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from wrale.fleet.brain.turns import TurnLock
+
 
 class DatabaseBusyError(Exception):
     """The database was too busy to serve this in time (``Database.serial_session``)."""
@@ -46,7 +48,7 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._lock: asyncio.Lock | None = None
+        self._lock: TurnLock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._lock_owner: asyncio.Task[Any] | None = None
 
@@ -63,15 +65,18 @@ class Database:
 
     @asynccontextmanager
     async def serial_session(
-        self, *, max_wait_s: float | None = None
+        self, *, max_wait_s: float | None = None, urgent: bool = False
     ) -> AsyncIterator[AsyncSession]:
         """``session()``, but on SQLite one at a time per process (PostgreSQL: no lock).
 
         SQLite has one writer: many concurrent write transactions each hold a pooled
-        connection while the file lock busy-waits, starving the pool. Callers that write
-        often (the device channel) queue here on an asyncio lock instead, holding no
-        connection while they wait. Re-entrant within one task. ``DatabaseBusyError`` when
-        the turn came after more than ``max_wait_s`` (the caller's peer may be gone)."""
+        connection while the file lock busy-waits, starving the pool (and a busy-waiting
+        writer polls with sleeps up to 100 ms, losing the race to the next queued turn).
+        Writers (the device channel, the API's changes) queue here on a ``TurnLock``
+        instead, holding no connection while they wait; ``urgent`` turns (commands and
+        their results, operators' changes) go before telemetry's. Re-entrant within one
+        task. ``DatabaseBusyError`` when the turn came after more than ``max_wait_s`` (the
+        caller's peer may be gone)."""
         if not self.is_sqlite:
             async with self.session() as s:
                 yield s
@@ -83,7 +88,8 @@ class Database:
                 yield s
             return
         queued = time.monotonic()
-        async with lock:
+        await lock.acquire(urgent=urgent)
+        try:
             if max_wait_s is not None and time.monotonic() - queued > max_wait_s:
                 raise DatabaseBusyError(f"waited over {max_wait_s:g} s for the database")
             self._lock_owner = me
@@ -92,11 +98,13 @@ class Database:
                     yield s
             finally:
                 self._lock_owner = None
+        finally:
+            lock.release()
 
-    def _serial_lock(self) -> asyncio.Lock:
+    def _serial_lock(self) -> TurnLock:
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop, self._lock_owner = asyncio.Lock(), loop, None
+            self._lock, self._lock_loop, self._lock_owner = TurnLock(), loop, None
         return self._lock
 
     async def ping(self) -> bool:

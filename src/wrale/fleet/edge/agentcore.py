@@ -129,7 +129,11 @@ class AgentCore(abc.ABC):
         self._live: dict[str, float] = {}
         self._sampled: list[Any] | None = None  # [seq, updated_at] of the newest reading
         self._sampled_at: float | None = None
-        self._last_flush = self.clock.monotonic()
+        # the first report comes after a random part of the interval: boards started
+        # together (a site's power back, a simulated fleet) do not all report in the same
+        # instant ever after, which would hand the central one burst per interval
+        phase = random.random() * settings.report_interval_s
+        self._last_flush = self.clock.monotonic() - phase
         self._disconnected_since: float | None = self.clock.monotonic()
         self._fan_tried = float("-inf")
         self._started_at = self.clock.now()

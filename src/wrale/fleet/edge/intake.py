@@ -7,6 +7,7 @@ stored. A part of ``EdgeAgent``; it only writes the outbox, sending is ``outflow
 from __future__ import annotations
 
 from functools import partial
+from typing import Any
 
 from wrale.fleet.edge.agentcore import AgentCore, log
 from wrale.fleet.edge.clockwatch import HOLD_S, plausible, retime
@@ -18,6 +19,8 @@ FIRST_EVENTS_BACKLOG = 100  # events a newly installed agent forwards from befor
 
 class AgentIntake(AgentCore):
     """The sampler and the event forwarder."""
+
+    _last_state: dict[str, Any] | None = None  # the last sample's state (under-voltage latch)
 
     # ------------------------------------------------------------------ sampling
 
@@ -51,7 +54,8 @@ class AgentIntake(AgentCore):
         key = [state.get("seq"), at]
         if not isinstance(at, int | float) or key == self._sampled:
             return  # no new reading since the last sample (also across agent restarts)
-        pts = points(state)
+        pts = points(state, self._last_state)
+        self._last_state = state
         self._live = {m: v for m, _, v in pts}
         step = self._steps.observe(self.clock.now(), self.clock.monotonic())
         if step:

@@ -25,11 +25,14 @@ _FIELDS: tuple[tuple[str, str, str], ...] = (
     ("current_a", "power", "current_a"),
     ("power_w", "power", "power_w"),
     ("charging", "power", "charging"),
+    ("battery_health_pct", "power", "battery_health_pct"),
+    ("emmc_life_used_pct", "storage", "emmc_life_used_pct"),
+    ("emmc_pre_eol", "storage", "emmc_pre_eol"),
     ("case_open", "security", "case_open"),
     ("motion", "security", "motion_detected"),
     ("lockdown", "security", "lockdown"),
 )
-METRICS = (*(f[0] for f in _FIELDS), "on_battery")
+METRICS = (*(f[0] for f in _FIELDS), "on_battery", "under_voltage")
 
 
 def _value(v: Any) -> float | None:
@@ -40,8 +43,31 @@ def _value(v: Any) -> float | None:
     return None
 
 
-def points(state: Mapping[str, Any]) -> list[Point]:
-    """``[metric, ts, value]`` of every reading the state has (a failed sensor: none)."""
+def _under_voltage(state: Mapping[str, Any], previous: Mapping[str, Any] | None) -> float | None:
+    """1 when the firmware shows under-voltage now (``get_throttled`` bit 0) or its
+    "since boot" latch (bit 16) is set now but was not in ``previous`` (a dip between two
+    samples); 0 otherwise; ``None`` without the flags. With no previous state (the agent's
+    first sample) the latch is not counted: it may have been reported before a restart."""
+    flags = _firmware(state)
+    if flags is None or not isinstance(flags.get("under_voltage_now"), bool):
+        return None
+    if flags["under_voltage_now"]:
+        return 1.0
+    before = _firmware(previous) if previous is not None else None
+    latched = flags.get("under_voltage_occurred") is True
+    was = before is not None and before.get("under_voltage_occurred") is True
+    return 1.0 if latched and before is not None and not was else 0.0
+
+
+def _firmware(state: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    thermal = state.get("thermal")
+    flags = thermal.get("firmware_throttle") if isinstance(thermal, Mapping) else None
+    return flags if isinstance(flags, Mapping) else None
+
+
+def points(state: Mapping[str, Any], previous: Mapping[str, Any] | None = None) -> list[Point]:
+    """``[metric, ts, value]`` of every reading the state has (a failed sensor: none);
+    ``previous``: the state of the agent's last sample (for ``under_voltage``)."""
     ts = state.get("updated_at")
     if not isinstance(ts, int | float):
         return []
@@ -55,6 +81,9 @@ def points(state: Mapping[str, Any]) -> list[Point]:
     power = state.get("power")
     if isinstance(power, Mapping) and isinstance(power.get("source"), str):
         out.append(("on_battery", float(ts), 1.0 if power["source"] == "battery" else 0.0))
+    under_voltage = _under_voltage(state, previous)
+    if under_voltage is not None:
+        out.append(("under_voltage", float(ts), under_voltage))
     return out
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wrale.fleet.brain.decisions.capping import (
+    MIN_QUOTA_PCT,
     CappingPolicy,
     CappingState,
     SetFreqCap,
@@ -52,7 +53,10 @@ class Board:
         return self.idle_w + self.w_per_pct * self.load_pct() * clock
 
     def floor_w(self) -> float:
-        return self.idle_w + self.w_per_pct * min(100.0, self.background_pct) * self.floor / 100.0
+        """The draw with every quota at its minimum and the clock at its floor."""
+        least = sum(min(j.cpu_pct * j.use, MIN_QUOTA_PCT) for j in self.jobs)
+        load = min(100.0, self.background_pct + least)
+        return self.idle_w + self.w_per_pct * load * self.floor / 100.0
 
     def view(self) -> BoardView:
         placements = tuple(
@@ -138,7 +142,8 @@ def test_feasible_rack_never_over_budget_more_than_two_periods(
             if isinstance(a, SetFreqCap):
                 assert a.max_freq_pct is None or floors[a.device_id] <= a.max_freq_pct <= 100.0
             else:
-                assert a.cpu_quota_pct is None or a.cpu_quota_pct >= 0
+                # a board refuses a quota of 0 (as systemd's CPUQuota= does)
+                assert a.cpu_quota_pct is None or a.cpu_quota_pct >= MIN_QUOTA_PCT
             assert a.reason
         apply(boards, actions)
 
@@ -194,7 +199,7 @@ def test_second_period_over_budget_takes_the_last_resort() -> None:
     actions, state = cap_racks(view, state)  # the plant did not follow: still over
     quotas = {a.placement_id: a.cpu_quota_pct for a in actions if isinstance(a, SetQuota)}
     caps = {a.device_id: a.max_freq_pct for a in actions if isinstance(a, SetFreqCap)}
-    assert quotas == {"p": 0.0}
+    assert quotas == {"p": MIN_QUOTA_PCT}
     assert caps == {"a": FLOOR}
     assert "second period" in actions[0].reason
 

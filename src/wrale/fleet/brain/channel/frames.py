@@ -95,12 +95,15 @@ class FrameSession:
             raise ProtocolError("no open session: send hello first")
         if not msgs:
             return
-        committer = self.ctx.committer()
+        # a command's result is what an operator waits for: its own urgent turn rather
+        # than a place in the next telemetry group commit
+        urgent = any(isinstance(m, CommandResult) for m in msgs)
+        committer = None if urgent else self.ctx.committer()
         try:
             if committer is not None:
                 acks, out, points = await committer.submit(self, msgs)
             else:
-                acks, out, points = await self._handle_group(msgs)
+                acks, out, points = await self._handle_group(msgs, urgent=urgent)
         except WraleError as exc:
             if len(msgs) > 1:
                 for m in msgs:
@@ -116,8 +119,10 @@ class FrameSession:
         for ack in acks:
             await self.emit(ack)
 
-    async def _handle_group(self, msgs: Sequence[Message]) -> tuple[list[Ack], BusOut, int]:
-        async with self.ctx.db.serial_session() as s:
+    async def _handle_group(
+        self, msgs: Sequence[Message], *, urgent: bool = False
+    ) -> tuple[list[Ack], BusOut, int]:
+        async with self.ctx.db.serial_session(urgent=urgent) as s:
             acks, out, points, held = await self._group_in(s, msgs, self.ctx.clock())
         if held is not None:
             self._publish(out)

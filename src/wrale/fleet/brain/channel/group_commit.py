@@ -1,43 +1,65 @@
-"""``GroupCommitter``: frames of many device sessions in one transaction (SQLite's single
-writer: one commit and one fsync for every device waiting). Results are handed back only
-after the commit, so Acks still follow what is durably stored; no I/O besides the database.
+"""``GroupCommitter``: the device channel's writes of many sessions in one transaction
+(SQLite's single writer: one commit and one fsync for every device waiting). Results are
+handed back only after the commit, so Acks still follow what is durably stored; no I/O
+besides the database.
+
+Two kinds of work share a transaction: a session's frame group (``submit``) and a job
+(``run``: a session opening in a connect storm, the marks written after a delivery).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.channel.alerts import BusOut
 from wrale.fleet.brain.channel.checks import SessionEndedError
-from wrale.fleet.brain.db import Database
-from wrale.fleet.sync.protocol import Ack, Goodbye, Message
+from wrale.fleet.brain.db import Database, DatabaseBusyError
+from wrale.fleet.sync.protocol import Ack, Message, TelemetryBatch
 
 if TYPE_CHECKING:
     from wrale.fleet.brain.channel.frames import FrameSession
 
+T = TypeVar("T")
 _Result = tuple[list[Ack], BusOut, int]
-GROUP_SESSIONS_MAX = 256  # sessions' frame groups committed in one transaction
+Job = Callable[[AsyncSession], Awaitable[Any]]
+GROUP_SESSIONS_MAX = 256  # frame groups and jobs committed in one transaction
+# points per transaction at most (one group may exceed it alone): a turn stays short, so a
+# command or its result waits tens of milliseconds for the writer, not a whole backlog
+GROUP_POINTS_MAX = 4000
+JOB_COST = 125  # a job (a session opening: ~15 queries) weighs this many points
 
 
 @dataclass
 class _Item:
-    session: FrameSession
+    session: FrameSession | None  # a frame group's session, or None for a job
     msgs: Sequence[Message]
-    done: asyncio.Future[_Result]
+    done: asyncio.Future[Any]
+    job: Job | None = None
+    queued: float = 0.0
+    max_wait_s: float | None = None
+
+    @property
+    def cost(self) -> int:
+        if self.job is not None:
+            return JOB_COST
+        return sum(len(m.points) for m in self.msgs if isinstance(m, TelemetryBatch))
 
 
 class GroupCommitter:
-    """Frames of many sessions in one transaction (SQLite's single writer: one commit and
-    one fsync for every device waiting, instead of one each).
+    """The channel's writes of many sessions in one transaction (SQLite's single writer:
+    one commit and one fsync for every device waiting, instead of one each).
 
-    ``submit`` queues a session's frame group and waits for its result, which is handed
-    back only after the commit (so Acks still follow what is durably stored). While one
-    transaction commits, the next groups gather. If a shared transaction fails, it is
-    rolled back and each group is redone in its own transaction, so one device's bad
-    frame does not fail the others."""
+    ``submit`` queues a session's frame group, ``run`` a job; each waits for its result,
+    handed back only after the commit (so Acks still follow what is durably stored). While
+    one transaction commits, the next items gather. If a shared transaction fails, it is
+    rolled back and each item is redone in its own transaction, so one device's bad frame
+    does not fail the others."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -52,18 +74,28 @@ class GroupCommitter:
             return False
 
     async def submit(self, session: FrameSession, msgs: Sequence[Message]) -> _Result:
-        done: asyncio.Future[_Result] = self._loop.create_future()
-        self._queue.append(_Item(session, msgs, done))
+        result: _Result = await self._enqueue(_Item(session, msgs, self._loop.create_future()))
+        return result
+
+    async def run(
+        self, job: Callable[[AsyncSession], Awaitable[T]], *, max_wait_s: float | None = None
+    ) -> T:
+        """``job(session)`` inside the next shared transaction; its result once committed.
+        ``DatabaseBusyError`` if its turn came after more than ``max_wait_s``."""
+        item = _Item(None, (), self._loop.create_future(), job, time.monotonic(), max_wait_s)
+        result: T = await self._enqueue(item)
+        return result
+
+    async def _enqueue(self, item: _Item) -> Any:
+        self._queue.append(item)
         if self._worker is None or self._worker.done():
             self._worker = self._loop.create_task(self._run(), name="wrale-group-commit")
-        return await done
+        return await item.done
 
     async def _run(self) -> None:
         while self._queue:
-            batch, self._queue = (
-                self._queue[:GROUP_SESSIONS_MAX],
-                self._queue[GROUP_SESSIONS_MAX:],
-            )
+            n = _take(self._queue)
+            batch, self._queue = self._queue[:n], self._queue[n:]
             batch = [i for i in batch if not i.done.done()]  # a cancelled caller
             if batch:
                 try:
@@ -79,32 +111,85 @@ class GroupCommitter:
                             i.done.set_exception(exc)
 
     async def _commit(self, batch: list[_Item]) -> None:
-        saved = [i.session._state() for i in batch]
-        results: list[tuple[list[Ack], BusOut, int, Goodbye | None]] = []
+        saved = [i.session._state() if i.session is not None else None for i in batch]
+        results: list[Any] = []
+        kept = batch
         try:
             async with self.db.serial_session() as s:
-                now = batch[0].session.ctx.clock()
-                for i in batch:
-                    results.append(await i.session._group_in(s, i.msgs, now))
-        except Exception:  # redo each group alone; its own error goes to its own waiter
-            if len(batch) == 1:
+                kept = _drop_late(batch)
+                now = self._clock(kept)
+                for i in kept:
+                    results.append(await _work(i, s, now))
+        except Exception:  # redo each item alone; its own error goes to its own waiter
+            if len(kept) == 1:
                 raise
-            for i, state in zip(batch, saved, strict=True):
-                i.session._restore(state)
-                try:
-                    r = await i.session._handle_group(i.msgs)
-                except Exception as exc:  # handed to its waiter
-                    if not i.done.done():
-                        i.done.set_exception(exc)
-                else:
-                    if not i.done.done():
-                        i.done.set_result(r)
+            states = {id(i): st for i, st in zip(batch, saved, strict=True)}
+            await self._redo_alone(kept, [states[id(i)] for i in kept])
             return
-        for i, (acks, out, points, held) in zip(batch, results, strict=True):
+        for i, r in zip(kept, results, strict=True):
             if i.done.done():
                 continue
+            if i.session is None:
+                i.done.set_result(r)
+                continue
+            acks, out, points, held = r
             if held is not None:
                 i.session._publish(out)
                 i.done.set_exception(SessionEndedError(held))
             else:
                 i.done.set_result((acks, out, points))
+
+    async def _redo_alone(self, batch: list[_Item], saved: list[Any]) -> None:
+        for i, state in zip(batch, saved, strict=True):
+            try:
+                if i.session is not None:
+                    i.session._restore(state)
+                    r: Any = await i.session._handle_group(i.msgs)
+                else:
+                    assert i.job is not None
+                    async with self.db.serial_session() as s:
+                        r = await i.job(s)
+            except Exception as exc:  # handed to its waiter
+                if not i.done.done():
+                    i.done.set_exception(exc)
+            else:
+                if not i.done.done():
+                    i.done.set_result(r)
+
+    @staticmethod
+    def _clock(batch: list[_Item]) -> float:
+        first = next((i.session for i in batch if i.session is not None), None)
+        return first.ctx.clock() if first is not None else time.time()
+
+
+async def _work(i: _Item, s: AsyncSession, now: float) -> Any:
+    if i.job is not None:
+        return await i.job(s)
+    assert i.session is not None
+    return await i.session._group_in(s, i.msgs, now)
+
+
+def _drop_late(batch: list[_Item]) -> list[_Item]:
+    """Jobs whose turn came after their ``max_wait_s`` are told so (``DatabaseBusyError``)."""
+    at = time.monotonic()
+    kept = []
+    for i in batch:
+        if i.max_wait_s is not None and at - i.queued > i.max_wait_s:
+            if not i.done.done():
+                i.done.set_exception(
+                    DatabaseBusyError(f"waited over {i.max_wait_s:g} s for the database")
+                )
+        else:
+            kept.append(i)
+    return kept
+
+
+def _take(queue: list[_Item]) -> int:
+    """How many queued items the next transaction takes: up to ``GROUP_SESSIONS_MAX``
+    items and ``GROUP_POINTS_MAX`` points (a job weighs ``JOB_COST``), at least one."""
+    points = 0
+    for n, item in enumerate(queue[:GROUP_SESSIONS_MAX]):
+        points += item.cost
+        if points > GROUP_POINTS_MAX and n > 0:
+            return n
+    return min(len(queue), GROUP_SESSIONS_MAX)

@@ -2,10 +2,11 @@
 channel) and what reaches them from outside a connection.
 
 - One live session per device: registering a newer one ends the older (Goodbye replaced).
-- Bus listener (every tenant): ``twin.desired`` / ``command.queued`` wake the device's
-  session to deliver; ``device.status`` to quarantined / maintenance / decommissioned ends
-  it. Those events for a device with no session here (status: only the held ones) go to
-  the fallback pusher (the MQTT bridge registers one with ``set_fallback``).
+- Bus listener (every tenant, every replica's events): ``twin.desired`` /
+  ``command.queued`` wake the device's session to deliver; ``device.status`` to
+  quarantined / maintenance / decommissioned ends it. Those events for a device with no
+  session here (status: only the held ones) go to the fallback pusher (the MQTT bridge
+  registers one with ``set_fallback``) on the replica that published them.
 - A sweep every ``channel_heartbeat_s`` re-checks every live session in the database
   (``check_sessions``: revoked or rotated credentials, quarantine, held, replaced on another
   replica, deleted) and catches work queued through another replica (a newer desired
@@ -35,6 +36,7 @@ from wrale.fleet.brain.services import registry
 log = logging.getLogger("wrale.central.channel")
 
 KINDS = ("twin.desired", "command.queued", "device.status")
+ADMIT_CHECKS = 4
 # (kind, device_id, data) → pushed; an ``async def`` of the MQTT bridge
 Pusher = Callable[[str, str, dict[str, Any]], Coroutine[Any, Any, None]]
 
@@ -45,6 +47,9 @@ class ChannelHub:
         self.sessions: dict[str, DeviceSession] = {}  # device id → its live session here
         # client address → device sockets of it not past their hello yet (edge route)
         self.pending: collections.Counter[str] = collections.Counter()
+        # credential checks of sockets not yet accepted, at once: a connect storm must not
+        # take every pooled connection from the writer and the API
+        self.admit_checks = asyncio.Semaphore(ADMIT_CHECKS)
         self._fallback: Pusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None
@@ -88,6 +93,8 @@ class ChannelHub:
             return
         s = self.sessions.get(device_id)
         if s is None:
+            if ev.remote:  # the replica that published it gave it to its fallback
+                return
             held = ev.data.get("status") in registry.HELD_STATUSES
             if self._fallback is not None and (ev.kind != "device.status" or held):
                 self._spawn(self._fallback(ev.kind, device_id, dict(ev.data)))
@@ -156,7 +163,7 @@ class ChannelHub:
 
     async def start(self) -> None:
         if self._unlisten is None:
-            self._unlisten = self.ctx.bus.listen(KINDS, self._on_event)
+            self._unlisten = self.ctx.bus.listen(KINDS, self._on_event, remote=True)
         if self._loop_task is None:
             self._stop.clear()
             self._loop_task = asyncio.create_task(self._loop(), name="wrale-channel-hub")

@@ -130,7 +130,7 @@ class MqttSessions:
         # the device matches replies to its hello's session
         await self.publish(device_id, replace(first, session=hello.session))
         self._cache(device_id, s)
-        await s.deliver()
+        await s.deliver(urgent=False)  # shares the next group commit
 
     async def _device_goodbye(self, device_id: str, bye: Goodbye) -> None:
         """The device closed (``closed``) or the broker lost it (its will, ``lost``)."""

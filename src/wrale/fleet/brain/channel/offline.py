@@ -1,4 +1,4 @@
-"""Offline detection, a maintenance job safe on every replica: a device ``online`` but
+"""Offline detection, a background job safe on every replica: a device ``online`` but
 silent for ``offline_after_s`` goes ``offline`` (its open session rows are closed as
 ``silent``, its job placements released for other boards); a device offline longer than
 ``offline_alert_after_s`` gets an alert, cleared when it is back (the session clears it on

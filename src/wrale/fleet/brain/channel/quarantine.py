@@ -38,6 +38,7 @@ async def quarantine(
     if not reason:
         raise InvalidRequestError("reason: say why the device is quarantined")
     device = await registry.get_device(session, p.tenant_id, device_id)
+    await registry.fresh_under_lock(session, device)  # before its quarantine row refers to it
     if device.status == "quarantined":
         raise ConflictError("the device is already quarantined")
     if device.status == "decommissioned":

@@ -34,8 +34,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale import __version__
 from wrale.fleet.brain.channel import session_rows
@@ -77,6 +80,7 @@ __all__ = [  # re-exported: transports import everything from here
 ]
 
 log = logging.getLogger("wrale.central.channel")
+T = TypeVar("T")
 
 SEND_TIMEOUT_S = 10.0  # a Goodbye that cannot be sent in this long is given up
 
@@ -132,15 +136,24 @@ class DeviceSession(FrameSession):
     ) -> Welcome | Goodbye:
         # the agent gives up on a Hello after 10 s: opening for a device that left only
         # lengthens the queue, so a Hello that waited too long is told to come back
-        async with self.ctx.db.serial_session(max_wait_s=self.ctx.open_max_wait_s) as s:
-            opened = await session_rows.open_row(
+        async def job(s: AsyncSession) -> session_rows.Opened | Goodbye:
+            out.clear()  # redone alone after a shared transaction failed
+            return await session_rows.open_row(
                 s, self.ctx, self.transport, hello, secret, remote, now, out
             )
-            if isinstance(opened, Goodbye):
-                return opened
-            self._bind(
-                opened.device, opened.session_id, hello.desired_version, clean_text(hello.mode, 16)
-            )
+
+        # in a connect storm, many opens share a transaction (one fsync, not one each)
+        committer = self.ctx.committer()
+        if committer is not None:
+            opened = await committer.run(job, max_wait_s=self.ctx.open_max_wait_s)
+        else:
+            async with self.ctx.db.serial_session(max_wait_s=self.ctx.open_max_wait_s) as s:
+                opened = await job(s)
+        if isinstance(opened, Goodbye):
+            return opened
+        self._bind(
+            opened.device, opened.session_id, hello.desired_version, clean_text(hello.mode, 16)
+        )
         self._opened = True
         self._last_seen_written, self._mode_written = now, self.mode
         self._publish(out)
@@ -213,44 +226,68 @@ class DeviceSession(FrameSession):
             except Exception:  # logged; what was not sent stays queued for the next try
                 log.exception("device %s: delivery failed", self.device_id)
 
-    async def deliver(self, *, desired: bool = True, cmds: bool = True) -> int:
+    async def deliver(self, *, desired: bool = True, cmds: bool = True, urgent: bool = True) -> int:
         """Send the desired document if newer than what the device has, then its due
-        commands (marked sent once handed to the transport). Returns messages sent."""
+        commands (marked sent once handed to the transport). Returns messages sent.
+        ``urgent`` (a command or change just queued): the read takes an urgent writer turn;
+        otherwise (a device just connected) it shares the channel's next group commit."""
         async with self._deliver_lock:
             if not self.open_:
                 return 0
             now = self.ctx.clock()
-            msgs: list[Message] = []
-            due_ids: list[str] = []
-            version = self.desired_sent
-            async with self.ctx.db.serial_session() as s:
-                device = await s.get(Device, self.device_id)
-                if device is None:
-                    return 0
-                if desired:
-                    version, doc = await twin.desired_for(s, device, self.ctx.bus)
-                    if version > self.desired_sent:
-                        msgs.append(Desired(version=version, doc=doc))
-                if cmds:
-                    for c in await commands.due_for(s, device, now):
-                        due_ids.append(c.id)
-                        args = dict(c.args or {})
-                        msgs.append(Command(id=c.id, op=c.op, args=args, deadline=c.deadline))
+
+            # the desired document may be recomposed and written, and a disruptive
+            # command's waiting reason too: a writer turn, not a plain read
+            async def due(s: AsyncSession) -> tuple[list[Message], list[str], int]:
+                return await self._due(s, desired, cmds, now)
+
+            msgs, due_ids, version = await self._turn(due, urgent=urgent)
             for m in msgs:
                 await self.emit(m)
             if not msgs:
                 return 0
-            async with self.ctx.db.serial_session() as s:
+
+            async def marks(s: AsyncSession) -> None:
                 if due_ids:
                     await commands.mark_sent(s, due_ids, now, self.ctx.bus)
                 if version > self.desired_sent:
-                    self.desired_sent = version
                     await s.execute(
                         update(ChannelSession)
                         .where(ChannelSession.id == self.id)
                         .values(desired_sent=version)
                     )
+
+            await self._turn(marks, urgent=False)  # already sent: need not go first
+            self.desired_sent = max(self.desired_sent, version)
             return len(msgs)
+
+    async def _due(
+        self, s: AsyncSession, desired: bool, cmds: bool, now: float
+    ) -> tuple[list[Message], list[str], int]:
+        msgs: list[Message] = []
+        due_ids: list[str] = []
+        version = self.desired_sent
+        device = await s.get(Device, self.device_id)
+        if device is None:
+            return msgs, due_ids, version
+        if desired:
+            version, doc = await twin.desired_for(s, device, self.ctx.bus)
+            if version > self.desired_sent:
+                msgs.append(Desired(version=version, doc=doc))
+        if cmds:
+            for c in await commands.due_for(s, device, now):
+                due_ids.append(c.id)
+                args = dict(c.args or {})
+                msgs.append(Command(id=c.id, op=c.op, args=args, deadline=c.deadline))
+        return msgs, due_ids, version
+
+    async def _turn(self, job: Callable[[AsyncSession], Awaitable[T]], *, urgent: bool) -> T:
+        """``job`` in a writer turn: urgent alone, else in the next group commit (SQLite)."""
+        committer = None if urgent else self.ctx.committer()
+        if committer is not None:
+            return await committer.run(job)
+        async with self.ctx.db.serial_session(urgent=urgent) as s:
+            return await job(s)
 
     # ------------------------------------------------------------------ ending
 

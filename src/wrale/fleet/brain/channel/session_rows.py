@@ -73,11 +73,13 @@ async def open_row(
             return goodbye("held", "the device is decommissioned")
         log.info("device channel: refused %r: %s", hello.device_id[:64], exc.message)
         return goodbye("unauthorized", exc.message, retry=False)
+    # lock first, then judge the status as it is under the lock: a quarantine committed
+    # while this open waited must refuse it, not be overwritten by "online"
+    await registry.fresh_under_lock(s, device)
     refusal = await held_goodbye(s, device)
     if refusal is not None:
         log.info("device channel: %s refused: %s", device.id, refusal.message)
         return refusal
-    await lock_device(s, device.id)
     if secret is not None:
         cred_id = await s.scalar(
             select(DeviceCredential.id).where(
@@ -112,7 +114,7 @@ async def open_row(
     )
     device.agent_version = clean_text(hello.agent_version, 32) or device.agent_version
     device.last_seen_at = now
-    await registry.set_status(s, device, "online", f"connected ({transport})", ctx.bus)
+    await registry.set_status(s, device, "online", f"connected ({transport})", ctx.bus, locked=True)
     await twin.agent_connected(s, device, hello.reported_version)
     wanted = {k: v for k, v in hello.acked.items() if k in STREAMS}
     moved = await events.raise_marks(s, device, wanted, now)
@@ -126,13 +128,6 @@ async def open_row(
         moved=moved,
         replaced=int(getattr(replaced, "rowcount", 0) or 0),
     )
-
-
-async def lock_device(s: AsyncSession, device_id: str) -> None:
-    """Serialise concurrent opens of one device (a row lock on PostgreSQL; SQLite has
-    one writer anyway)."""
-    if s.get_bind().dialect.name == "postgresql":
-        await s.execute(select(Device.id).where(Device.id == device_id).with_for_update())
 
 
 async def open_row_of(
@@ -158,13 +153,20 @@ async def close_row(
     s: AsyncSession, ctx: ChannelContext, session_id: str, device_id: str, reason: str, now: float
 ) -> None:
     """Close the session's row; the device goes offline unless a newer session replaced
-    this one or the server is shutting down (``_KEEPS_STATUS``)."""
+    this one or the server is shutting down (``_KEEPS_STATUS``).
+
+    The device's row is locked before its session's (as every status change and a
+    deletion, whose cascade reaches the sessions after the device, take them): the other
+    order deadlocked with an admin deleting the device on PostgreSQL."""
+    device = None if reason in _KEEPS_STATUS else await s.get(Device, device_id)
+    if device is not None and not await registry.fresh_under_lock(s, device):
+        device = None  # deleted meanwhile: its sessions went with it
     await s.execute(
         update(ChannelSession)
         .where(ChannelSession.id == session_id, ChannelSession.closed_at.is_(None))
         .values(closed_at=now, close_reason=reason[:32], last_seen_at=now)
     )
-    if reason in _KEEPS_STATUS:
+    if device is None:
         return
     newer = await s.scalar(
         select(ChannelSession.id)
@@ -175,7 +177,8 @@ async def close_row(
         )
         .limit(1)
     )
-    device = await s.get(Device, device_id)
-    if newer is None and device is not None:
+    if newer is None:
         device.last_seen_at = now
-        await registry.set_status(s, device, "offline", f"disconnected ({reason})", ctx.bus)
+        await registry.set_status(
+            s, device, "offline", f"disconnected ({reason})", ctx.bus, locked=True
+        )

@@ -236,13 +236,13 @@ def _move_one(
         ledger.add(job.id, dest, p.cpu_pct, dest.watts_for(p.cpu_pct, p.watts), 1)
         inputs.update({f"to_{k}": v for k, v in best.inputs.items()})
         reason = (
-            f"{board.device_id}: {trouble.why}; moved to {dest.device_id} "
+            f"{board.label}: {trouble.why}; moved to {dest.label} "
             f"(best other board, score {best.score:.1f}, predicted "
             f"{best.inputs.get('predicted_c')} °C there)"
         )
         return Move(p.id, p.job_id, board.device_id, dest.device_id, reason, inputs)
     if trouble.evacuate:
-        reason = f"{board.device_id}: {trouble.why}; no other board can take it: back to pending"
+        reason = f"{board.label}: {trouble.why}; no other board can take it: back to pending"
         return Evict(p.id, p.job_id, board.device_id, reason, inputs)
     ledger.add(job.id, board, p.cpu_pct, watts, 1)  # it stays: undo
     return None

@@ -1,15 +1,16 @@
 """Rack power capping: keep every rack with a budget under it, closed loop on measured draw.
 
 Each period, a rack drawing more than ``setpoint`` of its budget sheds the excess: first the
-cgroup CPU quotas of its placements, lowest priority first (Google's Thunderbolt, OSDI 2020),
-then its boards' frequency caps within their real range (never below a board's floor), then
-the quotas of protected (high-priority) placements. The watts a cut saves are estimated from
-each board's measured draw. A rack still over its budget a second period in a row gets the
-last resort: every quota to 0 and every board at its floor. So, whenever that last resort
-fits the budget, no rack is over it for more than two periods in a row. Caps are released
-in the reverse order, only after ``release_hold_periods`` periods with room, spending part
-of the room each period (hysteresis). The quotas and caps in force are read from the view
-(what the runner stored); only the per-rack streaks are carried, as an explicit value.
+cgroup CPU quotas of its placements, lowest priority first (Google's Thunderbolt, OSDI
+2020), then its boards' frequency caps within their real range (never below a board's
+floor), then the quotas of protected (high-priority) placements. The watts a cut saves are
+estimated from each board's measured draw. A rack still over its budget a second period in a
+row gets the last resort: every quota to its least (``MIN_QUOTA_PCT``: a board refuses 0)
+and every board at its floor. So, whenever that last resort fits the budget, no rack is over
+it for more than two periods in a row. Caps are released in the reverse order, only after
+``release_hold_periods`` periods with room, spending part of the room each period
+(hysteresis). The quotas and caps in force are read from the view (what the runner stored);
+only the per-rack streaks are carried, as an explicit value.
 Pure: no I/O, no clock.
 """
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from wrale.fleet.brain.decisions.view import BoardView, FleetView, Inputs, PlacementView
 
 FULL_PCT = 100.0
+MIN_QUOTA_PCT = 1.0  # the least CPU quota set: a board refuses 0, as systemd's CPUQuota= does
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,17 +94,18 @@ def cap_racks(
         over = draw > budget
         rs = RackState(prev.over_periods + 1 if over else 0, 0)
         inputs: Inputs = {"rack_draw_w": round(draw, 2), "budget_w": budget}
+        name = view.rack_label(rack_id)
         if draw > policy.setpoint * budget:
             if over and prev.over_periods >= 1:
                 why = (
-                    f"rack {rack_id} still over its budget ({draw:.1f} of {budget:g} W) a "
-                    f"second period: every quota to 0 and every board at its floor"
+                    f"rack {name} still over its budget ({draw:.1f} of {budget:g} W) a second "
+                    f"period: every quota to {MIN_QUOTA_PCT:g} % and every board at its floor"
                 )
                 actions += plan.last_resort(why, inputs)
             else:
                 excess = draw - policy.setpoint * budget
                 why = (
-                    f"rack {rack_id} draws {draw:.1f} W of its {budget:g} W budget: "
+                    f"rack {name} draws {draw:.1f} W of its {budget:g} W budget: "
                     f"shedding {excess:.1f} W"
                 )
                 actions += plan.shed(excess, policy.protected_priority, why, inputs)
@@ -111,7 +114,7 @@ def cap_racks(
             if rs.room_periods >= policy.release_hold_periods:
                 room = (policy.setpoint * budget - draw) * policy.release_share
                 why = (
-                    f"rack {rack_id} draws {draw:.1f} W of its {budget:g} W budget for "
+                    f"rack {name} draws {draw:.1f} W of its {budget:g} W budget for "
                     f"{rs.room_periods} periods: releasing up to {room:.1f} W"
                 )
                 actions += plan.release(room, policy.protected_priority, why, inputs)
@@ -202,9 +205,9 @@ class _Plan:
     ) -> float:
         limit = _limit(p, self.quota[p.id])
         w = self._per_pct_full(b, shedding=True) * self.cap[b.device_id] / FULL_PCT
-        if left <= 0 or limit <= 0 or w <= 0:
+        if left <= 0 or limit <= MIN_QUOTA_PCT or w <= 0:
             return left
-        new = 0.0 if limit * w <= left else max(0.0, float(math.floor(limit - left / w)))
+        new = max(MIN_QUOTA_PCT, float(math.floor(limit - left / w)))
         saved = (limit - new) * w
         self.saved[b.device_id] += saved
         text = f"{why}: priority {p.priority} placement quota {new:g} %"
@@ -227,8 +230,8 @@ class _Plan:
         out: list[CapAction] = []
         for b in self.boards:
             for p in b.placements:
-                if self.quota[p.id] != 0.0:
-                    out.append(self._set_quota(b, p, 0.0, why, inputs))
+                if self.quota[p.id] != MIN_QUOTA_PCT:
+                    out.append(self._set_quota(b, p, MIN_QUOTA_PCT, why, inputs))
             if self.cap[b.device_id] != _floor(b) or b.freq_cap_pct is None:
                 out.append(self._set_cap(b, _floor(b), why, inputs))
         return out

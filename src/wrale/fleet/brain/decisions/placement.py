@@ -137,7 +137,8 @@ def hard_block(board: BoardView, job: JobSpec, view: FleetView, ledger: Ledger) 
         )
         here += ledger.job_rack.get((job.id, board.rack_id), 0)
         if here >= job.max_per_rack:
-            return f"rack {board.rack_id} already has {here} (max_per_rack {job.max_per_rack})"
+            rack = view.rack_label(board.rack_id)
+            return f"rack {rack} already has {here} (max_per_rack {job.max_per_rack})"
     return None
 
 
@@ -218,7 +219,8 @@ def score_board(
         draw += ledger.rack_w.get(rack, 0.0)
         if draw + watts > budget * policy.power_fill:
             return (
-                f"rack {board.rack_id} would draw {draw + watts:.1f} W of its {budget:.0f} W "
+                f"rack {view.rack_label(board.rack_id)} would draw {draw + watts:.1f} W of its "
+                f"{budget:.0f} W "
                 f"budget (fills to {policy.power_fill:.0%})"
             )
         score += policy.power_weight_c * (budget - draw - watts) / budget
@@ -287,7 +289,8 @@ def place(
             f"{i['predicted_c']} °C with the job against its warning {board.warning_c:g} °C"
         )
         if "rack_budget_w" in i:
-            reason += f", rack {board.rack_id} at {i['rack_draw_w']} of {i['rack_budget_w']:g} W"
+            rack = view.rack_label(board.rack_id)
+            reason += f", rack {rack} at {i['rack_draw_w']} of {i['rack_budget_w']:g} W"
         out.append(Assignment(job.id, board.device_id, board.rack_id, best.score, reason, i))
     return out
 

@@ -88,6 +88,7 @@ class BoardView:
     power_source: Source | None = None
     battery_pct: float | None = None
     throttled: bool = False
+    under_voltage: bool = False  # the supply sagged below the firmware's threshold lately
     freq_cap_pct: float | None = None  # the brain's cap in force (None: none)
     min_freq_pct: float = PI5_MIN_FREQ_PCT
     idle_w: float = PI5_IDLE_W
@@ -95,6 +96,11 @@ class BoardView:
     reading_age_s: float | None = None  # None: it never reported
     stale_after_s: float = STALE_AFTER_S
     placements: tuple[PlacementView, ...] = ()
+    name: str | None = None  # what operators call it (reasons say this, else the id)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.device_id
 
     @property
     def fresh(self) -> bool:
@@ -174,6 +180,11 @@ class RackView:
     room_id: str | None = None
     budget_w: float | None = None
     draw_w: float | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +232,11 @@ class FleetView:
 
     def rack(self, rack_id: str | None) -> RackView | None:
         return None if rack_id is None else self._racks.get(rack_id)
+
+    def rack_label(self, rack_id: str | None) -> str:
+        """The rack's name for a reason (its id when it has none in the view)."""
+        rack = self.rack(rack_id)
+        return rack.label if rack is not None else str(rack_id)
 
     def job(self, job_id: str) -> JobSpec | None:
         return self._jobs.get(job_id)

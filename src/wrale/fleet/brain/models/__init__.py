@@ -5,7 +5,11 @@ from wrale.fleet.brain.models import channel as channel
 from wrale.fleet.brain.models import commands as commands
 from wrale.fleet.brain.models import decision_loops as decision_loops
 from wrale.fleet.brain.models import decisions as decisions
+from wrale.fleet.brain.models import dry_runs as dry_runs
 from wrale.fleet.brain.models import jobs as jobs
+from wrale.fleet.brain.models import maintenance as maintenance
+from wrale.fleet.brain.models import recommendations as recommendations
+from wrale.fleet.brain.models import rollouts as rollouts
 from wrale.fleet.brain.models import templates as templates
 from wrale.fleet.brain.models import twin as twin
 from wrale.fleet.brain.models.audit import AuditEntry

@@ -1,5 +1,5 @@
 """Leases: named, expiring claims in the database that let every replica run the same
-background jobs while each job runs once per interval fleet-wide (see ``maintenance.py``)."""
+background jobs while each job runs once per interval fleet-wide (see ``background.py``)."""
 
 from __future__ import annotations
 

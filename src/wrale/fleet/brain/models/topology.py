@@ -38,6 +38,9 @@ class Rack(TenantMixin, Base):
     units: Mapped[int] = mapped_column(Integer, default=42)
     power_budget_w: Mapped[float | None] = mapped_column(default=None)
     cooling_zone: Mapped[str | None] = mapped_column(String(64), default=None)
+    # the electrical circuit (PDU, breaker) the rack hangs on: racks sharing one share its
+    # inrush, so a rollout can cap the boards restarting per feed at once
+    power_feed: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Zone(TenantMixin, Base):

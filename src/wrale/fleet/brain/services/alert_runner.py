@@ -256,7 +256,7 @@ async def run_alert_cycle(
     *,
     read_samples: SampleReader = telemetry_samples,
 ) -> dict[str, int]:
-    """One maintenance pass: evaluate every tenant's rules (committed). Notifications are
+    """One background pass: evaluate every tenant's rules (committed). Notifications are
     only queued here; the separate ``notifications.deliver`` job sends them, so a slow
     receiver never holds up evaluation."""
     async with db.session() as session:

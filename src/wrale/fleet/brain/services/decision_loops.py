@@ -20,7 +20,7 @@ from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import NotFoundError
 
-LOOPS = ("placement", "capping", "balancing")
+LOOPS = ("placement", "capping", "balancing", "recommendations")
 ALL_SITES = "*"
 
 

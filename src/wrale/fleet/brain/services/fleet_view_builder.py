@@ -42,7 +42,7 @@ from wrale.fleet.brain.services.telemetry_store import lookup_metric_ids
 TREND_WINDOW_S = 300.0  # the temperature trend is the slope of the last five minutes
 FAN_SPINNING_RPM = 100.0  # below this a fan driven at FAN_DRIVEN_PCT or more has failed
 FAN_DRIVEN_PCT = 20.0
-TEMP, AMBIENT, FAN, RPM, POWER, ON_BATTERY, BATTERY, THROTTLED = (
+TEMP, AMBIENT, FAN, RPM, POWER, ON_BATTERY, BATTERY, THROTTLED, UNDER_VOLTAGE = (
     "cpu_temp_c",
     "ambient_temp_c",
     "fan_pct",
@@ -51,8 +51,9 @@ TEMP, AMBIENT, FAN, RPM, POWER, ON_BATTERY, BATTERY, THROTTLED = (
     "on_battery",
     "battery_pct",
     "throttled",
+    "under_voltage",
 )
-METRICS = (TEMP, AMBIENT, FAN, RPM, POWER, ON_BATTERY, BATTERY, THROTTLED)
+METRICS = (TEMP, AMBIENT, FAN, RPM, POWER, ON_BATTERY, BATTERY, THROTTLED, UNDER_VOLTAGE)
 TRENDED = (TEMP, AMBIENT)
 
 Latest = dict[str, tuple[float, float]]  # metric -> (ts, value)
@@ -142,6 +143,7 @@ def board_view(
     failed = failed and rpm is not None and rpm < FAN_SPINNING_RPM
     return BoardView(
         device_id=d.id,
+        name=d.name,
         rack_id=d.rack_id,
         room_id=b.place.room_id if b.place else None,
         site_id=b.place.site_id if b.place else None,
@@ -159,6 +161,7 @@ def board_view(
         power_source=_source(latest, fresh),
         battery_pct=value(BATTERY),
         throttled=(value(THROTTLED) or 0.0) >= 0.5,
+        under_voltage=(value(UNDER_VOLTAGE) or 0.0) >= 0.5,
         freq_cap_pct=freq_cap_pct,
         reading_age_s=age,
         placements=tuple(placements),
@@ -263,9 +266,11 @@ async def build_fleet_view(
     racks: list[RackView] = []
     if rack_ids:
         rows = await session.execute(
-            select(Rack.id, Rack.room_id, Rack.power_budget_w).where(Rack.id.in_(rack_ids))
+            select(Rack.id, Rack.room_id, Rack.power_budget_w, Rack.name).where(
+                Rack.id.in_(rack_ids)
+            )
         )
-        racks = [RackView(r.id, r.room_id, r.power_budget_w) for r in rows]
+        racks = [RackView(r.id, r.room_id, r.power_budget_w, name=r.name) for r in rows]
     specs = tuple([await job_spec(session, j, boards) for j in jobs])
     return FleetView(views, tuple(racks), specs, now)
 

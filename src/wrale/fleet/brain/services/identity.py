@@ -236,11 +236,18 @@ async def authenticate(
 # ----------------------------------------------------------------------------- bootstrap
 
 
+BOOTSTRAP_LOCK = 0x5772616C65  # "Wrale": the advisory lock key of the first start
+
+
 async def bootstrap(session: AsyncSession, admin_password: str | None) -> str | None:
     """Create the default tenant and its ``admin`` on first start.
 
     Returns the admin's password when it was generated (to be printed once), else None.
+    Replicas starting together on a fresh PostgreSQL take turns (a transaction advisory
+    lock): the second sees the first's admin instead of failing on the tenant's name.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(BOOTSTRAP_LOCK)))
     if await session.scalar(select(func.count()).select_from(User)):
         return None
     tenant = await session.scalar(select(Tenant).where(Tenant.name == DEFAULT_TENANT))

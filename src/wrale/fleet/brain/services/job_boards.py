@@ -19,7 +19,7 @@ from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.brain.models.jobs import Job
 from wrale.fleet.brain.models.telemetry import TelemetryLatest
 from wrale.fleet.brain.models.twin import DeviceTwin
-from wrale.fleet.brain.services.commands import is_sim
+from wrale.fleet.brain.services.command_rules import is_sim
 from wrale.fleet.brain.services.fleet_view import FRESH_S, ON_BATTERY
 from wrale.fleet.brain.services.groups import devices_in_group, matches
 from wrale.fleet.brain.services.selectors import Place

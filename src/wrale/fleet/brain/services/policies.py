@@ -1,6 +1,8 @@
 """Policies: versioned partial documents (thermal, power, security, sampling) attached to
 the fleet, a group or a device, stored with their versions; each change recomposes the
-twins of the devices in its scope.
+twins of the devices in its scope: a device's at once, a group's or the fleet's in the
+background (``twin_recompose``: the change records the work in its own transaction and
+the request returns; ``recompose_of(session)`` says what was recorded).
 
 The documents' kinds, checks and merge, and a device's effective policy, are
 ``policy_effective``'s (re-exported here, so ``policies.KINDS`` etc. keep working).
@@ -18,8 +20,7 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.models.groups import Group
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
-from wrale.fleet.brain.services import audit, twin
-from wrale.fleet.brain.services.groups import devices_in_group
+from wrale.fleet.brain.services import audit, twin, twin_recompose
 from wrale.fleet.brain.services.lookup import get_owned
 from wrale.fleet.brain.services.policy_effective import KINDS as KINDS
 from wrale.fleet.brain.services.policy_effective import SamplingPolicy as SamplingPolicy
@@ -125,7 +126,9 @@ async def create_policy(
     audit.record(
         session, pr, "policy.create", resource_type="policy", resource_id=p.id, after=policy_view(p)
     )
-    await refresh_twins(session, p.tenant_id, p.scope_type, p.scope_id, bus)
+    await refresh_twins(
+        session, p.tenant_id, p.scope_type, p.scope_id, bus, f"policy.create {kind}", pr.name
+    )
     return p
 
 
@@ -158,7 +161,9 @@ async def update_policy(
         before=before,
         after=policy_view(p),
     )
-    await refresh_twins(session, p.tenant_id, p.scope_type, p.scope_id, bus)
+    await refresh_twins(
+        session, p.tenant_id, p.scope_type, p.scope_id, bus, f"policy.update {p.kind}", pr.name
+    )
     return p
 
 
@@ -176,21 +181,43 @@ async def delete_policy(
         before=policy_view(p),
     )
     scope = (p.tenant_id, p.scope_type, p.scope_id)
+    reason = f"policy.delete {p.kind}"
     await session.delete(p)
-    await refresh_twins(session, *scope, bus)
+    await session.flush()  # the recomposition reads the policies without it
+    await refresh_twins(session, *scope, bus, reason, pr.name)
+
+
+RECOMPOSE_KEY = "wrale.policies.recompose"
 
 
 async def refresh_twins(
-    session: AsyncSession, tenant_id: str, scope_type: str, scope_id: str, bus: EventBus | None
-) -> None:
-    """Effective policies flow into desired state: recompose the twins in the scope."""
-    ids: list[str] | None = None
-    if scope_type == "group":
-        found = await devices_in_group(session, tenant_id, scope_id, recursive=True)
-        ids = [d.id for d in found]
-    elif scope_type == "device":
-        ids = [scope_id]
-    await twin.refresh(session, tenant_id, ids, bus)
+    session: AsyncSession,
+    tenant_id: str,
+    scope_type: str,
+    scope_id: str,
+    bus: EventBus | None,
+    reason: str = "",
+    by: str | None = None,
+) -> dict[str, Any]:
+    """Effective policies flow into desired state: a device's twin is recomposed now
+    (one board: a rollout's per-board change stays immediate); a group's or the fleet's
+    are queued for the background duty, so the request does no per-board work. Returns
+    the recompose's view, also kept for ``recompose_of``."""
+    if scope_type == "device":
+        changed = await twin.refresh(session, tenant_id, [scope_id], bus)
+        out = twin_recompose.inline_view(scope_id, changed)
+    else:
+        out = await twin_recompose.enqueue(
+            session, tenant_id, scope_type, scope_id or None, reason=reason, by=by
+        )
+    session.info[RECOMPOSE_KEY] = out
+    return out
+
+
+def recompose_of(session: AsyncSession) -> dict[str, Any] | None:
+    """The recompose the last policy change in ``session`` recorded (None: none yet)."""
+    found = session.info.get(RECOMPOSE_KEY)
+    return dict(found) if found else None
 
 
 async def versions(

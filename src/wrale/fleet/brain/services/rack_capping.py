@@ -12,6 +12,7 @@ released or logged.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from sqlalchemy import select
@@ -42,11 +43,20 @@ log = logging.getLogger("wrale.central.capping")
 LOOP = "capping"
 CAPPING_INTERVAL_S = 10.0
 COMMAND_TIMEOUT_S = 60.0
+NOT_APPLIED_EVERY_S = 300.0  # a cap a board keeps refusing is logged once per this
 
 
 def brain(tenant_id: str) -> Principal:
     """Who the loops' commands are from."""
     return Principal(tenant_id, Role.OPERATOR, "brain", "brain", "brain")
+
+
+def _unsent_in(raw: dict[str, Any]) -> dict[str, float]:
+    """When a frequency cap that could not be sent was last logged, per board."""
+    got = raw.get("unsent") or {}
+    if not isinstance(got, dict):
+        return {}
+    return {str(k): float(v) for k, v in got.items() if isinstance(v, int | float)}
 
 
 def _state_in(raw: dict[str, Any]) -> tuple[CappingState, dict[str, float]]:
@@ -61,10 +71,13 @@ def _state_in(raw: dict[str, Any]) -> tuple[CappingState, dict[str, float]]:
     return CappingState(racks), caps
 
 
-def _state_out(state: CappingState, caps: dict[str, float]) -> dict[str, Any]:
+def _state_out(
+    state: CappingState, caps: dict[str, float], unsent: dict[str, float]
+) -> dict[str, Any]:
     return {
         "racks": {k: [v.over_periods, v.room_periods] for k, v in sorted(state.racks.items())},
         "caps": dict(sorted(caps.items())),
+        "unsent": dict(sorted(unsent.items())),
     }
 
 
@@ -73,7 +86,9 @@ async def cap_tenant(session: Any, tenant_id: str, now: float, bus: EventBus | N
     paused = await pauses(session, tenant_id, LOOP)
     if paused.everywhere:
         return 0
-    state, caps = _state_in(await load_state(session, tenant_id, LOOP))
+    raw = await load_state(session, tenant_id, LOOP)
+    state, caps = _state_in(raw)
+    unsent = {k: t for k, t in _unsent_in(raw).items() if now - t < 12 * NOT_APPLIED_EVERY_S}
     view = await build_fleet_view(
         session, tenant_id, now, freq_caps=caps, skip_sites=paused.sites, with_trends=False
     )
@@ -95,6 +110,9 @@ async def cap_tenant(session: Any, tenant_id: str, now: float, bus: EventBus | N
         else:
             applied_cap = await _freq_cap(session, tenant_id, a)
             if applied_cap is not None:
+                if now - unsent.get(a.device_id, -math.inf) < NOT_APPLIED_EVERY_S:
+                    continue  # tried again each period, said once in a while
+                unsent[a.device_id] = now
                 record_decision(
                     session,
                     tenant_id,
@@ -108,6 +126,7 @@ async def cap_tenant(session: Any, tenant_id: str, now: float, bus: EventBus | N
                     bus=bus,
                 )
                 continue
+            unsent.pop(a.device_id, None)
             if a.max_freq_pct is None:
                 caps.pop(a.device_id, None)
             else:
@@ -134,7 +153,7 @@ async def cap_tenant(session: Any, tenant_id: str, now: float, bus: EventBus | N
         )
         for device in devices:
             await twin.recompose(session, device, bus)
-    await save_state(session, tenant_id, LOOP, _state_out(state, caps), now)
+    await save_state(session, tenant_id, LOOP, _state_out(state, caps, unsent), now)
     return applied
 
 

@@ -268,6 +268,24 @@ async def delete_device(session: AsyncSession, p: Principal, device_id: str) -> 
 # ----------------------------------------------------------------------------- status
 
 
+async def fresh_under_lock(session: AsyncSession, device: Device) -> bool:
+    """Reload ``device`` from its row, locked to the end of the transaction (PostgreSQL;
+    SQLite has one writer). The device channel judges a status change on what is committed
+    now: an admin's quarantine committed since the device was read is never overwritten by
+    "online" or "offline". Whoever changes a status takes this lock before anything else
+    of the device, so two such transactions never wait on each other. False when the row
+    is gone (deleted while this waited for its lock)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    found = await session.scalar(
+        select(Device)
+        .where(Device.id == device.id)
+        .with_for_update(key_share=True)  # FOR NO KEY UPDATE: rows that refer to it
+        .execution_options(populate_existing=True)
+    )
+    return found is not None
+
+
 async def set_status(
     session: AsyncSession,
     device: Device,
@@ -275,6 +293,8 @@ async def set_status(
     reason: str | None,
     bus: EventBus | None,
     principal: Principal | None = None,
+    *,
+    locked: bool = False,
 ) -> bool:
     """Move ``device`` to ``status``; audits it and publishes ``device.status``.
 
@@ -284,6 +304,8 @@ async def set_status(
     """
     if status not in STATUSES:
         raise InvalidRequestError(f"status: one of {', '.join(STATUSES)}")
+    if status in CHANNEL_STATUSES and not locked:  # locked: the caller re-read it under lock
+        await fresh_under_lock(session, device)
     previous = device.status
     if status == previous or (status in CHANNEL_STATUSES and previous in HELD_STATUSES):
         return False

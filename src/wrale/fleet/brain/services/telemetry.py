@@ -19,11 +19,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models import Device
-from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of, value_ok
+from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of
+from wrale.fleet.brain.services.telemetry_partitions import drop_expired
 from wrale.fleet.brain.services.telemetry_store import (
     BatchRows,
     executemany,
     fetch,
+    is_pg,
     lookup_metric_ids,
     metric_ids,
     placeholders,
@@ -62,31 +64,39 @@ class IngestResult:
 
 
 def validate_points(points: Sequence[tuple[str, float, float]], now: float) -> None:
+    """Refuse the batch on its first bad point. The hot loop: a metric's name and bounds
+    are checked once per batch, and plain ``float``/``int`` skip the generic type check."""
     if len(points) > MAX_BATCH_POINTS:
         raise InvalidRequestError(
             f"a batch holds at most {MAX_BATCH_POINTS} points ({len(points)} sent); split it"
         )
     newest = now + MAX_FUTURE_S
-    seen: set[str] = set()
+    limits: dict[str, tuple[float, float]] = {}
     for i, (metric, ts, value) in enumerate(points):
-        if metric not in seen:
+        low_high = limits.get(metric)
+        if low_high is None:
             if not isinstance(metric, str) or not METRIC_RE.match(metric):
                 raise InvalidRequestError(
                     f"points[{i}]: metric {metric!r} must match {METRIC_RE.pattern} "
                     "(lower case with a unit suffix, e.g. cpu_temp_c)"
                 )
-            seen.add(metric)
-        if not (isinstance(ts, int | float) and MIN_TS <= ts <= newest):
+            low_high = limits[metric] = bounds_of(metric)
+        if not (_number(ts) and MIN_TS <= ts <= newest):
             raise InvalidRequestError(
                 f"points[{i}]: timestamp {ts!r} is outside [2000-01-01, now + 1 day] (unix seconds)"
             )
-        if not (isinstance(value, int | float) and math.isfinite(value)):
+        if not (_number(value) and math.isfinite(value)):
             raise InvalidRequestError(f"points[{i}]: value {value!r} is not a finite number")
-        if not value_ok(metric, value):
-            low, high = bounds_of(metric)
+        if not low_high[0] <= value <= low_high[1]:
             raise InvalidRequestError(
-                f"points[{i}]: {metric} = {value!r} is outside its physical bounds [{low}, {high}]"
+                f"points[{i}]: {metric} = {value!r} is outside its physical bounds "
+                f"[{low_high[0]}, {low_high[1]}]"
             )
+
+
+def _number(x: object) -> bool:
+    t = type(x)
+    return t is float or t is int or isinstance(x, int | float)
 
 
 def _aggregate(
@@ -276,10 +286,12 @@ class RetentionSettings(Protocol):
 async def apply_retention(
     session: AsyncSession, settings: RetentionSettings, now: float | None = None
 ) -> int:
-    """Delete raw points, 1 m and 1 h rollups older than their retention, and everything of
-    deleted devices. Deletes walk the primary key per (device, metric) — no index on time
-    needed — and are idempotent, so replicas may run this at the same time. Returns how
-    many (device, metric) series were visited."""
+    """Remove raw points, 1 m and 1 h rollups older than their retention, and everything of
+    deleted devices. Idempotent, so replicas may run this at the same time. Returns how
+    many (device, metric) series were visited.
+
+    SQLite deletes walk the primary key per (device, metric) — no index on time needed.
+    PostgreSQL drops whole expired partitions instead (``telemetry_partitions``)."""
     at = time.time() if now is None else now
     conn = await session.connection()
     pairs = await fetch(conn, "SELECT device_num, metric_id FROM telemetry_latest")
@@ -296,6 +308,15 @@ async def apply_retention(
         "telemetry_1m": ("bucket_ts", math.ceil(at - settings.telemetry_1m_retention_d * 86400)),
         "telemetry_1h": ("bucket_ts", math.ceil(at - settings.telemetry_1h_retention_d * 86400)),
     }
+    gone = sorted({int(n) for n, _ in pairs} - live)
+    if is_pg(conn):
+        await drop_expired(conn, {t: c for t, (_, c) in cutoffs.items()})
+        for table in (*cutoffs, "telemetry_latest", "telemetry_seq"):
+            if gone:
+                await conn.exec_driver_sql(
+                    f"DELETE FROM {table} WHERE device_num = ANY($1::integer[])", (gone,)
+                )
+        return len(pairs)
     marks = placeholders(conn, 3).split(", ")
     for table, (column, cutoff) in cutoffs.items():
         sql = (
@@ -305,7 +326,6 @@ async def apply_retention(
         await executemany(
             conn, sql, [(int(n), int(m), cutoff if int(n) in live else FOREVER) for n, m in pairs]
         )
-    gone = sorted({int(n) for n, _ in pairs} - live)
     if gone:
         for table in ("telemetry_latest", "telemetry_seq"):
             await executemany(

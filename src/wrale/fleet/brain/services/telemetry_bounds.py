@@ -18,6 +18,10 @@ METRIC_BOUNDS: Final[dict[str, tuple[float, float]]] = {
     "board_temp_c": (-50.0, 200.0),
     "ambient_temp_c": (-80.0, 100.0),
     "battery_pct": (0.0, 100.0),
+    "battery_health_pct": (0.0, 150.0),  # a new cell may hold more than its design
+    "emmc_life_used_pct": (0.0, 100.0),
+    "emmc_pre_eol": (1.0, 3.0),
+    "under_voltage": (0.0, 1.0),  # firmware flag: now or newly latched since the last sample
     "cpu_load_pct": (0.0, 100.0),
     "fan_pwm": (0.0, 255.0),
     "fan_rpm": (0.0, 50_000.0),

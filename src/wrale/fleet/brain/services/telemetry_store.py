@@ -224,15 +224,14 @@ def _agg_columns(agg: Agg) -> list[list[Any]]:
 
 
 async def _write_pg(conn: AsyncConnection, b: BatchRows) -> tuple[bool, int]:
-    raw_m = [m for m, _ in b.raw]
-    raw_t = [t for _, t in b.raw]
+    raw = sorted(b.raw.items())  # in key order: each index page is visited in turn, once
     params = (
         b.num,
         b.seq,
         b.at,
-        raw_m,
-        raw_t,
-        list(b.raw.values()),
+        [m for (m, _), _ in raw],
+        [t for (_, t), _ in raw],
+        [v for _, v in raw],
         *_agg_columns(b.m1),
         *_agg_columns(b.h1),
         list(b.latest),
@@ -259,7 +258,7 @@ def _advance_sqlite(c: sqlite3.Connection, b: BatchRows) -> bool:
 def _write_sqlite_sync(c: sqlite3.Connection, b: BatchRows) -> tuple[bool, int]:
     if _advance_sqlite(c, b):
         n = b.num
-        c.executemany(_SQLITE_RAW, [(n, m, t, v) for (m, t), v in b.raw.items()])
+        c.executemany(_SQLITE_RAW, [(n, m, t, v) for (m, t), v in sorted(b.raw.items())])
         for table, agg in (("telemetry_1m", b.m1), ("telemetry_1h", b.h1)):
             c.executemany(_SQLITE_ROLLUP[table], [(n, m, k, *a) for (m, k), a in agg.items()])
         c.executemany(_SQLITE_LATEST, [(n, m, t, v) for m, (t, v) in b.latest.items()])

@@ -70,6 +70,7 @@ async def balance_tenant(
     touched: set[str] = set()
     jobs: set[str] = set()
     applied = 0
+    label = {b.device_id: b.label for b in view.boards}
     for a in actions:
         p = await session.get(JobPlacement, a.placement_id, with_for_update=True)
         source = a.from_device if isinstance(a, Move) else a.device_id
@@ -84,7 +85,8 @@ async def balance_tenant(
             touched |= {a.from_device, a.to_device}
             action, summary = (
                 "move",
-                f"placement {p.id} moved from {a.from_device} to {a.to_device}",
+                f"placement {p.id} moved from {label.get(a.from_device, a.from_device)} to "
+                f"{label.get(a.to_device, a.to_device)}",
             )
             subjects = {
                 "job": a.job_id,
@@ -96,7 +98,10 @@ async def balance_tenant(
             transition(session, p, "pending", a.reason, now, device_id=a.device_id, bus=bus)
             p.device_id = None
             touched.add(a.device_id)
-            action, summary = "evict", f"placement {p.id} taken off {a.device_id}: back to pending"
+            action = "evict"
+            summary = (
+                f"placement {p.id} taken off {label.get(a.device_id, a.device_id)}: back to pending"
+            )
             subjects = {"job": a.job_id, "placement": p.id, "device": a.device_id}
         jobs.add(a.job_id)
         applied += 1

@@ -48,6 +48,7 @@ def rack_view(r: Rack) -> dict[str, Any]:
         "units": r.units,
         "power_budget_w": r.power_budget_w,
         "cooling_zone": r.cooling_zone,
+        "power_feed": r.power_feed,
         "created_at": r.created_at,
     }
 
@@ -247,6 +248,7 @@ async def create_rack(
     units: int = 42,
     power_budget_w: float | None = None,
     cooling_zone: str | None = None,
+    power_feed: str | None = None,
 ) -> Rack:
     p.require(Role.OPERATOR, "creating racks")
     room = await get(session, Room, p.tenant_id, room_id, "room")
@@ -259,6 +261,7 @@ async def create_rack(
         units=units,
         power_budget_w=power_budget_w,
         cooling_zone=cooling_zone,
+        power_feed=power_feed,
     )
     return await _add(session, p, rack, "rack", rack_view)
 
@@ -303,6 +306,8 @@ async def update_rack(
     rack.room_id, rack.name, rack.units, rack.power_budget_w = room_id, name, units, budget
     if "cooling_zone" in changes:
         rack.cooling_zone = changes["cooling_zone"]
+    if "power_feed" in changes:
+        rack.power_feed = changes["power_feed"]
     return await _audit_update(session, p, rack, "rack", rack_view, before)
 
 

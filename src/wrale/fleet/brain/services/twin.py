@@ -74,6 +74,7 @@ __all__ = [
     "reported_of",
     "same_json",
     "set_config",
+    "set_desired",
     "twin_view",
 ]
 
@@ -135,10 +136,11 @@ async def _compose(
     return compose(effective, overrides, jobs if keep else None)
 
 
-def _set_desired(
+def set_desired(
     session: AsyncSession, t: DeviceTwin, doc: dict[str, Any], bus: EventBus | None
 ) -> bool:
-    """Store ``doc`` as desired, bumping the version, if it differs; publishes."""
+    """Store ``doc`` as desired, bumping the version, if it differs; publishes after the
+    commit. The caller holds the twin's row lock (``twin_batch`` for many at once)."""
     if t.desired_version > 0 and same_json(t.desired, doc):
         return False
     t.desired = doc
@@ -182,7 +184,7 @@ async def _current(
         if not lock:
             t = await _twin_row(session, device, lock=True)
             doc = await _compose(session, device, t, effective, t.overrides)
-        _set_desired(session, t, doc, bus)
+        set_desired(session, t, doc, bus)
     return t, effective
 
 
@@ -258,7 +260,7 @@ async def patch_twin(
     before = {"version": t.desired_version, "overrides": t.overrides}
     t.overrides = overrides
     t.updated_at = wall_now()
-    _set_desired(session, t, doc, bus)
+    set_desired(session, t, doc, bus)
     audit.record(
         session,
         p,
@@ -290,7 +292,7 @@ async def set_config(
     if not config:
         overrides.pop("config")
     t.overrides = overrides
-    _set_desired(session, t, await _compose(session, device, t, effective, overrides), bus)
+    set_desired(session, t, await _compose(session, device, t, effective, overrides), bus)
     return t
 
 
@@ -314,7 +316,7 @@ async def _recompose_locked(
 ) -> None:
     """Compose the desired document of a twin whose row lock the caller holds."""
     doc = await _compose(session, device, t, await _effective(session, device), t.overrides)
-    _set_desired(session, t, doc, bus)
+    set_desired(session, t, doc, bus)
 
 
 async def record_reported(

@@ -78,7 +78,10 @@ async def handshake(conn: Connection, hello: Hello, timeout_s: float = 10.0) -> 
     """
     try:
         await conn.send(hello)
-        first = await asyncio.wait_for(conn.recv(), timeout_s)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that arrives
+        # as the answer does, and an agent being stopped would then carry on dialling.
+        async with asyncio.timeout(timeout_s):
+            first = await conn.recv()
     except TimeoutError:
         await conn.close()
         raise DialError(f"no answer to hello within {timeout_s:g} s") from None

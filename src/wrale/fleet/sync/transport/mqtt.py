@@ -264,12 +264,10 @@ class MqttConnection:
             return
         with contextlib.suppress(Exception):
             bye = Goodbye(code=CLOSED, message="agent closed", session=self.session)
-            await asyncio.wait_for(
-                self._client.publish(
+            async with asyncio.timeout(2.0):
+                await self._client.publish(
                     self._broker.topic(self._device_id, "status"), encode(bye), qos=QOS
-                ),
-                2.0,
-            )
+                )
         await self._shut()
 
     async def _shut(self) -> None:
@@ -277,7 +275,8 @@ class MqttConnection:
             return
         self._closed = True
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._client.__aexit__(None, None, None), 5.0)
+            async with asyncio.timeout(5.0):
+                await self._client.__aexit__(None, None, None)
 
 
 class MqttDialer:

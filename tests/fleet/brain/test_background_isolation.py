@@ -16,9 +16,9 @@ from tests.fleet.brain.test_notify_delivery import (
     hanging,
     tenant_with_channel,
 )
+from wrale.fleet.brain.background import BackgroundRunner, Job, JobContext, default_jobs
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import Job, JobContext, MaintenanceRunner, default_jobs
 from wrale.fleet.brain.models import Device, Lease
 from wrale.fleet.brain.models.commands import Command
 from wrale.shared.central_settings import CentralSettings
@@ -70,7 +70,7 @@ async def test_a_hanging_webhook_holds_up_no_other_job(
         _signalling(by_name["commands.expire"], expired_done),
         _signalling(by_name["channel.offline"], offline_done),
     ]
-    r = MaintenanceRunner(database, EventBus(), settings, jobs=jobs, holder="a")
+    r = BackgroundRunner(database, EventBus(), settings, jobs=jobs, holder="a")
     first = asyncio.create_task(r.run_once(T0))
     try:
         await asyncio.wait_for(hanging.arrived.wait(), GUARD_S)
@@ -107,7 +107,7 @@ async def test_a_job_past_its_deadline_is_cancelled(
             cancelled.set()
             raise
 
-    r = MaintenanceRunner(
+    r = BackgroundRunner(
         database, EventBus(), settings, jobs=[Job("stuck", stuck, deadline_s=0.2)], holder="a"
     )
     try:
@@ -115,4 +115,4 @@ async def test_a_job_past_its_deadline_is_cancelled(
     finally:
         await r.stop()
     assert cancelled.is_set()
-    assert "maintenance job stuck overran its 0.2 s deadline" in caplog.text
+    assert "background job stuck overran its 0.2 s deadline" in caplog.text

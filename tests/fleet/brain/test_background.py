@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from wrale.fleet.brain.bus import EventBus
-from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import (
+from wrale.fleet.brain.background import (
+    BackgroundRunner,
     Job,
     JobContext,
-    MaintenanceRunner,
     acquire_lease,
     default_jobs,
 )
+from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import AuditEntry, Lease
 from wrale.shared.central_settings import CentralSettings
 
@@ -31,8 +31,8 @@ def settings(tmp_path: Path) -> CentralSettings:
 
 def runner(
     db: Database, settings: CentralSettings, jobs: list[Job], holder: str
-) -> MaintenanceRunner:
-    return MaintenanceRunner(db, EventBus(), settings, jobs=jobs, holder=holder)
+) -> BackgroundRunner:
+    return BackgroundRunner(db, EventBus(), settings, jobs=jobs, holder=holder)
 
 
 async def test_lease_acquire_renew_and_expiry(database: Database) -> None:
@@ -99,7 +99,7 @@ async def test_failing_job_does_not_stop_the_others(
     finally:
         await r.stop()
     assert ran == ["fine", "fine"]
-    assert "maintenance job broken failed" in caplog.text
+    assert "background job broken failed" in caplog.text
     assert "disk on fire" in caplog.text
 
 
@@ -178,8 +178,8 @@ async def test_the_app_runs_the_maintenance_runner(tmp_path: Path) -> None:
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        assert app.state.maintenance.running
-    assert not app.state.maintenance.running
+        assert app.state.background.running
+    assert not app.state.background.running
 
 
 async def test_every_default_job_runs_cleanly(

@@ -1,8 +1,8 @@
-"""Background maintenance: every replica runs a ``MaintenanceRunner``; each job is guarded by
+"""Background jobs: every replica runs a ``BackgroundRunner``; each job is guarded by
 a lease row so it runs once per interval fleet-wide (audit retention, telemetry rollups and
 retention, alert evaluation, notification delivery, offline detection, job placement, rack power
-capping, thermal balancing). A job has the runner's interval unless it names its own (the
-decision loops: every few seconds). Each
+capping, thermal balancing, recommendations, maintenance rules). A job has the runner's
+interval unless it names its own (the decision loops: every few seconds or a minute). Each
 job runs in its own task under its own deadline: a stuck job holds up no other, is not
 started again while it runs, and its lease is not renewed meanwhile. A failing job is
 retried next interval.
@@ -34,13 +34,23 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Lease
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.delivery import DeliveryLimits, deliver_pending
+from wrale.fleet.brain.services.dry_run_change import DryRunner
+from wrale.fleet.brain.services.dry_runs import DryRunWorker
 from wrale.fleet.brain.services.egress import EgressPolicy
 from wrale.fleet.brain.services.job_placement import place_all
+from wrale.fleet.brain.services.maintenance.rules_runner import RULES_INTERVAL_S, evaluate_all
 from wrale.fleet.brain.services.rack_capping import CAPPING_INTERVAL_S, cap_all
+from wrale.fleet.brain.services.recommendations import (
+    RECOMMENDATIONS_INTERVAL_S,
+    recommend_all,
+)
+from wrale.fleet.brain.services.rollout_loop import ROLLOUTS_INTERVAL_S, advance_all
+from wrale.fleet.brain.services.telemetry_partitions import PARTITIONS_INTERVAL_S, partition_duty
 from wrale.fleet.brain.services.thermal_balancing import BALANCING_INTERVAL_S, balance_all
+from wrale.fleet.brain.services.twin_recompose import RECOMPOSE_INTERVAL_S, recompose_pending
 from wrale.shared.central_settings import CentralSettings
 
-log = logging.getLogger("wrale.central.maintenance")
+log = logging.getLogger("wrale.central.background")
 # a delivery pass: its claim rounds, then the last sends' own deadlines (at most 30 s)
 DELIVERY_DEADLINE_S = DeliveryLimits().pass_budget_s + 40.0
 PLACEMENT_INTERVAL_S = 5.0  # pending replicas wait at most this long for a board
@@ -128,6 +138,22 @@ async def _balance(ctx: JobContext, now: float) -> None:
     await balance_all(ctx.db, now, ctx.bus)
 
 
+async def _recommend(ctx: JobContext, now: float) -> None:
+    await recommend_all(ctx.db, now, ctx.bus)
+
+
+async def _rollouts(ctx: JobContext, now: float) -> None:
+    await advance_all(ctx.db, now, ctx.bus)
+
+
+async def _maintenance_rules(ctx: JobContext, now: float) -> None:
+    await evaluate_all(ctx.db, now)
+
+
+async def _recompose_twins(ctx: JobContext, now: float) -> None:
+    await recompose_pending(ctx.db, ctx.bus)
+
+
 def _hook(module: str, name: str) -> Callable[..., Awaitable[Any]] | None:
     """``module.name`` if another part of the brain provides it yet, else None."""
     try:
@@ -154,7 +180,7 @@ def default_jobs() -> list[Job]:
 
         jobs.append(Job("telemetry.rollup", _rollup))
     else:
-        log.debug("maintenance: services.telemetry.rollup not available; skipped")
+        log.debug("background: services.telemetry.rollup not available; skipped")
     if retention is not None:
 
         async def _retention(ctx: JobContext, now: float) -> None:
@@ -163,7 +189,7 @@ def default_jobs() -> list[Job]:
 
         jobs.append(Job("telemetry.retention", _retention))
     else:
-        log.debug("maintenance: services.telemetry.apply_retention not available; skipped")
+        log.debug("background: services.telemetry.apply_retention not available; skipped")
     if alert_cycle is not None:
 
         async def _alerts(ctx: JobContext, now: float) -> None:
@@ -171,11 +197,16 @@ def default_jobs() -> list[Job]:
 
         jobs.append(Job("alerts.cycle", _alerts))
     else:
-        log.debug("maintenance: services.alerts.run_alert_cycle not available; skipped")
+        log.debug("background: services.alerts.run_alert_cycle not available; skipped")
     jobs.append(Job("notifications.deliver", _deliver, deadline_s=DELIVERY_DEADLINE_S))
     jobs.append(Job("job_placement", _place_jobs, interval_s=PLACEMENT_INTERVAL_S))
     jobs.append(Job("rack_capping", _cap_racks, interval_s=CAPPING_INTERVAL_S))
     jobs.append(Job("thermal_balancing", _balance, interval_s=BALANCING_INTERVAL_S))
+    jobs.append(Job("recommendations", _recommend, interval_s=RECOMMENDATIONS_INTERVAL_S))
+    jobs.append(Job("rollouts", _rollouts, interval_s=ROLLOUTS_INTERVAL_S))
+    jobs.append(Job("telemetry.partitions", partition_duty, interval_s=PARTITIONS_INTERVAL_S))
+    jobs.append(Job("maintenance_rules", _maintenance_rules, interval_s=RULES_INTERVAL_S))
+    jobs.append(Job("twin_recompose", _recompose_twins, interval_s=RECOMPOSE_INTERVAL_S))
     expire = _hook("wrale.fleet.brain.services.commands", "expire_due")
     if expire is not None:
 
@@ -199,11 +230,26 @@ def default_jobs() -> list[Job]:
     return jobs
 
 
+DRY_RUN_INTERVAL_S = 5.0  # a queued dry-run waits at most this long for a worker
+DRY_RUN_DEADLINE_S = 60.0  # to claim one; the run itself goes on in the worker's task
+
+
+def dry_run_job(runner: DryRunner) -> Job:
+    """The dry-run worker (``services.dry_runs``) with the digital copy the entry point
+    wires (the brain never imports the simulator): one dry-run at a time per process."""
+    worker = DryRunWorker(runner, holder_id())
+
+    async def _dry_runs(ctx: JobContext, now: float) -> None:
+        await worker.run_once(ctx.db, now, wait=False)  # the next pass finds it busy
+
+    return Job("dry_runs", _dry_runs, DRY_RUN_DEADLINE_S, DRY_RUN_INTERVAL_S)
+
+
 # ----------------------------------------------------------------------------- runner
 
 
 @dataclass
-class MaintenanceRunner:
+class BackgroundRunner:
     """Runs ``jobs`` every ``interval_s``, each under its lease in its own task;
     ``run_once`` for tests."""
 
@@ -252,11 +298,11 @@ class MaintenanceRunner:
             async with asyncio.timeout(deadline):
                 await job.run(ctx, at)
         except TimeoutError:
-            log.error("maintenance job %s overran its %g s deadline; cancelled", job.name, deadline)
+            log.error("background job %s overran its %g s deadline; cancelled", job.name, deadline)
         except asyncio.CancelledError:
             raise
         except Exception:  # a job's failure must never stop the runner
-            log.exception("maintenance job %s failed; retrying next interval", job.name)
+            log.exception("background job %s failed; retrying next interval", job.name)
 
     async def run_once(self, now: float | None = None, *, wait: bool = True) -> list[str]:
         """One pass: every job that is due (its interval passed since this runner last ran
@@ -272,7 +318,7 @@ class MaintenanceRunner:
                 continue
             previous = self._running.get(job.name)
             if previous is not None and not previous.done():
-                log.warning("maintenance job %s is still running; not started again", job.name)
+                log.warning("background job %s is still running; not started again", job.name)
                 continue
             try:
                 every = self.every_s(job)
@@ -281,7 +327,7 @@ class MaintenanceRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("maintenance: lease of %s not taken", job.name)
+                log.exception("background: lease of %s not taken", job.name)
                 continue
             ran.append(job.name)
             self._due[job.name] = at + every
@@ -308,12 +354,12 @@ class MaintenanceRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:  # the database may be away for a moment
-                log.exception("maintenance pass failed; retrying next interval")
+                log.exception("background pass failed; retrying next interval")
 
     def start(self) -> None:
         if self._task is None:
             self._stop.clear()
-            self._task = asyncio.create_task(self._loop(), name="wrale-maintenance")
+            self._task = asyncio.create_task(self._loop(), name="wrale-background")
 
     async def stop(self) -> None:
         self._stop.set()
