@@ -173,6 +173,18 @@ def agent_stores(state_dir: Path) -> list[Path]:
     return sorted(p.parent for p in state_dir.rglob("edge.db"))
 
 
+def board_device_id(board_dir: Path) -> str | None:
+    """The board's device id once enrolled (the credential is written atomically), else None.
+
+    Waits use this, not :func:`read_book`: the store's file exists a moment before its
+    tables do, and reading it in that moment fails with ``no such table``.
+    """
+    cred_file = board_dir / "credentials.json"
+    if not cred_file.exists():
+        return None
+    return str(json.loads(cred_file.read_text())["device_id"])
+
+
 def read_book(board_dir: Path) -> AgentBook:
     cred = json.loads((board_dir / "credentials.json").read_text())
     conn = sqlite3.connect(f"file:{board_dir / 'edge.db'}?mode=ro", uri=True, timeout=30)

@@ -4,6 +4,8 @@ size (uvicorn's ``ws_max_size``): a bigger message closes that socket with 1009.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -34,7 +36,9 @@ async def _drain(ws: ClientConnection) -> None:
         await asyncio.wait_for(ws.recv(), 10)
 
 
-def test_a_message_over_the_frame_size_closes_the_socket(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _central_with_board(tmp_path: Path, name: str) -> Iterator[tuple[str, str, str]]:
+    """A real ``wrale central`` and one enrolled board: (edge WebSocket URL, id, secret)."""
     central = CentralProcess(
         tmp_path / "data",
         clean_env(WRALE_ADMIN_PASSWORD="admin-password-1", WRALE_SECRET_KEY="k" * 40),
@@ -45,13 +49,36 @@ def test_a_message_over_the_frame_size_closes_the_socket(tmp_path: Path) -> None
         r = httpx.post(
             f"{central.url}/api/v1/enroll/bulk",
             headers=admin,
-            json={"devices": [{"name": "big"}]},
+            json={"devices": [{"name": name}]},
             timeout=10,
         )
         assert r.status_code == 201, r.text
         item = r.json()["items"][0]
         url = central.url.replace("http://", "ws://") + "/api/v1/edge/ws"
-        code = asyncio.run(_oversized(url, item["device_id"], item["device_secret"]))
-        assert code == 1009  # message too big: refused by the server before the app reads it
+        yield url, item["device_id"], item["device_secret"]
     finally:
         central.stop()
+
+
+def test_a_message_over_the_frame_size_closes_the_socket(tmp_path: Path) -> None:
+    with _central_with_board(tmp_path, "big") as board:
+        code = asyncio.run(_oversized(*board))
+    assert code == 1009  # message too big: refused by the server before the app reads it
+
+
+async def _negotiated(url: str, device_id: str, secret: str) -> str:
+    headers = {"X-Wrale-Device": device_id, "Authorization": f"Bearer {secret}"}
+    async with connect(url, additional_headers=headers) as ws:  # offers deflate
+        await ws.send(encode(Hello(device_id=device_id, agent_version="0.4.0")))
+        assert isinstance(decode(await asyncio.wait_for(ws.recv(), 10)), Welcome)
+        assert ws.response is not None
+        return str(ws.response.headers.get("Sec-WebSocket-Extensions", ""))
+
+
+def test_boards_compress_with_context_the_server_without(tmp_path: Path) -> None:
+    """The lean deflate (``wrale.user.api.ws_protocol``) is what a real central answers."""
+    with _central_with_board(tmp_path, "deflate") as board:
+        ext = asyncio.run(_negotiated(*board))
+    assert "permessage-deflate" in ext
+    assert "server_no_context_takeover" in ext
+    assert "client_no_context_takeover" not in ext  # the boards' direction keeps context

@@ -22,6 +22,7 @@ from tests.user.fleet_procs import (
     Proc,
     agent_stores,
     assert_exactly_once,
+    board_device_id,
     central_books,
     clean_env,
     read_book,
@@ -80,6 +81,12 @@ def drained(state_dir: Path) -> bool:
     return len(books) == BOARDS and all(b.last_seq - b.acked <= 3 for b in books)
 
 
+def enrolled_ids(state: Path) -> list[str]:
+    """Every board's device id once all BOARDS are enrolled, else an empty list."""
+    ids = [board_device_id(b) for b in agent_stores(state)]
+    return [i for i in ids if i] if len(ids) == BOARDS and all(ids) else []
+
+
 @pytest.mark.parametrize("transport", ["ws", pytest.param("mqtt", marks=pytest.mark.mqtt)])
 def test_no_loss_no_duplicates_across_crashes_and_a_network_cut(
     tmp_path: Path, transport: str
@@ -118,12 +125,7 @@ def test_no_loss_no_duplicates_across_crashes_and_a_network_cut(
             "boards enrolled and reporting",
             lambda: stored_after(
                 central,
-                dict.fromkeys(
-                    [read_book(b).device_id for b in agent_stores(state)]
-                    if len(agent_stores(state)) == BOARDS
-                    else [],
-                    2,
-                ),
+                dict.fromkeys(enrolled_ids(state), 2),
             ),
         )
 
@@ -239,7 +241,7 @@ def test_board_rebooted_offline_keeps_its_last_desired_fan_profile(tmp_path: Pat
         headers = central.headers()
         device_id = wait_for(
             "the device's store",
-            lambda: (state / "edge.db").exists() and read_book(state).device_id,
+            lambda: board_device_id(state),
         )
         twin_url = f"{central.url}/api/v1/devices/{device_id}/twin"
 

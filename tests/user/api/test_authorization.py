@@ -95,6 +95,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/groups/{group_id}/members"): Rule(VIEWER),
     ("POST", "/api/v1/groups/{group_id}/members"): Rule(OPERATOR, {"device_ids": [ZERO]}),
     ("DELETE", "/api/v1/groups/{group_id}/members/{device_id}"): Rule(OPERATOR),
+    ("POST", "/api/v1/groups/{group_id}/members/remove"): Rule(OPERATOR, {"device_ids": [ZERO]}),
+    ("POST", "/api/v1/devices/tags"): Rule(OPERATOR, {"device_ids": [ZERO], "tag": "authz"}),
     ("GET", "/api/v1/groups/{group_id}/devices"): Rule(VIEWER),
     ("GET", "/api/v1/devices/{device_id}/groups"): Rule(VIEWER),
     # telemetry
@@ -132,6 +134,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", "/api/v1/policies/{policy_id}"): Rule(ADMIN, {"document": {"interval_s": 3}}),
     ("DELETE", "/api/v1/policies/{policy_id}"): Rule(ADMIN),
     ("GET", "/api/v1/policies/{policy_id}/versions"): Rule(VIEWER),
+    ("GET", "/api/v1/policies/recompose/{recompose_id}"): Rule(VIEWER),
     ("GET", "/api/v1/devices/{device_id}/effective-policy"): Rule(VIEWER),
     # device channel: events, quarantine
     ("GET", "/api/v1/devices/{device_id}/events"): Rule(VIEWER),
@@ -180,6 +183,43 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/decisions"): Rule(VIEWER),
     ("GET", "/api/v1/decisions/loops"): Rule(VIEWER),
     ("PUT", "/api/v1/decisions/loops/{loop}"): Rule(OPERATOR, {"paused": False}),
+    ("GET", "/api/v1/recommendations"): Rule(VIEWER),
+    ("POST", "/api/v1/recommendations/{rec_id}/accept"): Rule(OPERATOR),
+    ("POST", "/api/v1/recommendations/{rec_id}/dismiss"): Rule(OPERATOR),
+    ("POST", "/api/v1/rollouts"): Rule(
+        OPERATOR,
+        {"name": "r-{n}", "change": {"kind": "command", "op": "run_diag"}, "selector": {}},
+    ),
+    ("GET", "/api/v1/rollouts"): Rule(VIEWER),
+    ("GET", "/api/v1/rollouts/{rollout_id}"): Rule(VIEWER),
+    ("POST", "/api/v1/rollouts/{rollout_id}/pause"): Rule(OPERATOR),
+    ("POST", "/api/v1/rollouts/{rollout_id}/resume"): Rule(OPERATOR),
+    ("POST", "/api/v1/rollouts/{rollout_id}/approve"): Rule(OPERATOR),
+    ("POST", "/api/v1/rollouts/{rollout_id}/abort"): Rule(OPERATOR),
+    ("GET", "/api/v1/maintenance/windows"): Rule(VIEWER),
+    ("POST", "/api/v1/maintenance/windows"): Rule(
+        OPERATOR, {"name": "w-{n}", "cron": "0 2 * * *", "duration_s": 3600}
+    ),
+    ("GET", "/api/v1/maintenance/windows/{window_id}"): Rule(VIEWER),
+    ("PATCH", "/api/v1/maintenance/windows/{window_id}"): Rule(OPERATOR, {"enabled": True}),
+    ("DELETE", "/api/v1/maintenance/windows/{window_id}"): Rule(OPERATOR),
+    ("GET", "/api/v1/devices/{device_id}/maintenance"): Rule(VIEWER),
+    ("GET", "/api/v1/maintenance/queue"): Rule(VIEWER),
+    ("GET", "/api/v1/maintenance/rules"): Rule(VIEWER),
+    ("POST", "/api/v1/maintenance/rules"): Rule(
+        OPERATOR, {"name": "m-{n}", "condition": {"metric": "fan_rpm", "op": "<", "value": 1500}}
+    ),
+    ("GET", "/api/v1/maintenance/rules/{rule_id}"): Rule(VIEWER),
+    ("PATCH", "/api/v1/maintenance/rules/{rule_id}"): Rule(OPERATOR, {"enabled": True}),
+    ("DELETE", "/api/v1/maintenance/rules/{rule_id}"): Rule(OPERATOR),
+    ("GET", "/api/v1/maintenance/tasks"): Rule(VIEWER, query={"state": "open"}),
+    ("POST", "/api/v1/maintenance/tasks/{task_id}/done"): Rule(OPERATOR, {"note": "fixed"}),
+    ("GET", "/api/v1/devices/{device_id}/wear"): Rule(VIEWER),
+    ("POST", "/api/v1/dry-runs"): Rule(
+        OPERATOR, {"change": {"kind": "job", "name": "d", "workload": SIM, "replicas": 1}}
+    ),
+    ("GET", "/api/v1/dry-runs"): Rule(VIEWER),
+    ("GET", "/api/v1/dry-runs/{dry_run_id}"): Rule(VIEWER),
 }
 
 

@@ -178,3 +178,76 @@ async def test_effective_policy_inherits_with_sources(central: Central) -> None:
     other = await central.other_tenant_admin()
     r = await central.http.get(f"{API}/devices/{dev['id']}/effective-policy", headers=other)
     assert r.status_code == 404
+
+
+async def test_fleet_change_recomposes_in_the_background(central: Central) -> None:
+    """A fleet policy answers at once with its recompose; the duty does the boards, the
+    status route says how far; bulk tag and group changes queue theirs the same way."""
+    from sqlalchemy import select
+
+    from wrale.fleet.brain.models import Device
+    from wrale.fleet.brain.models.twin import DeviceTwin
+    from wrale.fleet.brain.services import twin_recompose
+
+    me = (await central.http.get(f"{API}/auth/me", headers=central.admin)).json()
+    async with central.db.session() as s:
+        boards = [
+            Device(tenant_id=me["tenant_id"], num=990_000 + i, name=f"rc-{i}") for i in range(3)
+        ]
+        s.add_all(boards)
+        await s.flush()
+        ids = [d.id for d in boards]
+    pol = await _post(
+        central, "/policies", {"scope_type": "fleet", "kind": "sampling", "document": {}}
+    )
+    job = pol["recompose"]
+    assert (job["scope_type"], job["total"], job["done"], job["state"]) == ("fleet", 3, 0, "queued")
+    status_url = f"{API}/policies/recompose/{job['id']}"
+    r = await central.http.put(
+        f"{API}/policies/{pol['id']}",
+        headers=central.admin,
+        json={"document": {"interval_s": 4.0}},
+    )
+    newer = r.json()["recompose"]
+    old = (await central.http.get(status_url, headers=central.admin)).json()
+    assert (old["state"], old["superseded_by"]) == ("superseded", newer["id"])
+    assert await twin_recompose.recompose_pending(central.db, None, budget_s=None) == 3
+    done = (
+        await central.http.get(f"{API}/policies/recompose/{newer['id']}", headers=central.admin)
+    ).json()
+    assert (done["state"], done["done"], done["changed"]) == ("done", 3, 3)
+    async with central.db.session() as s:
+        stored = [
+            t.desired["sampling"]["interval_s"]
+            for t in await s.scalars(select(DeviceTwin).where(DeviceTwin.device_id.in_(ids)))
+        ]
+    assert stored == [4.0] * 3
+    missing = await central.http.get(f"{API}/policies/recompose/{'0' * 32}", headers=central.admin)
+    assert missing.status_code == 404
+
+    grp = await _post(central, "/groups", {"name": "rc-lab"})
+    await _post(
+        central,
+        "/policies",
+        {
+            "scope_type": "group",
+            "scope_id": grp["id"],
+            "kind": "thermal",
+            "document": {"hysteresis_c": 2},
+        },
+    )
+    r = await central.http.post(
+        f"{API}/groups/{grp['id']}/members", headers=central.admin, json={"device_ids": ids}
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["added"], r.json()["recompose"]["total"]) == (3, 3)
+    r = await central.http.post(
+        f"{API}/devices/tags", headers=central.admin, json={"device_ids": ids, "tag": "rc"}
+    )
+    assert r.json() == {"changed": 3, "unchanged": 0, "recompose": None}
+    r = await central.http.post(
+        f"{API}/devices/tags",
+        headers=central.admin,
+        json={"device_ids": [*ids, "0" * 32], "tag": "rc2"},
+    )
+    assert r.status_code == 404

@@ -73,10 +73,12 @@ async def test_crud_uniqueness_and_validation(central: Central) -> None:
             "units": 42,
             "power_budget_w": 500,
             "cooling_zone": "cold-1",
+            "power_feed": "pdu-a",
         },
     )
     assert rack["units"] == 42
     assert rack["power_budget_w"] == 500
+    assert rack["power_feed"] == "pdu-a"
     for bad in ({"units": 0}, {"units": 61}, {"power_budget_w": -1}):
         r = await c.http.post(
             f"{API}/racks", json={"room_id": room["id"], "name": "x", **bad}, headers=c.admin
@@ -88,6 +90,13 @@ async def test_crud_uniqueness_and_validation(central: Central) -> None:
     assert r.status_code == 200
     assert r.json()["units"] == 48
     assert r.json()["name"] == "A1"
+    assert r.json()["power_feed"] == "pdu-a"  # kept when not given
+    r = await c.http.patch(f"{API}/racks/{rack['id']}", json={"power_feed": None}, headers=c.admin)
+    assert r.json()["power_feed"] is None
+    r = await c.http.patch(
+        f"{API}/racks/{rack['id']}", json={"power_feed": "x" * 65}, headers=c.admin
+    )
+    assert r.status_code == 422, r.text
     listed = (await c.http.get(f"{API}/rooms?site_id={site['id']}", headers=c.admin)).json()
     assert [x["name"] for x in listed["items"]] == ["DC-1"]
     racks = (await c.http.get(f"{API}/racks?room_id={room['id']}", headers=c.admin)).json()

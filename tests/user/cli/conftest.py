@@ -21,6 +21,7 @@ from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
 from wrale.user.cli import output
 from wrale.user.cli.app import app
+from wrale.user.simfleet.digital_copy import DigitalCopy
 
 ADMIN_PASSWORD = "admin-password-1"
 SECRET_KEY = "test-secret-key-0123456789abcdef"
@@ -77,7 +78,7 @@ def central_url(database: Database, tmp_path: Path) -> Iterator[str]:
         dev=True,
     )
     db = Database(database.url)  # the fixture's database, with an engine of the server's loop
-    server_app = create_app(settings, database=db, migrate=False)
+    server_app = create_app(settings, database=db, migrate=False, dry_runner=DigitalCopy())
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)

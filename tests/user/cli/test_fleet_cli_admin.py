@@ -158,6 +158,10 @@ def test_policies_set_list_effective(cli: CliCentral) -> None:
                      "--set", "cpu_warning_c=68")  # fmt: skip
     assert again["version"] == 2
     assert again["document"] == {"profile": "quiet", "cpu_warning_c": 68}  # merged
+    # the group's twins are recomposed in the background; --wait follows until done
+    waited = cli.ok("policies", "set", "--scope", "group:hot-room", "--kind", "thermal",
+                    "--set", "hysteresis_c=3", "--wait")  # fmt: skip
+    assert "twins: 1 of 1 recomposed (done" in waited
     assert len(cli.json("policies", "list")) == 2
     assert len(cli.json("policies", "list", "--scope", "fleet")) == 1
 

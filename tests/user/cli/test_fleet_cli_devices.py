@@ -138,10 +138,21 @@ def test_topology_and_placement(cli: CliCentral) -> None:
     site = cli.json("sites", "create", "Leeds", "--address", "1 Mill St")
     cli.ok("rooms", "create", "Server room", "--site", "Leeds")
     rack = cli.json(
-        "racks", "create", "R1", "--room", "Server room", "--units", "12", "--power-budget", "60"
+        "racks",
+        "create",
+        "R1",
+        "--room",
+        "Server room",
+        "--units",
+        "12",
+        "--power-budget",
+        "60",
+        "--power-feed",
+        "pdu-a",
     )
     assert rack["units"] == 12
     assert rack["power_budget_w"] == 60
+    assert rack["power_feed"] == "pdu-a"
     assert "R1" in cli.ok("racks", "list")
     assert "Leeds" in cli.ok("sites", "list")
     assert [r["name"] for r in cli.json("rooms", "list", "--site", site["id"])] == ["Server room"]

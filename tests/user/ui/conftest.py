@@ -1,5 +1,9 @@
 """Dashboard tests without a browser: a real app and database, driven by an httpx client
-that holds the browser's cookies and sends the page's CSRF token like htmx does."""
+that holds the browser's cookies and sends the page's CSRF token like htmx does.
+
+The pages run on SQLite only: what they read and write goes through the services and
+queries that ``tests/fleet/brain`` and ``tests/user/api`` run on both databases, so a
+second pass on PostgreSQL would render the same HTML again (tests/README.md)."""
 
 from __future__ import annotations
 
@@ -7,15 +11,26 @@ import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD, Central
+from tests.conftest import ADMIN_PASSWORD, Central, sqlite_database
+
+if TYPE_CHECKING:
+    from wrale.fleet.brain.db import Database
 
 _names = itertools.count(1)
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)"')
+
+
+@pytest.fixture(params=["sqlite"])
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """The page tests' database: SQLite only (the storage is tested on both elsewhere)."""
+    async with sqlite_database(tmp_path) as db:
+        yield db
 
 
 @dataclass

@@ -13,7 +13,10 @@ import pytest
 from tests.conftest import Central
 from tests.user.ui.conftest import Browser
 from wrale.fleet.brain.services import fleet_view as fv
+from wrale.shared.errors import InvalidRequestError
 from wrale.user.ui.pages import physical as ph
+from wrale.user.ui.pages import physical_layout as lay
+from wrale.user.ui.pages import physical_scales as sc
 
 API = "/api/v1"
 
@@ -126,7 +129,7 @@ async def test_the_hot_rack_its_boards_power_and_heatmap(central: Central, admin
     assert len(elements(html, "svg", "heatmap")) == 1
     # to scale: a 10 U rack is 10 unit-heights tall, a 6 U one 6, both on one floor line
     frames = elements(html, "rect", "frame")
-    assert [int(f["height"]) for f in frames] == [10 * ph.U_PX, 6 * ph.U_PX]
+    assert [int(f["height"]) for f in frames] == [10 * lay.U_PX, 6 * lay.U_PX]
     # colour is not the only signal: the value is written on the board
     assert ">82°<" in html
     assert 'aria-current="true">CPU temperature<' in html
@@ -236,8 +239,8 @@ async def test_a_viewer_sees_the_view_without_actions(central: Central, ui_as: A
 
 
 def test_temperature_scale_bands() -> None:
-    assert ph.temp_band(None)[0] == "nd"
-    assert [ph.temp_band(v)[0] for v in (20, 44.9, 45, 59.9, 60, 69.9, 70, 79.9, 80, 95)] == [
+    assert sc.temp_band(None)[0] == "nd"
+    assert [sc.temp_band(v)[0] for v in (20, 44.9, 45, 59.9, 60, 69.9, 70, 79.9, 80, 95)] == [
         "t0",
         "t0",
         "t1",
@@ -249,34 +252,34 @@ def test_temperature_scale_bands() -> None:
         "t4",
         "t4",
     ]
-    assert not ph.is_hot(69.9)
-    assert ph.is_hot(70.0)
-    assert not ph.is_hot(None)
-    assert ph.power_band(7.0)[0] == "p4"
-    assert ph.fan_band(0.0)[0] == "f0"
-    assert ph.status_band("online") == ("s-online", "on")
-    assert ph.status_band("weird")[0] == "s-unknown"
+    assert not sc.is_hot(69.9)
+    assert sc.is_hot(70.0)
+    assert not sc.is_hot(None)
+    assert sc.power_band(7.0)[0] == "p4"
+    assert sc.fan_band(0.0)[0] == "f0"
+    assert sc.status_band("online") == ("s-online", "on")
+    assert sc.status_band("weird")[0] == "s-unknown"
 
 
 def test_metric_parsing() -> None:
-    assert ph.parse_metric(None).key == "temp"
-    assert ph.parse_metric("").key == "temp"
-    assert ph.parse_metric("status").key == "status"
-    with pytest.raises(ph.InvalidRequestError):
-        ph.parse_metric("TEMP")
+    assert sc.parse_metric(None).key == "temp"
+    assert sc.parse_metric("").key == "temp"
+    assert sc.parse_metric("status").key == "status"
+    with pytest.raises(InvalidRequestError):
+        sc.parse_metric("TEMP")
 
 
 def test_slots_count_from_the_bottom_and_power_bars() -> None:
-    assert ph.slot_y(42, 42) == 0
-    assert ph.slot_y(42, 1) == 41 * ph.U_PX
-    bar = ph.power_bar(150.0, 100.0)
-    assert (bar["over"], bar["fill"], bar["pct"]) == (True, ph.RACK_W, 150)
+    assert lay.slot_y(42, 42) == 0
+    assert lay.slot_y(42, 1) == 41 * lay.U_PX
+    bar = lay.power_bar(150.0, 100.0)
+    assert (bar["over"], bar["fill"], bar["pct"]) == (True, lay.RACK_W, 150)
     assert "OVER" in bar["flag"]
-    bar = ph.power_bar(25.0, 100.0)
-    assert (bar["over"], bar["fill"], bar["flag"]) == (False, ph.RACK_W / 4, "")
-    bar = ph.power_bar(25.0, None)
+    bar = lay.power_bar(25.0, 100.0)
+    assert (bar["over"], bar["fill"], bar["flag"]) == (False, lay.RACK_W / 4, "")
+    bar = lay.power_bar(25.0, None)
     assert (bar["budget"], bar["flag"], bar["fill"]) == ("", "no budget set", 0)
-    assert ph.short_name("a-very-long-board-name") == "a-very-long…"
+    assert lay.short_name("a-very-long-board-name") == "a-very-long…"
 
 
 def _board(rack: str, slot: int, temp: float | None, status: str = "online") -> fv.Board:
@@ -288,17 +291,17 @@ def test_racks_side_by_side_on_one_floor_and_the_heatmap() -> None:
     boards = {"r1": [_board("r1", 1, 50.0), _board("r1", 12, 75.0)], "r2": []}
     bands = {0: fv.BandStats(1, 50.0, 50.0), 1: fv.BandStats(1, 75.0, 75.0)}
     stats = {"r1": fv.RackStats(2, 75.0, 62.5, 10.0, 2, bands)}
-    d = ph.rack_drawings(racks, boards, stats, ph.METRICS["temp"])
+    d = lay.rack_drawings(racks, boards, stats, sc.METRICS["temp"])
     a1, a2 = d["racks"]
-    assert a2["x"] - a1["x"] == ph.RACK_W + ph.RACK_GAP
+    assert a2["x"] - a1["x"] == lay.RACK_W + lay.RACK_GAP
     assert a1["top"] + a1["height"] == a2["top"] + a2["height"] == d["floor"]
     assert a1["height"] == 2 * a2["height"]
     assert (a1["hot"], a2["hot"]) == (True, False)
-    assert [b["y"] for b in a1["boards"]] == [11 * ph.U_PX + 1, 1]
+    assert [b["y"] for b in a1["boards"]] == [11 * lay.U_PX + 1, 1]
     assert [b["cls"] for b in a1["boards"]] == ["t1", "t3"]
     assert a2["bar"]["flag"] == "no budget set"
     # heatmap: 2 bands in A1 (U1–6 with 50 °C, U7–12 with 75 °C), 1 empty band in A2
-    hm = ph.heatmap(racks, stats, lambda r: f"#rack-{r.id}")
+    hm = lay.heatmap(racks, stats, lambda r: f"#rack-{r.id}")
     c1, c2 = hm["columns"]
     assert [(c["cls"], c["text"]) for c in c1["cells"]] == [("t1", "50"), ("t3", "75")]
     assert [(c["cls"], c["text"]) for c in c2["cells"]] == [("empty", "")]

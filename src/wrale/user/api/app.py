@@ -18,12 +18,14 @@ from fastapi import FastAPI
 
 from wrale import __version__
 from wrale.fleet.brain import schema
+from wrale.fleet.brain.background import BackgroundRunner, default_jobs, dry_run_job, holder_id
 from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.bus_pg import start_relay
 from wrale.fleet.brain.channel.hub import ChannelHub
 from wrale.fleet.brain.channel.session import ChannelContext
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.maintenance import MaintenanceRunner, holder_id
 from wrale.fleet.brain.services import identity
+from wrale.fleet.brain.services.dry_run_change import DryRunner
 from wrale.fleet.brain.services.identity import AuthConfig
 from wrale.shared.central_settings import CentralSettings
 from wrale.user.api import errors, openapi
@@ -43,12 +45,18 @@ from wrale.user.api.routes import (
     ws,
 )
 from wrale.user.api.routes import commands as command_routes
+from wrale.user.api.routes import dry_runs as dry_run_routes
 from wrale.user.api.routes import edge as edge_routes
 from wrale.user.api.routes import identity as identity_routes
 from wrale.user.api.routes import jobs as job_routes
+from wrale.user.api.routes import maintenance as maintenance_routes
+from wrale.user.api.routes import maintenance_rules as maintenance_rule_routes
 from wrale.user.api.routes import quarantine as quarantine_routes
+from wrale.user.api.routes import recommendations as recommendation_routes
+from wrale.user.api.routes import rollouts as rollout_routes
 from wrale.user.api.routes import templates as template_routes
 from wrale.user.api.routes import twin as twin_routes
+from wrale.user.api.routes import wear as wear_routes
 
 log = logging.getLogger("wrale.central")
 API = "/api/v1"
@@ -82,8 +90,14 @@ def settle_heap() -> None:
 
 
 def create_app(
-    settings: CentralSettings, *, database: Database | None = None, migrate: bool = True
+    settings: CentralSettings,
+    *,
+    database: Database | None = None,
+    migrate: bool = True,
+    dry_runner: DryRunner | None = None,
 ) -> FastAPI:
+    """``dry_runner``: the digital copy the dry-run worker uses (the entry point wires
+    ``wrale.user.simfleet.digital_copy``; None: dry-runs stay queued)."""
     db = database or Database(settings.database_url)
     state = AppState(
         settings=settings,
@@ -113,7 +127,10 @@ def create_app(
                 "  (shown once; set WRALE_ADMIN_PASSWORD to choose it)\n",
                 flush=True,
             )
-        runner = app.state.maintenance = MaintenanceRunner(db, state.bus, settings)
+        # PostgreSQL: events cross to the other replicas (LISTEN/NOTIFY); SQLite: None
+        relay = await start_relay(state.bus, db.url)
+        jobs = [*default_jobs(), *([dry_run_job(dry_runner)] if dry_runner else [])]
+        runner = app.state.background = BackgroundRunner(db, state.bus, settings, jobs)
         runner.start()
         await app.state.hub.start()
         bridge = app.state.mqtt_bridge = None
@@ -143,6 +160,8 @@ def create_app(
                 await bridge.stop()
             await app.state.hub.stop()
             await runner.stop()
+            if relay is not None:
+                await relay.stop()
         if database is None:
             await db.dispose()
 
@@ -185,6 +204,12 @@ def create_app(
         command_routes.router,
         template_routes.router,
         job_routes.router,
+        dry_run_routes.router,
+        recommendation_routes.router,
+        rollout_routes.router,
+        maintenance_routes.router,
+        maintenance_rule_routes.router,
+        wear_routes.router,
     ):
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):

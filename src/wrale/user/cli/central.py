@@ -81,6 +81,8 @@ async def _serve(settings: CentralSettings) -> None:
     from wrale.shared.redact import redact_access_logs
     from wrale.user.api.app import create_app, settle_heap
     from wrale.user.api.routes.edge import WS_MAX_SIZE
+    from wrale.user.api.ws_protocol import LeanWebSocketProtocol
+    from wrale.user.simfleet.digital_copy import DigitalCopy
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
@@ -111,7 +113,7 @@ async def _serve(settings: CentralSettings) -> None:
     setup_logging(settings.log_level)
     redact_access_logs()  # ?token= of browser WebSockets never reaches the log
     revision = await migrate_schema(settings)
-    app = create_app(settings, migrate=False)
+    app = create_app(settings, migrate=False, dry_runner=DigitalCopy())
     settle_heap()
     server = Server(
         uvicorn.Config(
@@ -123,6 +125,7 @@ async def _serve(settings: CentralSettings) -> None:
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_config=None,  # the process's logging setup, not uvicorn's own
             ws_max_size=WS_MAX_SIZE,  # no WebSocket message bigger than a protocol frame
+            ws=LeanWebSocketProtocol,  # per-message deflate at a few KiB a board
         )
     )
     await server.serve()

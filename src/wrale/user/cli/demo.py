@@ -233,7 +233,9 @@ async def _start_server(
     import uvicorn
 
     from wrale.user.api.app import create_app
+    from wrale.user.api.ws_protocol import LeanWebSocketProtocol
     from wrale.user.cli.central import GRACEFUL_SHUTDOWN_S
+    from wrale.user.simfleet.digital_copy import DigitalCopy
 
     up = asyncio.Event()
 
@@ -248,7 +250,7 @@ async def _start_server(
             finally:
                 up.set()
 
-    app = create_app(settings, database=db, migrate=False)
+    app = create_app(settings, database=db, migrate=False, dry_runner=DigitalCopy())
     server = Server(
         uvicorn.Config(
             app,
@@ -258,6 +260,7 @@ async def _start_server(
             lifespan="on",
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
             log_config=None,
+            ws=LeanWebSocketProtocol,
         )
     )
     serving = asyncio.create_task(server.serve())

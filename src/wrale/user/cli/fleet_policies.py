@@ -3,6 +3,7 @@ fleet, a group or a device, and a device's effective (merged) policy with each f
 
 from __future__ import annotations
 
+import time
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -98,9 +99,13 @@ def set_policy(
     replace: Annotated[
         bool, typer.Option("--replace", help="replace the document instead of merging")
     ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="wait until every twin in the scope is recomposed")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set fields of the policy of a scope (a new version; created when there is none)."""
+    """Set fields of the policy of a scope (a new version; created when there is none).
+    The twins of a group or the fleet are recomposed in the background: ``--wait`` follows."""
     changes = key_values(values)
     with client() as c:
         scope_type, scope_id = parse_scope(c, scope)
@@ -117,6 +122,10 @@ def set_policy(
                 f"/policies/{existing['id']}",
                 {"document": document, "expected_version": existing["version"]},
             )
+        job = p.get("recompose") or {}
+        if wait and job.get("id"):
+            job = _follow(c, job, quiet=as_json)
+            p["recompose"] = job
     if as_json:
         print_json(p)
         return
@@ -124,6 +133,27 @@ def set_policy(
         f"{p['kind']} policy of {_scope_text(p['scope_type'], p.get('scope_id'))} is at "
         f"version {p['version']}: {fmt(p['document'])}"
     )
+    if job.get("id"):
+        say(
+            f"twins: {job['done']:,} of {job['total']:,} recomposed ({job['state']}; "
+            f"recompose {job['id']})"
+        )
+
+
+def _follow(c: CentralClient, job: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
+    """Poll the recompose until it is done; a newer change that superseded it is followed
+    in its place (it recomposes the same boards)."""
+    last = -1
+    while job["state"] in ("queued", "running") or job.get("superseded_by"):
+        if job["state"] == "superseded":
+            job = c.get(f"/policies/recompose/{job['superseded_by']}")
+            continue
+        if not quiet and job["done"] != last:
+            say(f"  {job['done']:,} of {job['total']:,} twins recomposed …")
+            last = job["done"]
+        time.sleep(0.5)
+        job = c.get(f"/policies/recompose/{job['id']}")
+    return job
 
 
 @policies_app.command("delete")

@@ -141,7 +141,16 @@ def list_racks(
     if room:
         with client() as c:
             params["room_id"] = resolve(c, "room", "/rooms", room)
-    cols = ["id", "name", "room_id", "units", "power_budget_w", "cooling_zone", "created_at"]
+    cols = [
+        "id",
+        "name",
+        "room_id",
+        "units",
+        "power_budget_w",
+        "cooling_zone",
+        "power_feed",
+        "created_at",
+    ]
     _list("/racks", "Racks", cols, params, limit, as_json)
 
 
@@ -154,6 +163,9 @@ def create_rack(
         float | None, typer.Option("--power-budget", min=0, help="watts")
     ] = None,
     cooling_zone: Annotated[str | None, typer.Option(help="cooling zone label")] = None,
+    power_feed: Annotated[
+        str | None, typer.Option(help="the power feed (PDU, circuit) the rack hangs on")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a rack in a room."""
@@ -164,6 +176,7 @@ def create_rack(
             "units": units,
             "power_budget_w": power_budget,
             "cooling_zone": cooling_zone,
+            "power_feed": power_feed,
         }
         _created(c.post("/racks", body), "Rack", as_json)
 

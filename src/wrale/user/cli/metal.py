@@ -255,6 +255,17 @@ def load(ctx: typer.Context, percent: float) -> None:
     console.print(f"load set to {percent:g} %")
 
 
+@sim_app.command("job-load")
+def job_load(
+    ctx: typer.Context,
+    percent: Annotated[float, typer.Argument(min=0, max=100, help="0-100 %")],
+) -> None:
+    """Set the simulated board's job load (what the agent's sim_load jobs add on top of
+    its load; 0 takes it off). The agent sets it itself while it runs such jobs."""
+    _call(ctx, lambda c: c.sim_set_job_load(percent))
+    console.print(f"job load set to {percent:g} %")
+
+
 @sim_app.command()
 def fault(
     ctx: typer.Context,

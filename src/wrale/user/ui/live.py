@@ -3,7 +3,7 @@
 
 The browser's EventSource reconnects by itself after a server restart (``retry:`` below).
 A page showing one device asks for that device's live readings (``?device=``); every page
-hears alerts, status changes, device events, twins and commands of its tenant. The stream
+hears alerts, status changes, device events, twins, commands and jobs of its tenant. The stream
 checks its session again every ``ui_session_recheck_s`` and when it opens (user disabled or
 deleted, signed out, password or role changed): a dead session gets a ``session.ended``
 frame, and the page goes to the sign-in page. It also ends when its access token expires,
@@ -42,7 +42,15 @@ router = APIRouter(include_in_schema=False)
 RETRY_MS = 2000  # the browser reconnects this long after the stream ends
 KEEPALIVE_S = 15.0
 # kinds every page hears; device.live and telemetry.summary only for the device asked for
-BROADCAST = ("alert.", "device.status", "device.event", "device.enrolled", "twin.", "command.")
+BROADCAST = (
+    "alert.",
+    "device.status",
+    "device.event",
+    "device.enrolled",
+    "twin.",
+    "command.",
+    "job.",  # job.updated, job.placement: the jobs pages and the physical view's job marks
+)
 PER_DEVICE = ("device.live", "telemetry.summary")
 
 

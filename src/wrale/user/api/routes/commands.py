@@ -18,6 +18,7 @@ from wrale.user.api.schemas.commands import (
     CommandCreate,
     CommandPublic,
     CommandStatus,
+    DeviceCommandCreate,
     Op,
     RefusedDevice,
     SelectorCommandCreate,
@@ -44,10 +45,16 @@ def _batch(batch_id: str, made: list[Command], refused: list[dict[str, Any]]) ->
 
 @router.post("/devices/{device_id}/commands", status_code=201)
 async def send_to_device(
-    device_id: str, body: CommandCreate, p: OperatorDep, session: SessionDep, state: StateDep
+    device_id: str,
+    body: DeviceCommandCreate,
+    p: OperatorDep,
+    session: SessionDep,
+    state: StateDep,
 ) -> CommandPublic:
     """Queue a command for one device (409 when it cannot take it now: maintenance,
-    decommissioned, tamper lockdown, or a sim_* op on a real board)."""
+    decommissioned, tamper lockdown, or a sim_* op on a real board). A reboot or shutdown
+    waits for the device's maintenance window (its reason says so) unless
+    ``override_window`` with ``override_reason`` lets it through (audited)."""
     cmd = await svc.create_command(
         session,
         p,
@@ -57,6 +64,7 @@ async def send_to_device(
         deadline=body.deadline,
         timeout_s=body.timeout_s,
         bus=state.bus,
+        override_reason=body.override_reason if body.override_window else None,
     )
     return command_public(cmd)
 

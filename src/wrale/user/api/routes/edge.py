@@ -228,7 +228,7 @@ async def _admit(ws: WebSocket, hub: ChannelHub) -> tuple[_Link, Hello] | None:
     secret = _secret_of(ws)
     ok = False
     if device_id and secret:
-        async with hub.ctx.db.session() as s:
+        async with hub.admit_checks, hub.ctx.db.session() as s:
             ok = await credential_ok(s, device_id, secret, hub.ctx.clock())
     if not ok:
         counters.inc("refused_sockets", "ws")
@@ -292,7 +292,7 @@ async def edge(ws: WebSocket) -> None:
     try:
         await link.send(first)
         try:
-            await session.deliver()
+            await session.deliver(urgent=False)  # shares the next group commit
         except ConnectionError:
             raise
         except Exception:  # logged; the hub's sweep or the next push delivers it

@@ -1,5 +1,7 @@
-"""``/groups`` (static and dynamic, nested), their members and resolved devices, and
-``/devices/{id}/groups``. Reads for every role; writes for operators and admins."""
+"""``/groups`` (static and dynamic, nested), their members and resolved devices,
+``/devices/{id}/groups``, and bulk tag changes (``/devices/tags``: tags are what dynamic
+groups select on). Reads for every role; writes for operators and admins. Bulk changes are
+set statements (``bulk_membership``); their twins are recomposed in the background."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import select
 
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.groups import Group
+from wrale.fleet.brain.services import bulk_membership
 from wrale.fleet.brain.services import groups as svc
 from wrale.user.api.deps import OperatorDep, PageDep, PageParams, PrincipalDep, SessionDep
 from wrale.user.api.schemas.common import Page, fetch_page, page_of
@@ -23,6 +26,9 @@ from wrale.user.api.schemas.groups import (
     GroupUpdate,
     MembersAdd,
     MembersAdded,
+    MembersRemoved,
+    TagsBulk,
+    TagsBulkResult,
 )
 from wrale.user.api.schemas.topology import Id
 
@@ -138,11 +144,39 @@ async def list_members(
 async def add_members(
     group_id: str, body: MembersAdd, p: OperatorDep, session: SessionDep
 ) -> MembersAdded:
-    """Add devices to a static group; devices already in it are counted, not an error."""
-    added = 0
-    for device_id in dict.fromkeys(body.device_ids):
-        added += await svc.add_member(session, p, group_id, device_id)
-    return MembersAdded(added=added, already=len(set(body.device_ids)) - added)
+    """Add devices to a static group; devices already in it are counted, not an error.
+    An unknown device is 404 and nothing is added. One audit entry with the count."""
+    done = await bulk_membership.change_group(
+        session, p, group_id, body.device_ids, add=True, missing_ok=False
+    )
+    return MembersAdded.model_validate(
+        {"added": done.changed, "already": len(done.skipped), "recompose": done.recompose}
+    )
+
+
+@router.post("/groups/{group_id}/members/remove", tags=["groups"])
+async def remove_members(
+    group_id: str, body: MembersAdd, p: OperatorDep, session: SessionDep
+) -> MembersRemoved:
+    """Take devices out of a static group; devices not in it are counted, not an error."""
+    done = await bulk_membership.change_group(
+        session, p, group_id, body.device_ids, add=False, missing_ok=False
+    )
+    return MembersRemoved.model_validate(
+        {"removed": done.changed, "absent": len(done.skipped), "recompose": done.recompose}
+    )
+
+
+@router.post("/devices/tags", tags=["devices"])
+async def change_tags(body: TagsBulk, p: OperatorDep, session: SessionDep) -> TagsBulkResult:
+    """Add a tag to (or remove it from) many devices in one change: one audit entry with
+    the count; an unknown device is 404 and nothing changes."""
+    done = await bulk_membership.change_tag(
+        session, p, body.device_ids, body.tag, add=not body.remove, missing_ok=False
+    )
+    return TagsBulkResult.model_validate(
+        {"changed": done.changed, "unchanged": len(done.skipped), "recompose": done.recompose}
+    )
 
 
 @router.delete("/groups/{group_id}/members/{device_id}", status_code=204, tags=["groups"])

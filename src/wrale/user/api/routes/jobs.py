@@ -124,6 +124,6 @@ async def pause_loop(
     """Pause or resume a loop in one site (``site_id`` null: everywhere). A paused loop
     reads nothing of that site's boards, acts on none and logs nothing about them (the
     placement loop still releases boards that go offline, into SAFE mode or lockdown).
-    ``loop``: placement, capping or balancing (another: 404)."""
+    ``loop``: placement, capping, balancing or recommendations (another: 404)."""
     done = await decision_loops.set_pause(session, p, loop, body.paused, body.site_id)
     return LoopPausePublic.model_validate(done)

@@ -1,15 +1,16 @@
 """``/policies`` (versioned thermal / power / security / sampling documents on the fleet, a
-group or a device) and ``/devices/{id}/effective-policy``. Admins write; everyone reads."""
+group or a device), ``/policies/recompose/{id}`` (the background recomposition of the twins
+a change touched) and ``/devices/{id}/effective-policy``. Admins write; everyone reads."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from wrale.fleet.brain.models.policies import Policy, PolicyVersion
-from wrale.fleet.brain.services import policies
+from wrale.fleet.brain.services import policies, twin_recompose
 from wrale.user.api.deps import AdminDep, PageDep, SessionDep, StateDep, ViewerDep
 from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.policies import (
@@ -19,13 +20,14 @@ from wrale.user.api.schemas.policies import (
     PolicyPublic,
     PolicyUpdate,
     PolicyVersionPublic,
+    RecomposePublic,
 )
 
 router = APIRouter()
 
 
-def _policy(p: Policy) -> PolicyPublic:
-    return PolicyPublic.model_validate(policies.policy_view(p))
+def _policy(p: Policy, recompose: dict[str, Any] | None = None) -> PolicyPublic:
+    return PolicyPublic.model_validate({**policies.policy_view(p), "recompose": recompose})
 
 
 @router.get("/policies", tags=["policies"])
@@ -52,13 +54,23 @@ async def list_policies(
 async def create_policy(
     body: PolicyCreate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> PolicyPublic:
-    """Attach a (partial) policy document to the fleet, a group or a device (version 1)."""
+    """Attach a (partial) policy document to the fleet, a group or a device (version 1).
+    A device's twin is recomposed at once; a group's or the fleet's twins in the
+    background: ``recompose`` says how far (poll ``/policies/recompose/{id}``)."""
     document = body.document.model_dump(mode="json", exclude_unset=True)
     scope_id = getattr(body, "scope_id", None)
     pol = await policies.create_policy(
         session, p, body.scope_type, scope_id, body.kind, document, state.bus
     )
-    return _policy(pol)
+    return _policy(pol, policies.recompose_of(session))
+
+
+@router.get("/policies/recompose/{recompose_id}", tags=["policies"])
+async def get_recompose(recompose_id: str, p: ViewerDep, session: SessionDep) -> RecomposePublic:
+    """How far the background recomposition of a change's twins is (recent ones only)."""
+    return RecomposePublic.model_validate(
+        await twin_recompose.status(session, p.tenant_id, recompose_id)
+    )
 
 
 @router.get("/policies/{policy_id}", tags=["policies"])
@@ -70,12 +82,13 @@ async def get_policy(policy_id: str, p: ViewerDep, session: SessionDep) -> Polic
 async def update_policy(
     policy_id: str, body: PolicyUpdate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> PolicyPublic:
-    """Replace the document; the policy moves to its next version (history is kept)."""
+    """Replace the document; the policy moves to its next version (history is kept). The
+    twins of its scope are recomposed as on creation (``recompose``)."""
     document = body.document.model_dump(mode="json", exclude_unset=True)
     pol = await policies.update_policy(
         session, p, policy_id, document, body.expected_version, state.bus
     )
-    return _policy(pol)
+    return _policy(pol, policies.recompose_of(session))
 
 
 @router.delete("/policies/{policy_id}", status_code=204, tags=["policies"])

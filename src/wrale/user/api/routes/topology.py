@@ -193,6 +193,7 @@ async def create_rack(body: RackCreate, p: OperatorDep, session: SessionDep) -> 
         units=body.units,
         power_budget_w=body.power_budget_w,
         cooling_zone=body.cooling_zone,
+        power_feed=body.power_feed,
     )
     return _rack(rack)
 

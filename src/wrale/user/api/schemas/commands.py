@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from wrale.fleet.sync.protocol import CommandOp
 from wrale.user.api.schemas.common import Strict
@@ -31,6 +31,23 @@ class CommandCreate(Strict):
     timeout_s: Annotated[float, Field(gt=0, le=7 * 86_400, allow_inf_nan=False)] | None = Field(
         default=None, description="instead of deadline: seconds from now"
     )
+
+
+class DeviceCommandCreate(CommandCreate):
+    override_window: bool = Field(
+        default=False,
+        description="send a disruptive command (reboot, shutdown) outside the device's "
+        "maintenance windows; needs override_reason (audited)",
+    )
+    override_reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _reason(self) -> DeviceCommandCreate:
+        if self.override_window and not (self.override_reason or "").strip():
+            raise ValueError("override_reason: required with override_window")
+        if self.override_reason is not None and not self.override_window:
+            raise ValueError("override_reason: only with override_window")
+        return self
 
 
 class CommandSelector(Selector):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from wrale.user.api.schemas.common import Strict
+from wrale.user.api.schemas.policies import RecomposePublic
 from wrale.user.api.schemas.topology import Id, Name, Text
 
 Tag = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -71,13 +72,43 @@ class DeviceGroupPublic(GroupPublic):
     direct: bool = Field(description="false when the device is in it through a subgroup")
 
 
+MAX_BULK = 10_000  # devices one bulk change may name (bulk_membership.MAX_SELECTION)
+
+
 class MembersAdd(Strict):
-    device_ids: Annotated[list[Id], Field(min_length=1, max_length=1000)]
+    device_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_BULK)]
 
 
 class MembersAdded(BaseModel):
     added: int
     already: int
+    recompose: RecomposePublic | None = Field(
+        default=None,
+        description="the background recomposition of the boards' twins, when "
+        "a policy sits on the group or one of its ancestors",
+    )
+
+
+class MembersRemoved(BaseModel):
+    removed: int
+    absent: int = Field(description="devices that were not members")
+    recompose: RecomposePublic | None = None
+
+
+class TagsBulk(Strict):
+    """Add a tag to (or remove it from) many devices at once."""
+
+    device_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_BULK)]
+    tag: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:=/@+-]{1,64}$")]
+    remove: bool = Field(default=False, description="take the tag off instead")
+
+
+class TagsBulkResult(BaseModel):
+    changed: int
+    unchanged: int = Field(description="had it already (or did not have it), or were full")
+    recompose: RecomposePublic | None = Field(
+        default=None, description="when a dynamic group selecting the tag carries a policy"
+    )
 
 
 class GroupDevice(BaseModel):

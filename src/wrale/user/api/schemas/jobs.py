@@ -84,7 +84,7 @@ class DecisionPublic(BaseModel):
     inputs: dict[str, Any]
 
 
-DecisionLoop = Literal["placement", "capping", "balancing"]
+DecisionLoop = Literal["placement", "capping", "balancing", "recommendations"]
 
 
 class LoopPauseUpdate(Strict):

@@ -104,6 +104,26 @@ class PolicyUpdate(BaseModel):
     )
 
 
+class RecomposePublic(BaseModel):
+    """The twins a change recomposes: a device's at once (``id`` null, ``done``), a
+    group's or the fleet's in the background (``GET /policies/recompose/{id}``)."""
+
+    id: str | None = Field(description="null: recomposed within the request")
+    scope_type: str = Field(description="fleet, group, devices (a bulk change) or device")
+    scope_id: str | None
+    reason: str | None
+    total: int = Field(description="boards in the scope when the change was made")
+    done: int = Field(description="boards recomposed so far")
+    changed: int = Field(description="boards whose desired document changed (and were sent)")
+    state: Literal["queued", "running", "done", "superseded", "failed"]
+    error: str | None = Field(default=None, description="why the last batch failed")
+    superseded_by: str | None = Field(
+        default=None, description="the newer recompose that covers these boards"
+    )
+    created_at: float | None
+    finished_at: float | None
+
+
 class PolicyPublic(BaseModel):
     id: str
     scope_type: str
@@ -114,6 +134,9 @@ class PolicyPublic(BaseModel):
     created_at: float
     updated_at: float
     updated_by: str | None
+    recompose: RecomposePublic | None = Field(
+        default=None, description="after a change: the recomposition of the scope's twins"
+    )
 
 
 class PolicyVersionPublic(BaseModel):

@@ -66,6 +66,7 @@ class RackCreate(Strict):
     units: Units = 42
     power_budget_w: Watts | None = None
     cooling_zone: CoolingZone | None = None
+    power_feed: CoolingZone | None = None
 
 
 class RackUpdate(Strict):
@@ -74,6 +75,7 @@ class RackUpdate(Strict):
     units: Units | None = None
     power_budget_w: Watts | None = None
     cooling_zone: CoolingZone | None = None
+    power_feed: CoolingZone | None = None
 
 
 class RackPublic(BaseModel):
@@ -83,6 +85,7 @@ class RackPublic(BaseModel):
     units: int
     power_budget_w: float | None
     cooling_zone: str | None
+    power_feed: str | None = None
     created_at: float
 
 

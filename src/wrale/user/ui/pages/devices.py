@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -23,12 +23,12 @@ from starlette.datastructures import FormData, QueryParams
 
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.groups import Group
-from wrale.fleet.brain.services import commands, device_list, groups, registry
+from wrale.fleet.brain.services import bulk_membership, commands, device_list, groups, registry
 from wrale.fleet.brain.services.device_list import DeviceQuery
 from wrale.fleet.sync.protocol import COMMAND_OPS
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
-from wrale.shared.policy import SecurityLevel
 from wrale.user.api.deps import AppState, StateDep
+from wrale.user.ui.pages.command_args import OP_ARGS, op_args
 from wrale.user.ui.web import OperatorDep, SessionDep, Viewer, ViewerDep, is_htmx, render
 
 router = APIRouter(include_in_schema=False)
@@ -37,7 +37,6 @@ PER_PAGE = (25, 50, 100, 200)
 DEFAULT_PER = 50
 MAX_PAGE = 100_000
 MAX_BULK = 10_000  # devices one bulk action may touch
-MAX_TAGS = 50  # per device, as the API allows
 TAG_RE = re.compile(r"^[A-Za-z0-9_.:=/@+-]{1,64}$")
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -272,68 +271,6 @@ async def tag_choices(request: Request, viewer: ViewerDep, session: SessionDep) 
 
 
 # ----------------------------------------------------------------------------- bulk actions
-
-
-@dataclass(frozen=True, slots=True)
-class ArgField:
-    """One argument of a command as a form field (``arg_<name>``)."""
-
-    name: str
-    label: str
-    kind: str = "number"  # number | choice
-    low: float | None = None
-    high: float | None = None
-    step: str = "any"
-    options: tuple[str, ...] = ()
-    required: bool = False
-
-
-OP_ARGS: dict[str, tuple[ArgField, ...]] = {
-    "set_fan": (
-        ArgField("percent", "Fan speed (%)", low=0, high=100, required=True),
-        ArgField("duration_s", "For (seconds)", low=1, high=86_400),
-    ),
-    "set_throttle": (
-        ArgField("max_freq_pct", "CPU frequency cap (%; empty clears)", low=40, high=100),
-    ),
-    "reboot": (ArgField("delay_s", "Delay (seconds)", low=0, high=3600),),
-    "shutdown": (ArgField("delay_s", "Delay (seconds)", low=0, high=3600),),
-    "safe_mode": (ArgField("on", "Safe mode", "choice", options=("on", "off"), required=True),),
-    "arm": (ArgField("level", "Tamper level", "choice", options=tuple(SecurityLevel)),),
-    "sim_fault": (
-        ArgField("fault", "Fault", "choice", options=commands.SIM_FAULTS, required=True),
-        ArgField("duration_s", "For (seconds)", low=1, high=86_400),
-    ),
-    "sim_clear": (ArgField("fault", "Fault (empty: all)", "choice", options=commands.SIM_FAULTS),),
-    "sim_load": (ArgField("percent", "Load (%)", low=0, high=100, required=True),),
-    "sim_ambient": (ArgField("celsius", "Ambient (°C)", low=-40, high=80, required=True),),
-}
-
-
-def op_args(op: str, form: Mapping[str, Any]) -> dict[str, Any]:
-    """The command's arguments from the form's ``arg_*`` fields (checked by the brain)."""
-    out: dict[str, Any] = {}
-    for f in OP_ARGS.get(op, ()):
-        raw = str(form.get(f"arg_{f.name}") or "").strip()
-        if not raw:
-            if f.required:
-                raise InvalidRequestError(f"{f.label}: required", field=f"arg_{f.name}")
-            continue
-        if f.kind == "choice":
-            if raw not in f.options:
-                raise InvalidRequestError(
-                    f"{f.label}: use one of {', '.join(f.options)}", field=f"arg_{f.name}"
-                )
-            out[f.name] = (raw == "on") if f.name == "on" else raw
-            continue
-        try:
-            number = float(raw)
-        except ValueError:
-            raise InvalidRequestError(f"{f.label}: a number", field=f"arg_{f.name}") from None
-        if not math.isfinite(number):
-            raise InvalidRequestError(f"{f.label}: a number", field=f"arg_{f.name}")
-        out[f.name] = number
-    return out
 
 
 def _plural(n: int) -> str:
@@ -578,25 +515,12 @@ async def _tag(
     session: AsyncSession, viewer: Viewer, form: FormData, sel: Selection, *, add: bool
 ) -> Outcome:
     tag = str(form.get("tag") or "").strip()
-    if not TAG_RE.match(tag):
-        raise InvalidRequestError(
-            "tag: letters, digits and _.:=/@+- (1 to 64 characters)", field="tag"
-        )
-    devices = await _devices(session, viewer.tenant_id, sel.ids)
-    done, skipped = 0, []
-    for d in devices:
-        tags = list(d.tags or [])
-        if (tag in tags) == add:
-            skipped.append((d.name, "has it already" if add else "does not have it"))
-            continue
-        if add and len(tags) >= MAX_TAGS:
-            skipped.append((d.name, f"has {MAX_TAGS} tags already"))
-            continue
-        new = [*tags, tag] if add else [t for t in tags if t != tag]
-        await registry.update_device(session, viewer.principal, d.id, {"tags": new})
-        done += 1
+    done = await bulk_membership.change_tag(session, viewer.principal, sel.ids, tag, add=add)
     verb = f'Tag "{tag}" added to' if add else f'Tag "{tag}" removed from'
-    return Outcome(f"{verb} {_plural(done)}; {len(skipped):,} unchanged", done, skipped)
+    headline = f"{verb} {_plural(done.changed)}; {len(done.skipped):,} unchanged"
+    if done.missing:
+        headline += f", {len(done.missing):,} no longer exist"
+    return Outcome(headline, done.changed, done.skipped)
 
 
 async def _group(session: AsyncSession, viewer: Viewer, form: FormData, sel: Selection) -> Outcome:
@@ -605,16 +529,14 @@ async def _group(session: AsyncSession, viewer: Viewer, form: FormData, sel: Sel
         raise InvalidRequestError("group: choose a static group", field="group_id")
     try:
         group = await groups.get_group(session, viewer.tenant_id, group_id)
-        done, skipped = 0, []
-        for d in await _devices(session, viewer.tenant_id, sel.ids):
-            if await groups.add_member(session, viewer.principal, group.id, d.id):
-                done += 1
-            else:
-                skipped.append((d.name, "is a member already"))
+        done = await bulk_membership.change_group(
+            session, viewer.principal, group.id, sel.ids, add=True
+        )
     except (ConflictError, NotFoundError) as exc:  # gone, or dynamic: say so at the field
         raise type(exc)(exc.message, field="group_id") from exc
     return Outcome(
-        f'{_plural(done)} added to group "{group.name}"; {len(skipped):,} were members already',
-        done,
-        skipped,
+        f'{_plural(done.changed)} added to group "{group.name}"; '
+        f"{len(done.skipped):,} were members already",
+        done.changed,
+        done.skipped,
     )

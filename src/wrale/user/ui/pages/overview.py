@@ -19,7 +19,7 @@ from wrale.fleet.brain.services import fleet_view as fv
 from wrale.fleet.brain.services.alert_rules import SEVERITIES
 from wrale.fleet.brain.services.registry import STATUSES
 from wrale.shared.errors import NotFoundError
-from wrale.user.ui.pages.physical import temp_band
+from wrale.user.ui.pages.physical_scales import temp_band
 from wrale.user.ui.web import SessionDep, Viewer, ViewerDep, render
 
 router = APIRouter(include_in_schema=False)

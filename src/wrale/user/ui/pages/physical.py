@@ -1,382 +1,52 @@
 """The physical view (``/physical``): sites → rooms → racks drawn to scale as server-rendered
 SVG, each board in its U slot coloured by a metric (temperature, power, fan or status), a
-power bar per rack against its budget, and a temperature heatmap per room.
+power bar per rack against its budget (with the caps the capping loop holds there), a
+temperature heatmap per room, with ``?job=ID`` a mark on each board running that job, and
+with ``?rollout=ID`` each board of that rollout marked with its wave and state.
 
-The colour scales and the layout maths are pure functions here; the data comes from
+The colour scales (``physical_scales``) and the layout maths (``physical_layout``) are pure
+functions; the data comes from
 ``fleet_view`` (one query for every board shown, one GROUP BY for every rack's figures).
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.services import fleet_view as fv
-from wrale.shared.errors import InvalidRequestError, NotFoundError
+from wrale.shared.errors import NotFoundError
+from wrale.user.ui.pages import physical_overlays as ov
+from wrale.user.ui.pages import physical_rollout_overlay as ro
+from wrale.user.ui.pages.physical_layout import (
+    BAND_U,
+    BAR_H,
+    RACK_W,
+    RAIL,
+    U_PX,
+    heatmap,
+    rack_drawings,
+)
+from wrale.user.ui.pages.physical_scales import (
+    METRICS,
+    TEMP_WARN_C,
+    Metric,
+    is_hot,
+    parse_metric,
+    temp_band,
+)
 from wrale.user.ui.web import SessionDep, ViewerDep, render
 
 router = APIRouter(include_in_schema=False)
 
 MAX_BOARDS_SHOWN = 500  # more boards than this: one room, then one page of its racks
-
-# ----------------------------------------------------------------------------- colour scales
-
-TEMP_WARN_C = 70.0  # a rack whose hottest board reaches this is "hot" (data-hot="true")
-# (upper bound, css class, legend text): the first bound above the value wins
-TEMP_BANDS: tuple[tuple[float, str, str], ...] = (
-    (45.0, "t0", "< 45 °C cool"),
-    (60.0, "t1", "45–60 °C"),
-    (TEMP_WARN_C, "t2", "60–70 °C warm"),
-    (80.0, "t3", "70–80 °C warning"),
-    (math.inf, "t4", "≥ 80 °C hot (throttling)"),
-)
-POWER_BANDS: tuple[tuple[float, str, str], ...] = (
-    (3.0, "p0", "< 3 W idle"),
-    (4.5, "p1", "3–4.5 W"),
-    (6.0, "p2", "4.5–6 W"),
-    (7.0, "p3", "6–7 W busy"),
-    (math.inf, "p4", "≥ 7 W full load"),
-)
-FAN_BANDS: tuple[tuple[float, str, str], ...] = (
-    (1.0, "f0", "off"),
-    (25.0, "f1", "1–25 %"),
-    (50.0, "f2", "25–50 %"),
-    (75.0, "f3", "50–75 %"),
-    (math.inf, "f4", "≥ 75 %"),
-)
-STATUS_STYLE: dict[str, tuple[str, str]] = {  # status → (css class, short label)
-    "online": ("s-online", "on"),
-    "offline": ("s-offline", "off"),
-    "error": ("s-error", "err"),
-    "maintenance": ("s-maintenance", "mnt"),
-    "quarantined": ("s-quarantined", "qtn"),
-    "unknown": ("s-unknown", "?"),
-    "decommissioned": ("s-decommissioned", "dec"),
-}
-NO_DATA = ("nd", f"no reading in the last {int(fv.FRESH_S // 60)} min")
-
-
-def _band(value: float | None, bands: Sequence[tuple[float, str, str]]) -> tuple[str, str]:
-    if value is None:
-        return NO_DATA
-    for upper, cls, text in bands:
-        if value < upper:
-            return cls, text
-    return bands[-1][1], bands[-1][2]
-
-
-def temp_band(value: float | None) -> tuple[str, str]:
-    """(css class, legend text) of a temperature in °C."""
-    return _band(value, TEMP_BANDS)
-
-
-def power_band(value: float | None) -> tuple[str, str]:
-    return _band(value, POWER_BANDS)
-
-
-def fan_band(value: float | None) -> tuple[str, str]:
-    return _band(value, FAN_BANDS)
-
-
-def status_band(status: str) -> tuple[str, str]:
-    return STATUS_STYLE.get(status, ("s-unknown", status[:3]))
-
-
-def is_hot(max_temp_c: float | None) -> bool:
-    return max_temp_c is not None and max_temp_c >= TEMP_WARN_C
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    key: str
-    title: str
-    legend: tuple[tuple[str, str], ...]  # (css class, text)
-    colour: Callable[[fv.Board], str]
-    value: Callable[[fv.Board], str]  # the short text drawn on the board
-
-
-def _legend(bands: Sequence[tuple[float, str, str]]) -> tuple[tuple[str, str], ...]:
-    return (*((cls, text) for _, cls, text in bands), NO_DATA)
-
-
-def _fmt(v: float | None, pattern: str) -> str:
-    return "—" if v is None else pattern.format(v)
-
-
-METRICS: dict[str, Metric] = {
-    "temp": Metric(
-        "temp",
-        "CPU temperature",
-        _legend(TEMP_BANDS),
-        lambda b: temp_band(b.temp_c)[0],
-        lambda b: _fmt(b.temp_c, "{:.0f}°"),
-    ),
-    "power": Metric(
-        "power",
-        "Power draw",
-        _legend(POWER_BANDS),
-        lambda b: power_band(b.power_w)[0],
-        lambda b: _fmt(b.power_w, "{:.1f}W"),
-    ),
-    "fan": Metric(
-        "fan",
-        "Fan speed",
-        _legend(FAN_BANDS),
-        lambda b: fan_band(b.fan_pct)[0],
-        lambda b: _fmt(b.fan_pct, "{:.0f}%"),
-    ),
-    "status": Metric(
-        "status",
-        "Status",
-        tuple((c, f"{s} ({short})") for s, (c, short) in STATUS_STYLE.items()),
-        lambda b: status_band(b.status)[0],
-        lambda b: status_band(b.status)[1],
-    ),
-}
-
-
-def parse_metric(value: str | None) -> Metric:
-    metric = METRICS.get(value or "temp")
-    if metric is None:
-        raise InvalidRequestError(
-            f"metric: choose one of {', '.join(METRICS)} (not {str(value)[:40]!r})",
-            field="metric",
-        )
-    return metric
-
-
-# ----------------------------------------------------------------------------- layout maths
-
-U_PX = 14  # one rack unit, in SVG user units: every rack is drawn at this scale
-RACK_W = 132
-RACK_GAP = 28
-RAIL = 18  # the rack's left rail, where the U numbers are
-PAD = 12
-HEAD = 34  # rack name and hottest temperature above each rack
-FOOT = 56  # the power bar and its two lines of figures below
-BAR_H = 10
-NAME_CHARS = 12
-
-BAND_U = 6  # heatmap: one cell per rack and 6 U band
-CELL_W, CELL_H, AXIS_W, CELL_LABEL_H = 46, 20, 46, 18
-
-
-def slot_y(units: int, slot_u: int) -> int:
-    """Top of slot ``slot_u`` (U1 at the bottom) inside a rack of ``units``."""
-    return (units - slot_u) * U_PX
-
-
-def short_name(name: str, limit: int = NAME_CHARS) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
-
-
-def _num(v: float | None, digits: int = 1) -> str:
-    return "" if v is None else f"{v:.{digits}f}"
-
-
-def _aria(b: fv.Board) -> str:
-    parts = [
-        f"{b.name}, U{b.slot_u}",
-        "—" if b.temp_c is None else f"{b.temp_c:.1f} °C",
-        "—" if b.power_w is None else f"{b.power_w:.1f} W",
-        "fan —" if b.fan_pct is None else f"fan {b.fan_pct:.0f} %",
-        b.status,
-    ]
-    return ", ".join(parts)
-
-
-def board_svg(b: fv.Board, y: int, cls: str, metric: Metric) -> str:
-    """One board in its slot: a link to its page around a coloured rect, its name and its
-    value (so colour is not the only signal). Built here rather than in Jinja: a page draws
-    up to ``MAX_BOARDS_SHOWN`` of them and this is ten times faster."""
-    did, aria = escape(b.id), escape(_aria(b))
-    text_y = y + U_PX - 5
-    return (
-        f'<a class="board" id="board-{did}" href="/devices/{did}" data-device-id="{did}" '
-        f'data-device-name="{escape(b.name)}" data-temp-c="{_num(b.temp_c)}" '
-        f'aria-label="{aria}"><title>{aria}</title>'
-        f'<rect class="{cls} st-{escape(b.status)}" x="{RAIL}" y="{y}" '
-        f'width="{RACK_W - RAIL - 3}" height="{U_PX - 2}" rx="2"/>'
-        f'<text x="{RAIL + 3}" y="{text_y}">{escape(short_name(b.name))}</text>'
-        f'<text class="v" x="{RACK_W - 6}" y="{text_y}">'
-        f"{escape(metric.value(b))}</text></a>"
-    )
-
-
-def power_bar(draw_w: float, budget_w: float | None) -> dict[str, Any]:
-    """Geometry and words of a rack's power bar (``RACK_W`` wide): the fill is the draw's
-    share of the budget (full when over), ``flag`` a second line of words when it matters."""
-    if budget_w is None or budget_w <= 0:
-        return {
-            "fill": 0.0,
-            "over": False,
-            "pct": None,
-            "text": f"{draw_w:.0f} W",
-            "flag": "no budget set",
-            "budget": "" if budget_w is None else _num(budget_w),
-        }
-    ratio = draw_w / budget_w
-    over = draw_w > budget_w
-    return {
-        "fill": round(RACK_W * min(ratio, 1.0), 1),
-        "over": over,
-        "pct": round(100 * ratio),
-        "text": f"{draw_w:.0f} / {budget_w:.0f} W · {100 * ratio:.0f} %",
-        "flag": "⚠ OVER BUDGET" if over else "",
-        "budget": _num(budget_w),
-    }
-
-
-def heatmap(
-    racks: Sequence[fv.RackInfo],
-    stats: dict[str, fv.RackStats],
-    link: Callable[[fv.RackInfo], str],
-) -> dict[str, Any]:
-    """A room's heatmap: a column per rack (a link to its drawing, ``link``), a cell per
-    ``BAND_U`` band of slots (U1 at the bottom) coloured by the hottest board of the band
-    and showing its temperature; bands a rack does not have are left out, bands without
-    boards are empty cells."""
-    max_units = max((r.units for r in racks), default=0)
-    rows = max(1, math.ceil(max_units / BAND_U))
-    columns = []
-    for i, rack in enumerate(racks):
-        st = stats.get(rack.id, fv.RackStats())
-        cells, lines = [], [f"Rack {rack.name}"]
-        for band in range(math.ceil(rack.units / BAND_U)):
-            bs = st.bands.get(band)
-            low, high = band * BAND_U + 1, min(rack.units, (band + 1) * BAND_U)
-            if bs is None or not bs.boards:
-                cls, text, line = "empty", "", "no boards"
-            elif bs.max_temp_c is None or bs.mean_temp_c is None:
-                cls, text, line = "nd", "—", f"{bs.boards} board(s), no recent temperature"
-            else:
-                cls, text = temp_band(bs.max_temp_c)[0], f"{bs.max_temp_c:.0f}"
-                line = (
-                    f"{bs.boards} board(s), hottest {bs.max_temp_c:.1f} °C, "
-                    f"mean {bs.mean_temp_c:.1f} °C"
-                )
-            cells.append({"y": (rows - 1 - band) * CELL_H, "cls": cls, "text": text})
-            lines.append(f"U{low}–{high}: {line}")
-        hottest = (
-            "no recent temperature"
-            if st.max_temp_c is None
-            else (f"hottest {st.max_temp_c:.1f} °C")
-        )
-        columns.append(
-            {
-                "x": AXIS_W + i * CELL_W,
-                "href": link(rack),
-                "aria": f"Rack {rack.name}: {hottest}; show its boards",
-                "title": "\n".join(lines),
-                "cells": cells,
-            }
-        )
-    axis = [
-        {"y": (rows - 1 - band) * CELL_H, "text": f"U{band * BAND_U + 1}"} for band in range(rows)
-    ]
-    names = [
-        {"x": AXIS_W + i * CELL_W + CELL_W / 2, "text": short_name(r.name, 7)}
-        for i, r in enumerate(racks)
-    ]
-    width = AXIS_W + max(1, len(racks)) * CELL_W
-    height = rows * CELL_H + CELL_LABEL_H
-    return {
-        "columns": columns,
-        "width": width,
-        "height": height,
-        "svg": _heatmap_svg(columns, axis, names, rows * CELL_H + CELL_LABEL_H - 5),
-    }
-
-
-def _heatmap_svg(
-    columns: list[dict[str, Any]],
-    axis: list[dict[str, Any]],
-    names: list[dict[str, Any]],
-    names_y: int,
-) -> Markup:
-    """The inside of the heatmap's <svg> (built here: hundreds of cells)."""
-    w, h, mid = CELL_W - 2, CELL_H - 2, (CELL_W - 2) / 2
-    out = [
-        f'<text class="axis" x="{AXIS_W - 5}" y="{a["y"] + CELL_H - 7}" text-anchor="end">'
-        f"{a['text']}</text>"
-        for a in axis
-    ]
-    for col in columns:
-        out.append(
-            f'<a href="{escape(col["href"])}" aria-label="{escape(col["aria"])}" '
-            f'transform="translate({col["x"]} 0)"><title>{escape(col["title"])}</title>'
-        )
-        for c in col["cells"]:
-            out.append(f'<rect class="cell {c["cls"]}" y="{c["y"]}" width="{w}" height="{h}"/>')
-            if c["text"]:
-                out.append(f'<text x="{mid:g}" y="{c["y"] + CELL_H - 7}">{c["text"]}</text>')
-        out.append("</a>")
-    out += [
-        f'<text class="axis" x="{n["x"]:g}" y="{names_y}" text-anchor="middle">'
-        f"{escape(n['text'])}</text>"
-        for n in names
-    ]
-    return Markup("".join(out))  # noqa: S704 - every text in it went through escape()
-
-
-def rack_drawings(
-    racks: Sequence[fv.RackInfo],
-    boards: dict[str, list[fv.Board]],
-    stats: dict[str, fv.RackStats],
-    metric: Metric,
-) -> dict[str, Any]:
-    """Everything a room's rack SVG needs: racks side by side, bottoms on one floor line,
-    each ``units × U_PX`` tall, boards in their slots, a power bar under each rack."""
-    max_units = max((r.units for r in racks), default=0)
-    floor = PAD + HEAD + max_units * U_PX
-    drawn_racks: list[dict[str, Any]] = []
-    for i, rack in enumerate(racks):
-        st = stats.get(rack.id, fv.RackStats())
-        drawn: list[dict[str, Any]] = []
-        for b in boards.get(rack.id, []):
-            if not 1 <= b.slot_u <= rack.units:
-                continue  # a slot above a shrunk rack cannot be drawn (placement forbids it)
-            drawn.append({"b": b, "y": slot_y(rack.units, b.slot_u) + 1, "cls": metric.colour(b)})
-        ticks = [
-            {"y": slot_y(rack.units, u) + U_PX - 3, "text": str(u)}
-            for u in range(1, rack.units + 1)
-            if u == 1 or u % 5 == 0
-        ]
-        drawn_racks.append(
-            {
-                "rack": rack,
-                "x": PAD + i * (RACK_W + RACK_GAP),
-                "top": floor - rack.units * U_PX,
-                "height": rack.units * U_PX,
-                "boards": drawn,
-                # every text in it went through escape() in board_svg
-                "boards_svg": Markup(  # noqa: S704
-                    "".join(board_svg(d["b"], d["y"], d["cls"], metric) for d in drawn)
-                ),
-                "ticks": ticks,
-                "max_temp": _num(st.max_temp_c),
-                "max_temp_text": "—" if st.max_temp_c is None else f"{st.max_temp_c:.1f} °C",
-                "hot": is_hot(st.max_temp_c),
-                "draw": _num(st.draw_w),
-                "bar": power_bar(st.draw_w, rack.budget_w),
-            }
-        )
-    n = len(racks)
-    return {
-        "racks": drawn_racks,
-        "width": 2 * PAD + max(1, n) * RACK_W + max(0, n - 1) * RACK_GAP,
-        "height": floor + FOOT + PAD,
-        "floor": floor,
-    }
 
 
 # ----------------------------------------------------------------------------- scope
@@ -462,6 +132,16 @@ def _href(
     return path + (f"?{query}" if query else "")
 
 
+def _with_job(href: str, marks: ov.JobMarks | None, waves: ov.RolloutMarks | None = None) -> str:
+    """``href`` that also shows the job's boards and the rollout's (when shown)."""
+    params = {"job": marks.job.id if marks else None}
+    params["rollout"] = waves.rollout.id if waves else None
+    query = urlencode({k: v for k, v in params.items() if v})
+    if not query:
+        return href
+    return href + ("&" if "?" in href else "?") + query
+
+
 def _find(items: Sequence[Any], wanted: str | None, what: str) -> Any:
     if not wanted:
         return None
@@ -529,8 +209,13 @@ async def _view(
     site_id: str | None,
     room_id: str | None,
     rack_id: str | None,
+    job_id: str | None = None,
+    rollout_id: str | None = None,
 ) -> dict[str, Any]:
     now = time.time()
+    marks = await ov.job_marks(session, tenant_id, job_id) if job_id else None
+    waves = await ov.rollout_marks(session, tenant_id, rollout_id) if rollout_id else None
+    caps = await ov.rack_caps(session, tenant_id)
     since = fv.fresh_since(now)
     sites = await fv.layout(session, tenant_id)
     stats = await fv.rack_stats(session, tenant_id, since, BAND_U)
@@ -561,7 +246,15 @@ async def _view(
                 "site_name": site_names.get(room.site_id, ""),
                 "summary": summary,
                 "heatmap": heatmap(room.racks, stats, link),
-                "drawing": rack_drawings(racks, boards, stats, metric),
+                "drawing": rack_drawings(
+                    racks,
+                    boards,
+                    stats,
+                    metric,
+                    marks.boards if marks else None,
+                    caps,
+                    waves.boards if waves else None,
+                ),
             }
         )
     placed = sum(s.boards for s in stats.values())
@@ -597,9 +290,16 @@ async def _view(
         "at": now,
         "href": _href,
         # the live refresh asks for the same rooms and racks, even those chosen for us
-        "refresh_url": _href(
-            metric.key, scope.site_id, scope.room_id, scope.rack_id, "/_physical/view"
+        "refresh_url": _with_job(
+            _href(metric.key, scope.site_id, scope.room_id, scope.rack_id, "/_physical/view"),
+            marks,
+            waves,
         ),
+        "job_marks": marks,
+        "rollout_marks": waves,
+        "wave_states": ro.BOARD_STATES,
+        # the metric switch keeps the job and the rollout shown
+        "with_job": lambda href: _with_job(href, marks, waves),
         "temp_class": lambda v: temp_band(v)[0],
         "u_px": U_PX,
         "rack_w": RACK_W,
@@ -617,8 +317,12 @@ async def physical(
     site: str | None = None,
     room: str | None = None,
     rack: str | None = None,
+    job: str | None = None,
+    rollout: str | None = None,
 ) -> Response:
-    ctx = await _view(session, viewer.tenant_id, parse_metric(metric), site, room, rack)
+    ctx = await _view(
+        session, viewer.tenant_id, parse_metric(metric), site, room, rack, job, rollout
+    )
     return render(request, "physical/index.html", ctx)
 
 
@@ -631,7 +335,11 @@ async def physical_view(
     site: str | None = None,
     room: str | None = None,
     rack: str | None = None,
+    job: str | None = None,
+    rollout: str | None = None,
 ) -> Response:
     """The drawings alone (the inside of ``#physical-view``), for the live refresh."""
-    ctx = await _view(session, viewer.tenant_id, parse_metric(metric), site, room, rack)
+    ctx = await _view(
+        session, viewer.tenant_id, parse_metric(metric), site, room, rack, job, rollout
+    )
     return render(request, "physical/_view.html", ctx)

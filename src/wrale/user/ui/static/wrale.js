@@ -127,10 +127,19 @@
     }
   }
   function dispatch(kind, data) {
-    var b = document.body;
-    b.dispatchEvent(new CustomEvent("wrale-" + kind.replace(/\./g, "-"), { detail: data }));
-    b.dispatchEvent(new CustomEvent("wrale-" + kind.split(".")[0], { detail: data }));
+    var b = document.body, name = kind.replace(/\./g, "-"), head = kind.split(".")[0];
+    function fire(n) { b.dispatchEvent(new CustomEvent(n, { detail: data })); }
+    fire("wrale-" + name);
+    fire("wrale-" + head);
     b.dispatchEvent(new CustomEvent("wrale-live", { detail: { kind: kind, data: data } }));
+    /* a page about one device listens to "wrale-this-…": its own board's events only
+       (htmx runs no trigger filters here: eval is off) */
+    var marker = document.getElementById("live-device");
+    if (marker && data && data.device_id === marker.dataset.device) {
+      fire("wrale-this-" + name);
+      fire("wrale-this-" + head);
+      if (kind === "device.event" && data.type) fire("wrale-this-device-event-" + data.type);
+    }
   }
   function connect() {
     clearTimeout(retryTimer);
