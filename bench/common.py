@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import os
 import platform
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
+PG_DSN = os.environ.get("WRALE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 @dataclass(frozen=True)
@@ -53,3 +58,32 @@ def _cpus() -> int:
     import os
 
     return os.cpu_count() or 0
+
+
+async def _pg(name: str, create: bool) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_DSN, timeout=3)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def scratch_pg(name: str) -> Iterator[str | None]:
+    """A fresh PostgreSQL database ``name`` for one benchmark, dropped after: its
+    SQLAlchemy URL, or None (said why) when PostgreSQL cannot be reached."""
+    try:
+        asyncio.run(_pg(name, create=True))
+    except Exception as exc:  # unreachable or refused: no PostgreSQL figures
+        print(f"PostgreSQL not reachable at {PG_DSN} ({exc}); PostgreSQL figures skipped")
+        yield None
+        return
+    try:
+        base = PG_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        yield f"{base}/{name}"
+    finally:
+        asyncio.run(_pg(name, create=False))

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 
 from common import Figure, free_port
-from fleet_bench import WRALE, Central, clean_env, stop, wait_for
+from fleet_harness import WRALE, Central, clean_env, stop, wait_for
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "60"))
 SRC = Path(__file__).resolve().parents[1] / "src" / "wrale"

@@ -26,7 +26,7 @@ import psutil
 
 from common import Figure, free_port
 from device_bench import enroll_device
-from fleet_bench import WRALE, Central, clean_env, stop, wait_for
+from fleet_harness import WRALE, Central, clean_env, stop, wait_for
 
 SECONDS = float(os.environ.get("BENCH_SECONDS", "120"))
 WARMUP_S = 20.0  # past start-up: first samples, first reports, twin applied

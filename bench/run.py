@@ -2,8 +2,10 @@
 
 BENCH_SECONDS shortens the measured windows (default 60, as the targets are stated);
 the fleet benchmark's own knobs are BENCH_FLEET_* (see bench/fleet_bench.py), the
-dashboard's BENCH_UI_* (see bench/ui_bench.py); the brain's decisions run in simulated time
-(bench/decisions_bench.py, BENCH_DECISIONS_SEED).
+dashboard's BENCH_UI_* (see bench/ui_bench.py), a fleet-wide policy change's
+BENCH_CHANGE_DEVICES (bench/fleet_change_bench.py); the brain's decisions run in simulated time
+(bench/decisions_bench.py, BENCH_DECISIONS_SEED), and so does wear detection
+(bench/maintenance_bench.py, BENCH_MAINTENANCE_SEED).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from decisions_bench import run as run_decisions
 from device_bench import run as run_device
 from device_io_bench import run as run_device_io
 from fleet_bench import run as run_fleet
+from fleet_change_bench import run as run_fleet_change
+from maintenance_bench import run as run_maintenance
 from metald_bench import run as run_metald
 from telemetry_bench import run as run_telemetry
 from ui_bench import run as run_ui
@@ -31,8 +35,10 @@ def main() -> int:
         ("device", run_device),
         ("device_io", run_device_io),
         ("fleet", run_fleet),
+        ("fleet_change", run_fleet_change),
         ("ui", run_ui),
         ("decisions", run_decisions),
+        ("maintenance", run_maintenance),
     )
     failed = []
     for name, bench in benches:
