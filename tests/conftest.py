@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,29 @@ def sim_board() -> SimBoard:
 
 
 # ----------------------------------------------------------------------------- central
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Argon2 at its cheapest in the test process: every central test hashes and checks a
+    few passwords (the first admin, each login, each new user), and at the production cost
+    (3 passes over 64 MiB) that was a third of a second of CPU per test. The same code runs
+    (argon2id hash, verify, a wrong password refused); processes started by tests
+    (``wrale central``, ``wrale demo``) keep the production cost."""
+    try:
+        from argon2 import PasswordHasher
+
+        from wrale.fleet.brain.services import identity
+    except ImportError:  # a device-only install: there is no central server to test
+        yield
+        return
+    production = identity._hasher
+    identity._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    identity._dummy_hash.cache_clear()
+    yield
+    identity._hasher = production
+    identity._dummy_hash.cache_clear()
+
 
 PG_ADMIN_DSN = os.environ.get("WRALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -110,18 +134,29 @@ def _pg_url(name: str) -> str:
 _counter = iter(range(1_000_000))
 
 
+@asynccontextmanager
+async def sqlite_database(folder: Path) -> AsyncIterator[Database]:
+    """The central database as a SQLite file in ``folder``, with the schema in place."""
+    from wrale.fleet.brain.db import Database
+    from wrale.fleet.brain.models import Base
+
+    db = Database(f"sqlite+aiosqlite:///{folder / 'central.db'}")
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The central database, on SQLite and on PostgreSQL, with the schema in place."""
     from wrale.fleet.brain.db import Database
-    from wrale.fleet.brain.models import Base
 
     if request.param == "sqlite":
-        db = Database(f"sqlite+aiosqlite:///{tmp_path / 'central.db'}")
-        async with db.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        yield db
-        await db.dispose()
+        async with sqlite_database(tmp_path) as db:
+            yield db
         return
     import asyncpg
 
@@ -239,3 +274,41 @@ def mqtt_url() -> str:
 
     mqtt_or_skip()
     return f"mqtt://{MQTT_HOST}:{MQTT_PORT}/wrale-test/{uuid.uuid4().hex[:12]}/v1"
+
+
+# ----------------------------------------------------------------------------- xdist
+
+# Module fixtures that start a world of their own (a server, a Debian root, a fleet): their
+# tests stay on one worker (``--dist loadgroup``), or each worker would start it again.
+# The browser tests' ``world`` (one ``wrale demo`` fleet) is shared across their modules.
+BROWSER_DIR = "tests/user/ui/browser"
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    for name in info.names_closure:
+        defs = info.name2fixturedefs.get(name)
+        if not defs or defs[-1].scope not in ("module", "package") or not defs[-1].baseid:
+            continue
+        if defs[-1].baseid.startswith(BROWSER_DIR):
+            return "browser-world"
+        module = item.nodeid.split("::", 1)[0]
+        return f"{module}[{params[name]}]" if name in params else module
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first, and each module world's tests together on one worker.
+
+    Under ``--dist loadgroup`` xdist hands out the largest groups first, then single tests
+    in this order: the minutes-long end-to-end tests start early instead of being the
+    tail that one worker runs alone while the other is idle."""
+    for item in items:
+        group = _xdist_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -5,6 +5,7 @@ fetched kept beside it so that later runs need no network."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -65,28 +66,12 @@ def make_root(dest: Path) -> float:
     """A fresh root in ``dest`` (from the cache, made first if absent); returns seconds."""
     started = time.monotonic()
     cached = tarball()
-    if not cached.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        build = dest.with_name(dest.name + ".bootstrap")
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                "--include=systemd",
-                SUITE,
-                str(build),
-                apt_mirror(),
-            ],
-            check=True,
-            capture_output=True,
-            timeout=1800,
-        )
-        partial = cached.with_suffix(".partial")
-        subprocess.run(
-            ["tar", "-C", str(build), "--numeric-owner", "-cf", str(partial), "."], check=True
-        )
-        partial.replace(cached)
-        shutil.rmtree(build)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
+        # xdist workers wanting a root at once: one builds the cache, the others wait
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.exists():
+            _bootstrap(dest, cached)
     dest.mkdir(parents=True)
     subprocess.run(["tar", "-C", str(dest), "--numeric-owner", "-xpf", str(cached)], check=True)
     if archives().is_dir():
@@ -95,13 +80,39 @@ def make_root(dest: Path) -> float:
     return time.monotonic() - started
 
 
+def _bootstrap(dest: Path, cached: Path) -> None:
+    """debootstrap a root beside ``dest`` and keep it as the ``cached`` tarball."""
+    build = dest.with_name(dest.name + ".bootstrap")
+    subprocess.run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            "--include=systemd",
+            SUITE,
+            str(build),
+            apt_mirror(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=1800,
+    )
+    partial = cached.with_suffix(".partial")
+    subprocess.run(
+        ["tar", "-C", str(build), "--numeric-owner", "-cf", str(partial), "."], check=True
+    )
+    partial.replace(cached)
+    shutil.rmtree(build)
+
+
 def keep_archives(root: Path) -> None:
     """Keep the .debs apt fetched into ``root`` for the next run."""
     archives().mkdir(parents=True, exist_ok=True)
     for deb in (root / "var/cache/apt/archives").glob("*.deb"):
         target = archives() / deb.name
-        if not target.exists():
-            shutil.copy2(deb, target)
+        if not target.exists():  # whole or absent: another worker may be copying from it
+            partial = target.with_name(f".{deb.name}.{os.getpid()}")
+            shutil.copy2(deb, partial)
+            partial.replace(target)
 
 
 def in_root(root: Path, script: str) -> list[str]:
