@@ -84,7 +84,9 @@ async def test_a_frequency_cap_only_lowers_and_persists(pair: tuple[Metald, Meta
     t = await c.set_throttle(70)
     assert t["max_freq_pct"] == 70.0
     assert t["freq_cap_pct"] == 70.0
+    assert t["throttled"] is False  # a cap someone set is not the board throttling itself
     assert m.board.throttle.read_throttle().max_freq_pct == pytest.approx(70.0)
+    assert not [e for e in await c.events(limit=5) if e["type"] == "THROTTLE_ON"]
     assert m.core.store.get_state("freq_cap_pct") == 70.0
     for bad in (20, 101):
         with pytest.raises(InvalidRequestError):
@@ -110,7 +112,10 @@ async def test_a_cap_never_lifts_the_safety_throttle() -> None:
         t = await c.set_throttle(95)
         assert t["max_freq_pct"] < control.THROTTLE_FIRST_STEP_PCT  # the safety throttle holds
         assert t["freq_cap_pct"] == 95.0
+        assert t["throttled"] is True
         assert not any("operator cap" in r for r in m.core.current().decision.reasons)
+        t = await c.set_throttle(50)  # lower than the safety throttle: still throttled by heat
+        assert t["max_freq_pct"] == 62.5 and t["throttled"] is True
 
 
 async def test_the_cap_survives_a_metald_restart() -> None:

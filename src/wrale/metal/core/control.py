@@ -134,10 +134,16 @@ class ThermalDecision:
     cpu_sensor_ok: bool
     override_active: bool
     reasons: tuple[str, ...]
+    # the cap the board's own safety loops set (heat, low battery), before an operator's
+    # (or the fleet brain's power capping) cap lowers ``max_freq_pct`` further
+    safety_freq_pct: float = 100.0
 
     @property
     def throttled(self) -> bool:
-        return self.max_freq_pct < 100.0
+        """The board's own safety loops slow it: a cap an operator set is not throttling
+        (the fleet brain caps clocks to keep a rack in budget and must not read its own cap
+        back as heat)."""
+        return self.safety_freq_pct < 100.0
 
 
 INITIAL_THERMAL = ThermalDecision(
@@ -229,6 +235,7 @@ def decide_thermal(
         floor_pct=floor_pct,
         level=level,
         max_freq_pct=round(cap, 1),
+        safety_freq_pct=round(cap, 1),
         status=status,
         cpu_status=cpu_st,
         gpu_status=gpu_st,

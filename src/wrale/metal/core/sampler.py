@@ -159,9 +159,8 @@ class Sampler:
                 shed_load=battery is BatteryAction.SHED_LOAD,
             )
             if battery is BatteryAction.SHUTDOWN:
-                decision = replace(
-                    decision, max_freq_pct=min(decision.max_freq_pct, control.LOAD_SHED_CAP_PCT)
-                )
+                shed = min(decision.max_freq_pct, control.LOAD_SHED_CAP_PCT)
+                decision = replace(decision, max_freq_pct=shed, safety_freq_pct=shed)
             cap = self._freq_cap
             if cap is not None and cap < decision.max_freq_pct:
                 decision = replace(
@@ -250,6 +249,7 @@ class Sampler:
                 fan_failed=self._fan.failed,
                 last_tamper_at=self._last_tamper_at,
                 freq_cap_pct=self._freq_cap,
+                storage=readings.storage,
             )
             self.snapshot = snap
             self.sampled_mono = now_mono
