@@ -115,7 +115,8 @@ async def test_a_cap_never_lifts_the_safety_throttle() -> None:
         assert t["throttled"] is True
         assert not any("operator cap" in r for r in m.core.current().decision.reasons)
         t = await c.set_throttle(50)  # lower than the safety throttle: still throttled by heat
-        assert t["max_freq_pct"] == 62.5 and t["throttled"] is True
+        assert t["max_freq_pct"] == 62.5
+        assert t["throttled"] is True
 
 
 async def test_the_cap_survives_a_metald_restart() -> None:
