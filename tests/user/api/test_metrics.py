@@ -3,9 +3,11 @@ and reports fleet counts summed over tenants (no tenant labels), on SQLite and P
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from tests.conftest import Central
+from wrale.fleet.brain.bus import BusEvent
 from wrale.fleet.brain.models import Device, Tenant
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
@@ -171,3 +173,24 @@ async def test_open_alerts_by_severity(central: Central) -> None:
     assert value(samples, name, severity="CRITICAL", state="active") == 2
     assert value(samples, name, severity="MAJOR", state="acknowledged") == 1
     assert value(samples, name, severity="MAJOR", state="cleared") is None
+
+
+async def test_the_replicas_event_relay_is_counted_on_postgresql(central: Central) -> None:
+    """PostgreSQL: the LISTEN/NOTIFY relay's counters (events sent, received, dropped,
+    missed) are scraped beside the channel's; SQLite has no relay and no such family."""
+    relay = central.app.state.relay
+    if central.db.is_sqlite:
+        assert relay is None
+        assert not [k for k in await scrape(central) if k[0].startswith("wrale_bus_relay_")]
+        return
+    await relay.connected.wait()
+    relay.offer(BusEvent("t", "test.relay", {"n": 1}))  # what the bus hands it on publish
+    for _ in range(200):
+        if relay.stats.sent:
+            break
+        await asyncio.sleep(0.01)
+    samples = await scrape(central)
+    assert value(samples, "wrale_bus_relay_sent_total") == relay.stats.sent >= 1
+    assert value(samples, "wrale_bus_relay_connects_total") == relay.stats.connects >= 1
+    for name in ("received", "dropped", "missed", "malformed"):
+        assert value(samples, f"wrale_bus_relay_{name}_total") is not None

@@ -57,6 +57,25 @@ class RelayStats:
     malformed: int = 0  # notifications that were not ours
     connects: int = 0
 
+    def prometheus(self) -> list[str]:
+        """The counters in the Prometheus text format (``/metrics`` on PostgreSQL)."""
+        lines: list[str] = []
+        for name, help_text in RELAY_HELP.items():
+            metric = f"wrale_bus_relay_{name}_total"
+            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} counter"]
+            lines.append(f"{metric} {getattr(self, name)}")
+        return lines
+
+
+RELAY_HELP = {
+    "sent": "Live events this replica sent to the others (PostgreSQL NOTIFY).",
+    "received": "Live events of other replicas delivered here.",
+    "dropped": "Live events never sent: relay outbox full, stale, or too large.",
+    "missed": "Payloads of other replicas known lost (gaps in their numbers).",
+    "malformed": "Notifications on the channel that were not the relay's.",
+    "connects": "Times the relay (re)connected to listen.",
+}
+
 
 class PgRelay:
     def __init__(self, bus: EventBus, database_url: str, *, backoff_cap_s: float = 5.0) -> None:

@@ -128,7 +128,7 @@ def create_app(
                 flush=True,
             )
         # PostgreSQL: events cross to the other replicas (LISTEN/NOTIFY); SQLite: None
-        relay = await start_relay(state.bus, db.url)
+        relay = app.state.relay = await start_relay(state.bus, db.url)
         jobs = [*default_jobs(), *([dry_run_job(dry_runner)] if dry_runner else [])]
         runner = app.state.background = BackgroundRunner(db, state.bus, settings, jobs)
         runner.start()
