@@ -33,6 +33,10 @@ GROUP_SESSIONS_MAX = 256  # frame groups and jobs committed in one transaction
 # command or its result waits tens of milliseconds for the writer, not a whole backlog
 GROUP_POINTS_MAX = 4000
 JOB_COST = 125  # a job (a session opening: ~15 queries) weighs this many points
+# jobs a transaction takes ahead of the frame groups queued before them: a connect storm's
+# opens do not wait behind a whole telemetry backlog (the boards let in first send theirs),
+# and every transaction still carries telemetry, so neither side starves
+JOBS_AHEAD_MAX = 16
 
 
 @dataclass
@@ -94,8 +98,7 @@ class GroupCommitter:
 
     async def _run(self) -> None:
         while self._queue:
-            n = _take(self._queue)
-            batch, self._queue = self._queue[:n], self._queue[n:]
+            batch, self._queue = _take(self._queue)
             batch = [i for i in batch if not i.done.done()]  # a cancelled caller
             if batch:
                 try:
@@ -184,12 +187,30 @@ def _drop_late(batch: list[_Item]) -> list[_Item]:
     return kept
 
 
-def _take(queue: list[_Item]) -> int:
-    """How many queued items the next transaction takes: up to ``GROUP_SESSIONS_MAX``
-    items and ``GROUP_POINTS_MAX`` points (a job weighs ``JOB_COST``), at least one."""
-    points = 0
-    for n, item in enumerate(queue[:GROUP_SESSIONS_MAX]):
+def _take(queue: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """The next transaction's items and the rest of the queue. First up to
+    ``JOBS_AHEAD_MAX`` jobs wherever they wait, then the queue in order, up to
+    ``GROUP_SESSIONS_MAX`` items and ``GROUP_POINTS_MAX`` points (a job weighs
+    ``JOB_COST``), and always the first frame group waiting, so telemetry moves in every
+    transaction; the order within each kind is kept."""
+    ahead = [i for i in queue if i.job is not None][:JOBS_AHEAD_MAX]
+    taken = {id(i) for i in ahead}
+    batch = list(ahead)
+    points = len(ahead) * JOB_COST
+    groups = 0
+    for item in queue:
+        if len(batch) >= GROUP_SESSIONS_MAX:
+            break
+        if id(item) in taken:
+            continue
+        if points + item.cost > GROUP_POINTS_MAX and batch:
+            if item.job is not None:
+                continue  # a later transaction's (so is every job after it)
+            if groups:
+                break
         points += item.cost
-        if points > GROUP_POINTS_MAX and n > 0:
-            return n
-    return min(len(queue), GROUP_SESSIONS_MAX)
+        batch.append(item)
+        taken.add(id(item))
+        groups += item.job is None
+    rest = [i for i in queue if id(i) not in taken]
+    return batch, rest
