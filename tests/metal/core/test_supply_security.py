@@ -147,3 +147,45 @@ def test_without_quiet_hours_motion_is_always_a_tamper() -> None:
         assert [c.input for c in step.changes] == [TamperInput.MOTION]
         assert step.noted == ()
     assert motion_is_tamper(SecurityPolicy(quiet_hours="22:00-06:00"), None, 0)
+
+
+def _naive(window: list[tuple[float, float | None, float | None]]) -> tuple[object, ...]:
+    """The window's figures recomputed from its samples (the reference)."""
+    volts = [v for _, v, _ in window if v is not None and v > 0]
+    amps = [a for _, _, a in window if a is not None]
+    return (
+        len(window),
+        min(volts) if volts else None,
+        max(volts) if volts else None,
+        round(sum(volts) / len(volts), 4) if volts else None,
+        max(amps) if amps else None,
+        round(sum(amps) / len(amps), 4) if amps else None,
+    )
+
+
+# eighths: exact in binary, so the running sums equal the reference's to the last bit
+_volt = st.one_of(st.none(), st.integers(-8, 48).map(lambda n: n / 8))
+_amp = st.one_of(st.none(), st.integers(0, 40).map(lambda n: n / 8))
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), _volt, _amp), max_size=300), st.integers(5, 40))
+def test_the_running_window_agrees_with_recomputing_it(
+    steps: list[tuple[int, float | None, float | None]], window_s: int
+) -> None:
+    w = SupplyWindow(PowerPolicy(window_s=window_s))
+    kept: list[tuple[float, float | None, float | None]] = []
+    t = 0.0
+    for gap, v, a in steps:
+        t += gap
+        w.add(t, v, a, True)
+        kept = [s for s in [*kept, (t, v, a)] if s[0] >= t - window_s]
+        s = w.stats()
+        got = (
+            s.samples,
+            s.min_voltage_v,
+            s.max_voltage_v,
+            s.mean_voltage_v,
+            s.max_current_a,
+            s.mean_current_a,
+        )
+        assert got == _naive(kept)
