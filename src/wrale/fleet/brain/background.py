@@ -54,6 +54,9 @@ log = logging.getLogger("wrale.central.background")
 # a delivery pass: its claim rounds, then the last sends' own deadlines (at most 30 s)
 DELIVERY_DEADLINE_S = DeliveryLimits().pass_budget_s + 40.0
 PLACEMENT_INTERVAL_S = 5.0  # pending replicas wait at most this long for a board
+# retention is counted in hours and days: a pass every 10 minutes is plenty, and on SQLite
+# a pass holds the single writer for a delete probe per series (3 x 17,000 at 1,000 boards)
+RETENTION_INTERVAL_S = 600.0
 
 
 @dataclass
@@ -187,7 +190,7 @@ def default_jobs() -> list[Job]:
             async with ctx.db.session() as s:
                 await retention(s, ctx.settings, now)
 
-        jobs.append(Job("telemetry.retention", _retention))
+        jobs.append(Job("telemetry.retention", _retention, interval_s=RETENTION_INTERVAL_S))
     else:
         log.debug("background: services.telemetry.apply_retention not available; skipped")
     if alert_cycle is not None:
