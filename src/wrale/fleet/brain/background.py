@@ -93,8 +93,11 @@ async def acquire_lease(db: Database, name: str, holder: str, ttl_s: float, now:
 
     An atomic conditional UPDATE (expired, or already ours) and, when the row is absent, an
     INSERT that loses cleanly to a concurrent one: the same on SQLite and PostgreSQL.
+    Both write, so on SQLite they take a writer turn (``serial_session``): a write outside
+    the turns meets the channel's group commit at the file lock, whose busy handler sleeps
+    up to 100 ms a try, and the two then wait on each other (seconds a commit, measured).
     """
-    async with db.session() as s:
+    async with db.serial_session() as s:
         result = await s.execute(
             update(Lease)
             .where(Lease.name == name, or_(Lease.expires_at <= now, Lease.holder == holder))
@@ -105,7 +108,7 @@ async def acquire_lease(db: Database, name: str, holder: str, ttl_s: float, now:
         if await s.get(Lease, name) is not None:
             return False
     try:
-        async with db.session() as s:
+        async with db.serial_session() as s:
             s.add(Lease(name=name, holder=holder, expires_at=now + ttl_s, acquired_at=now))
     except IntegrityError:
         return False
@@ -116,7 +119,7 @@ async def acquire_lease(db: Database, name: str, holder: str, ttl_s: float, now:
 
 
 async def _audit_retention(ctx: JobContext, now: float) -> None:
-    async with ctx.db.session() as s:
+    async with ctx.db.serial_session() as s:  # a write: a writer turn (see acquire_lease)
         gone = await audit.purge(s, ctx.settings.audit_retention_days)
     if gone:
         log.info("audit retention: removed %d entries", gone)
@@ -187,7 +190,7 @@ def default_jobs() -> list[Job]:
     if retention is not None:
 
         async def _retention(ctx: JobContext, now: float) -> None:
-            async with ctx.db.session() as s:
+            async with ctx.db.serial_session() as s:
                 await retention(s, ctx.settings, now)
 
         jobs.append(Job("telemetry.retention", _retention, interval_s=RETENTION_INTERVAL_S))
@@ -214,7 +217,7 @@ def default_jobs() -> list[Job]:
     if expire is not None:
 
         async def _expire(ctx: JobContext, now: float) -> None:
-            async with ctx.db.session() as s:
+            async with ctx.db.serial_session() as s:
                 await expire(s, now, ctx.bus)
 
         jobs.append(Job("commands.expire", _expire))

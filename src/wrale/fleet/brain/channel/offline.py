@@ -130,7 +130,7 @@ async def mark_offline(
 
 async def apply_retention(db: Database, settings: CentralSettings, now: float) -> int:
     """Delete old device events and closed sessions; returns how many rows went."""
-    async with db.session() as s:
+    async with db.serial_session() as s:  # deletes: a writer turn on SQLite
         ev = await s.execute(
             delete(DeviceEvent).where(
                 DeviceEvent.created_at < now - settings.device_events_retention_d * 86_400

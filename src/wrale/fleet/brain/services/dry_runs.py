@@ -241,7 +241,7 @@ async def _finish(
 
 async def fail_lost(db: Database, now: float) -> int:
     """Dry-runs left ``running`` by a worker that is gone (``LOST_AFTER_S``) fail."""
-    async with db.session() as s:
+    async with db.serial_session() as s:  # every 5 s: a writer turn on SQLite
         done = await s.execute(
             update(DryRun)
             .where(DryRun.state == "running", DryRun.started_at < now - LOST_AFTER_S)
