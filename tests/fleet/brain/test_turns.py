@@ -90,7 +90,11 @@ def _item(points: int, result: bool = False) -> group_commit._Item:
 def test_a_group_commit_takes_groups_up_to_its_points_bound_and_at_least_one() -> None:
     limit = group_commit.GROUP_POINTS_MAX
     queue = [_item(limit // 4) for _ in range(10)]
-    assert group_commit._take(queue) == 4
-    assert group_commit._take([_item(limit * 3), _item(1)]) == 1  # one alone may exceed it
+    batch, rest = group_commit._take(queue)
+    assert (batch, rest) == (queue[:4], queue[4:])
+    big = [_item(limit * 3), _item(1)]
+    assert group_commit._take(big) == (big[:1], big[1:])  # one alone may exceed it
     small = [_item(1) for _ in range(group_commit.GROUP_SESSIONS_MAX + 5)]
-    assert group_commit._take(small) == group_commit.GROUP_SESSIONS_MAX
+    batch, rest = group_commit._take(small)
+    assert len(batch) == group_commit.GROUP_SESSIONS_MAX
+    assert batch + rest == small
