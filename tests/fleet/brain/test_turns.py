@@ -79,6 +79,26 @@ async def test_a_waiter_cancelled_just_as_it_was_handed_the_turn_passes_it_on() 
     assert not lock.locked
 
 
+async def test_a_waiter_cancelled_and_skipped_by_a_release_before_it_runs_stays_cancelled() -> None:
+    """The cancel, then a release that skips the cancelled waiter, then the waiter runs: it
+    raises CancelledError (not ValueError from a lane it already left), so a loop being
+    stopped stops, and the turn went to the next waiter."""
+    lock = TurnLock()
+    await lock.acquire()
+    gone = asyncio.create_task(lock.acquire())
+    later = asyncio.create_task(lock.acquire())
+    await asyncio.sleep(0)
+    gone.cancel()  # its future is cancelled now; the task resumes on the next pass
+    lock.release()  # skips it, hands the turn to ``later``
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    await asyncio.wait_for(later, 1)
+    assert lock.locked
+    assert lock.waiting() == (0, 0)
+    lock.release()
+    assert not lock.locked
+
+
 def _item(points: int, result: bool = False) -> group_commit._Item:
     pts = [("cpu_temp_c", 1.0, 50.0)] * points
     msgs: list = [TelemetryBatch(seq=1, prev=0, points=pts)]

@@ -43,7 +43,7 @@ class TurnLock:
         except asyncio.CancelledError:
             if fut.done() and not fut.cancelled():
                 self.release()  # handed the turn just as it was cancelled: pass it on
-            else:
+            elif fut in lane:  # a release between the cancel and now skipped it already
                 lane.remove(fut)
             raise
 
