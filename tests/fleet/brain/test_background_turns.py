@@ -36,7 +36,8 @@ async def _while_the_writer_holds_its_turn(db: Database, work: asyncio.Future[An
         await s.execute(update(Lease).values(holder="the writer"))  # holds the file lock
         await asyncio.sleep(0.3)
         assert not work.done()
-        assert db.engine.pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert db.writer.pool.checkedout() == 1  # type: ignore[attr-defined]
+        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
     await asyncio.wait_for(work, 10)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from wrale.fleet.brain import sqlite_inline
 from wrale.fleet.brain.turns import TurnLock
 
 
@@ -35,6 +36,7 @@ class Database:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict[str, Any] = {"echo": echo}
+        path = ""
         if self.is_sqlite:
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
@@ -48,6 +50,22 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite's writer turns: a connection whose statements run on the loop's thread
+        # (``sqlite_inline``); re-entrant turns may need a second one
+        self.writer: AsyncEngine = self.engine
+        self.writer_sessions = self.sessions
+        if self.is_sqlite and path and path != ":memory:":
+            self.writer = create_async_engine(
+                url,
+                echo=echo,
+                async_creator=sqlite_inline.creator(path),
+                pool_size=1,
+                max_overflow=2,
+                pool_reset_on_return=None,
+            )
+            event.listen(self.writer.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.writer.sync_engine, "connect", sqlite_inline.no_busy_wait)
+            self.writer_sessions = async_sessionmaker(self.writer, expire_on_commit=False)
         self._lock: TurnLock | None = None
         self._lock_loop: asyncio.AbstractEventLoop | None = None
         self._lock_owner: asyncio.Task[Any] | None = None
@@ -55,13 +73,13 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: committed when the block ends, rolled back if it raises."""
-        async with self.sessions() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+        async with _unit(self.sessions) as session:
+            yield session
+
+    @asynccontextmanager
+    async def _writer_session(self) -> AsyncIterator[AsyncSession]:
+        async with _unit(self.writer_sessions) as session:
+            yield session
 
     @asynccontextmanager
     async def serial_session(
@@ -84,7 +102,7 @@ class Database:
         me = asyncio.current_task()
         lock = self._serial_lock()
         if me is not None and self._lock_owner is me:
-            async with self.session() as s:
+            async with self._writer_session() as s:
                 yield s
             return
         queued = time.monotonic()
@@ -94,7 +112,7 @@ class Database:
                 raise DatabaseBusyError(f"waited over {max_wait_s:g} s for the database")
             self._lock_owner = me
             try:
-                async with self.session() as s:
+                async with self._writer_session() as s:
                     yield s
             finally:
                 self._lock_owner = None
@@ -117,6 +135,20 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.writer is not self.engine:
+            await self.writer.dispose()
+
+
+@asynccontextmanager
+async def _unit(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session committed when the block ends, rolled back if it raises."""
+    async with sessions() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

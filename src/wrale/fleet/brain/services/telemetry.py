@@ -13,10 +13,10 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of
@@ -31,6 +31,7 @@ from wrale.fleet.brain.services.telemetry_store import (
     placeholders,
     write_batch,
 )
+from wrale.fleet.brain.sqlite_inline import off_loop
 from wrale.shared.errors import InvalidRequestError
 
 METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -318,6 +319,19 @@ async def apply_retention(
                 )
         return len(pairs)
     marks = placeholders(conn, 3).split(", ")
+    with off_loop():  # long deletes: on the writer's thread, the loop serves meanwhile
+        await _delete_expired(conn, marks, cutoffs, pairs, live, gone)
+    return len(pairs)
+
+
+async def _delete_expired(
+    conn: AsyncConnection,
+    marks: list[str],
+    cutoffs: dict[str, tuple[str, float]],
+    pairs: list[tuple[Any, ...]],
+    live: set[int],
+    gone: list[int],
+) -> None:
     for table, (column, cutoff) in cutoffs.items():
         sql = (
             f"DELETE FROM {table} WHERE device_num = {marks[0]} AND metric_id = {marks[1]} "
@@ -333,4 +347,3 @@ async def apply_retention(
                 f"DELETE FROM {table} WHERE device_num = {marks[0]}",
                 [(n,) for n in gone],
             )
-    return len(pairs)

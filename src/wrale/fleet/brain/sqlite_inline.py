@@ -1,0 +1,94 @@
+"""SQLite's writer connection, its statements run on the event loop's own thread.
+
+aiosqlite runs every call on a thread of its own and hands the result back through the
+event loop: each statement costs a wait for the loop's next turn. A writer transaction of
+hundreds of statements (a group commit of many devices' frames, a connect storm's session
+openings) then takes as many loop turns, and with a thousand sockets busy a turn takes
+milliseconds: the transaction crawls while the loop and the thread both look idle, and
+everyone waiting for the single writer waits with it. SQLite's own work per statement is
+microseconds, so the writer's statements run inline instead (one thread: the loop's; the
+connection is made with ``check_same_thread=False`` because aiosqlite opens it on its
+thread). A statement known to be long (retention's deletes) is sent to the thread inside
+``off_loop()`` so the loop keeps serving meanwhile.
+
+Inline, the connection never waits for SQLite's file lock (its busy timeout is 0): a lock
+held by another connection — a write outside a writer turn — would be held by a transaction
+that needs the very loop the wait would block. A statement refused as busy is run again on
+the thread, which may wait the usual ``BUSY_TIMEOUT_MS`` (nothing was done by the refused
+attempt: the lock is taken before anything is written).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import sqlite3
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import aiosqlite
+
+_OFF_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("wrale_off_loop", default=False)
+BUSY_TIMEOUT_MS = 30_000  # how long a statement on the thread waits for the file lock
+SQLITE_BUSY = 5
+
+
+class InlineConnection(aiosqlite.Connection):
+    """aiosqlite's connection whose calls run on the caller's thread (see the module)."""
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        if _OFF_LOOP.get():
+            return await self._on_thread(partial(fn, *args, **kwargs))
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF != SQLITE_BUSY:
+                raise
+        return await self._on_thread(partial(fn, *args, **kwargs))
+
+    async def _on_thread(self, call: Callable[[], Any]) -> Any:
+        run = super()._execute
+        return await run(_patiently, self._connection, call)  # type: ignore[no-untyped-call]
+
+
+def _patiently(conn: sqlite3.Connection, call: Callable[[], Any]) -> Any:
+    """``call`` waiting up to ``BUSY_TIMEOUT_MS`` for the file lock (on the thread)."""
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        return call()
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+@contextlib.contextmanager
+def off_loop() -> Iterator[None]:
+    """Statements of the writer connection in this block run on its thread (long ones)."""
+    token = _OFF_LOOP.set(True)
+    try:
+        yield
+    finally:
+        _OFF_LOOP.reset(token)
+
+
+def creator(path: str) -> Callable[[], Any]:
+    """``create_async_engine(async_creator=…)`` for an ``InlineConnection`` to ``path``."""
+
+    def connect() -> InlineConnection:
+        conn = InlineConnection(
+            partial(sqlite3.connect, path, timeout=0, check_same_thread=False),
+            iter_chunk_size=64,
+        )
+        conn._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own
+        return conn
+
+    return connect
+
+
+def no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
+    """The writer's ``connect`` listener, after the pragmas: never wait inline."""
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA busy_timeout=0")
+    cur.close()
