@@ -2,13 +2,14 @@
 
 Every replica subscribes to the device → server topics through the shared subscription
 ``$share/wrale-central/<root>/+/<kind>``, so the broker splits devices' messages between
-replicas. Messages of one device are handled in arrival order, those waiting
-together in one transaction (group commit), and acknowledged to the broker only after
-that (manual PUBACK): the broker's in-flight window (MQTT 5 Receive Maximum) bounds what
-this process holds. Replies and pushes go to ``<root>/<device_id>/<kind>``. What a
-device's messages mean — hello, goodbye, sessions attached from the database, pushes and
-the sweep — is ``mqtt_sessions.MqttSessions``; this module owns the broker connection,
-the per-device lanes and the workers.
+replicas. Messages of one device are handled in arrival order, those waiting together in one
+transaction (group commit), and acknowledged to the broker only after that (manual PUBACK);
+its command results have a lane of their own and an urgent writer turn, so an operator's
+answer does not wait behind the device's telemetry. The broker's in-flight window (MQTT 5
+Receive Maximum) bounds what this process holds. Replies and pushes go to
+``<root>/<device_id>/<kind>``. What a device's messages mean — hello, goodbye, sessions
+attached from the database, pushes and the sweep — is ``mqtt_sessions.MqttSessions``; this
+module owns the broker connection, the per-device lanes and the workers.
 
 Pushes: the bridge is the hub's fallback pusher (desired / command changes and quarantine
 of devices without a WebSocket here), and a sweep every heartbeat re-checks the sessions
@@ -36,6 +37,7 @@ from wrale.fleet.brain.channel.session import ChannelContext
 from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.backoff import Backoff
 from wrale.fleet.sync.protocol import (
+    CommandResult,
     Goodbye,
     Hello,
     Message,
@@ -65,6 +67,9 @@ log = logging.getLogger("wrale.central.mqtt")
 GROUP: Final = "wrale-central"
 DOWN_KINDS: Final = frozenset({"welcome", "ack", "desired", "cmd", "goodbye"})
 PUSH_KINDS: Final = {"twin.desired": "desired", "command.queued": "commands"}
+# a lane: a device's messages, or its command results (an operator waits for those: they
+# have their own lane, so they do not queue behind the device's telemetry group commit)
+_Key = tuple[str, bool]
 
 
 @dataclass(slots=True)
@@ -121,9 +126,9 @@ class MqttBridge:
         self.ready = asyncio.Event()  # connected and subscribed
         self._client: aiomqtt.Client | None = None
         self._generation = 0
-        self._lanes: dict[str, _Lane] = {}
-        self._scheduled: set[str] = set()
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._lanes: dict[_Key, _Lane] = {}
+        self._scheduled: set[_Key] = set()
+        self._queue: asyncio.Queue[_Key] = asyncio.Queue()
         self.devices = MqttSessions(
             ctx,
             self._publish,
@@ -262,7 +267,8 @@ class MqttBridge:
                     log.warning("MQTT: device %s: frames over the rate limit dropped", where[0])
                 self._ack(raw.mid, self._generation)
                 return
-            self._lane(where[0]).items.append(_Item(msg, raw.mid, self._generation))
+            lane = self._lane((where[0], isinstance(msg, CommandResult)))
+            lane.items.append(_Item(msg, raw.mid, self._generation))
         except Exception as exc:  # a hostile frame must not stop the loop serving the others
             self.stats.dropped += 1
             self.ctx.counters.inc("bad_frames", "mqtt")
@@ -305,13 +311,13 @@ class MqttBridge:
 
     # ------------------------------------------------------------------ lanes
 
-    def _lane(self, device_id: str) -> _Lane:
-        lane = self._lanes.get(device_id)
+    def _lane(self, key: _Key) -> _Lane:
+        lane = self._lanes.get(key)
         if lane is None:
-            lane = self._lanes[device_id] = _Lane()
-        if device_id not in self._scheduled:
-            self._scheduled.add(device_id)
-            self._queue.put_nowait(device_id)
+            lane = self._lanes[key] = _Lane()
+        if key not in self._scheduled:
+            self._scheduled.add(key)
+            self._queue.put_nowait(key)
         return lane
 
     async def push(self, kind: str, device_id: str, data: dict[str, Any]) -> None:
@@ -326,18 +332,20 @@ class MqttBridge:
             what = "status"
         else:
             return
-        if device_id not in self._lanes and len(self._lanes) >= self.max_push_lanes:
+        key = (device_id, False)
+        if key not in self._lanes and len(self._lanes) >= self.max_push_lanes:
             self.stats.dropped += 1  # the sweep of cached sessions catches up
             return
-        lane = self._lane(device_id)
+        lane = self._lane(key)
         lane.push.add(what)
         if what == "status":
             lane.data = dict(data)
 
     async def _worker(self) -> None:
         while True:
-            device_id = await self._queue.get()
-            lane = self._lanes.pop(device_id, None)
+            key = await self._queue.get()
+            device_id = key[0]
+            lane = self._lanes.pop(key, None)
             try:
                 if lane is not None:
                     await self._serve(device_id, lane)
@@ -349,10 +357,10 @@ class MqttBridge:
                 if lane is not None:
                     for item in lane.items:
                         self._ack(item.mid, item.generation)
-                if device_id in self._lanes:
-                    self._queue.put_nowait(device_id)  # more arrived meanwhile
+                if key in self._lanes:
+                    self._queue.put_nowait(key)  # more arrived meanwhile
                 else:
-                    self._scheduled.discard(device_id)
+                    self._scheduled.discard(key)
 
     async def _serve(self, device_id: str, lane: _Lane) -> None:
         msgs = [item.msg for item in lane.items]

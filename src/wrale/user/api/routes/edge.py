@@ -11,7 +11,10 @@ transport: ``DeviceSession`` does the rest.
 
 Per connection: a bounded receive buffer (frames and bytes; a full buffer stops reading the
 socket, so a flood slows the sender instead of growing memory) and one worker that handles
-up to ``GROUP_MAX`` waiting frames in one transaction. A malformed frame is counted and
+up to ``GROUP_MAX`` waiting frames in one transaction. Command results have their own small
+buffer and worker: an operator waits for them, so they do not queue behind the board's
+telemetry (a backlog after a reconnect can hold a group commit for seconds) but take their
+own urgent writer turn. A malformed frame is counted and
 ends the session (Goodbye ``protocol``); a device silent for ``offline_after_s`` is dropped.
 
 Close codes after a Goodbye: 4401 unauthorized / revoked, 4403 quarantined / held,
@@ -31,7 +34,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from wrale.fleet.brain.channel import events as channel_events
-from wrale.fleet.brain.channel.checks import credential_ok
 from wrale.fleet.brain.channel.hub import ChannelHub
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
@@ -43,6 +45,7 @@ from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.protocol import (
     MAX_FRAME_BYTES,
     MAX_HELLO_BYTES,
+    CommandResult,
     Goodbye,
     Hello,
     Message,
@@ -61,6 +64,8 @@ router = APIRouter()
 GROUP_MAX = 32  # frames handled in one transaction
 BUFFER_FRAMES = 64  # frames received but not handled yet, per connection
 BUFFER_BYTES = 8 * 1024 * 1024  # and their bytes (one frame is always let in)
+RESULT_FRAMES = 16  # command results received but not handled yet, per connection
+RESULT_BYTES = 1024 * 1024
 SERVER_RESTART = 1012  # uvicorn closes every WebSocket with it when it shuts down
 WS_MAX_SIZE = MAX_FRAME_BYTES  # uvicorn's ws_max_size: no WebSocket message is bigger
 CLOSE_CODES = {
@@ -146,6 +151,7 @@ class _Link:
         self.settings: CentralSettings = ctx.settings
         self.counters = ctx.counters
         self.buffer = FrameBuffer()
+        self.results = FrameBuffer(RESULT_FRAMES, RESULT_BYTES)  # ahead of the telemetry
 
     async def send(self, msg: Message) -> None:
         try:
@@ -167,18 +173,20 @@ class _Link:
             raw, size = await _frame(self.ws, self.settings.offline_after_s)
             msg = decode(raw)
             if session.admit(msg):
-                await self.buffer.put(msg, size)
+                to = self.results if isinstance(msg, CommandResult) else self.buffer
+                await to.put(msg, size)
 
-    async def work(self, session: DeviceSession) -> None:
+    async def work(self, session: DeviceSession, frames: FrameBuffer) -> None:
         while True:
-            await session.handle(await self.buffer.take(GROUP_MAX))
+            await session.handle(await frames.take(GROUP_MAX))
 
     async def serve(self, session: DeviceSession) -> tuple[str, Goodbye | None]:
         """Until the connection ends: (reason for the record, Goodbye to say or None)."""
         ended = asyncio.create_task(session.ended.wait())
         tasks = [
             asyncio.create_task(self.read(session)),
-            asyncio.create_task(self.work(session)),
+            asyncio.create_task(self.work(session, self.buffer)),
+            asyncio.create_task(self.work(session, self.results)),
             asyncio.create_task(session.run_pusher()),
             ended,
         ]
@@ -228,8 +236,7 @@ async def _admit(ws: WebSocket, hub: ChannelHub) -> tuple[_Link, Hello] | None:
     secret = _secret_of(ws)
     ok = False
     if device_id and secret:
-        async with hub.admit_checks, hub.ctx.db.session() as s:
-            ok = await credential_ok(s, device_id, secret, hub.ctx.clock())
+        ok = await hub.credentials.ok(device_id, secret)
     if not ok:
         counters.inc("refused_sockets", "ws")
         if hub.ctx.log_gate.ok(f"ws-denied:{_host(ws)}"):
