@@ -116,17 +116,3 @@ async def check_sessions(
         if sid not in found:
             out[sid] = goodbye("revoked", "the device was deleted", retry=False, session=sid)
     return out
-
-
-async def credential_ok(session: AsyncSession, device_id: str, secret: str, now: float) -> bool:
-    """Whether ``secret`` is a current credential of ``device_id`` (read only: the socket
-    is refused before it is accepted otherwise; opening the session checks the rest)."""
-    if not registry.is_id(device_id) or not secret or len(secret) > 200:
-        return False
-    rows = await session.execute(
-        select(DeviceCredential.revoked_at).where(
-            DeviceCredential.device_id == device_id,
-            DeviceCredential.secret_hash == enrollment.sha256(secret),
-        )
-    )
-    return any(revoked is None or revoked > now for (revoked,) in rows)

@@ -36,7 +36,7 @@ JOB_COST = 125  # a job (a session opening: ~15 queries) weighs this many points
 # jobs a transaction takes ahead of the frame groups queued before them: a connect storm's
 # opens do not wait behind a whole telemetry backlog (the boards let in first send theirs),
 # and every transaction still carries telemetry, so neither side starves
-JOBS_AHEAD_MAX = 16
+JOBS_AHEAD_MAX = 64
 
 
 @dataclass

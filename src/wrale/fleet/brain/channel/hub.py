@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from wrale.fleet.brain.bus import BusEvent
+from wrale.fleet.brain.channel.admission import CredentialChecks
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
     DeviceSession,
@@ -36,7 +37,6 @@ from wrale.fleet.brain.services import registry
 log = logging.getLogger("wrale.central.channel")
 
 KINDS = ("twin.desired", "command.queued", "device.status")
-ADMIT_CHECKS = 4
 # (kind, device_id, data) → pushed; an ``async def`` of the MQTT bridge
 Pusher = Callable[[str, str, dict[str, Any]], Coroutine[Any, Any, None]]
 
@@ -47,9 +47,8 @@ class ChannelHub:
         self.sessions: dict[str, DeviceSession] = {}  # device id → its live session here
         # client address → device sockets of it not past their hello yet (edge route)
         self.pending: collections.Counter[str] = collections.Counter()
-        # credential checks of sockets not yet accepted, at once: a connect storm must not
-        # take every pooled connection from the writer and the API
-        self.admit_checks = asyncio.Semaphore(ADMIT_CHECKS)
+        # credential checks of sockets not yet accepted, many in one read (a connect storm)
+        self.credentials = CredentialChecks(ctx.db, ctx.clock)
         self._fallback: Pusher | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None
