@@ -119,6 +119,10 @@ class Database:
         finally:
             lock.release()
 
+    def urgent_waiting(self) -> bool:
+        """Whether an urgent writer turn waits (SQLite): a long turn may end early."""
+        return self._lock is not None and self._lock.waiting()[0] > 0
+
     def _serial_lock(self) -> TurnLock:
         loop = asyncio.get_running_loop()
         if self._lock is None or self._lock_loop is not loop:

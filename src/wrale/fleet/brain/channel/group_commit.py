@@ -63,7 +63,9 @@ class GroupCommitter:
     handed back only after the commit (so Acks still follow what is durably stored). While
     one transaction commits, the next items gather. If a shared transaction fails, it is
     rolled back and each item is redone in its own transaction, so one device's bad frame
-    does not fail the others."""
+    does not fail the others. When an urgent writer turn waits (a command, its result, an
+    operator's change), the transaction commits at the next item and the rest go first in
+    the next one: the urgent turn waits for one item, not a whole transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -121,15 +123,22 @@ class GroupCommitter:
             async with self.db.serial_session() as s:
                 kept = _drop_late(batch)
                 now = self._clock(kept)
-                for i in kept:
+                for n, i in enumerate(kept, 1):
                     results.append(await _work(i, s, now))
+                    # SQLite's writer runs inline (``sqlite_inline``): between items the
+                    # loop serves the rest (requests, sockets) while the turn is held
+                    await asyncio.sleep(0)
+                    if n < len(kept) and self.db.urgent_waiting():
+                        break  # commit what is done: an urgent turn waits for the writer
         except Exception:  # redo each item alone; its own error goes to its own waiter
             if len(kept) == 1:
                 raise
             states = {id(i): st for i, st in zip(batch, saved, strict=True)}
             await self._redo_alone(kept, [states[id(i)] for i in kept])
             return
-        for i, r in zip(kept, results, strict=True):
+        done = kept[: len(results)]
+        self._queue[:0] = kept[len(results) :]  # the rest goes first in the next transaction
+        for i, r in zip(done, results, strict=True):
             if i.done.done():
                 continue
             if i.session is None:
