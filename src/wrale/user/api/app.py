@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.routing import WebSocketRoute
 
 from wrale import __version__
 from wrale.fleet.brain import schema
@@ -214,6 +215,9 @@ def create_app(
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
+    # the device channel as a plain Starlette route: FastAPI's per-call machinery
+    # (dependencies, exit stack), held for a socket's whole life, cost ~8 KiB a board
+    app.router.routes.insert(0, WebSocketRoute(f"{API}/edge/ws", edge_routes.edge, name="edge"))
     from wrale.user import ui  # the dashboard, wired here like every other part
 
     ui.install(app)

@@ -263,7 +263,6 @@ async def _admit(ws: WebSocket, hub: ChannelHub) -> tuple[_Link, Hello] | None:
     return link, hello
 
 
-@router.websocket("/edge/ws", name="edge")
 async def edge(ws: WebSocket) -> None:
     hub = hub_of(ws)
     host = _host(ws)
