@@ -216,7 +216,7 @@ def create_app(
     for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
     # the device channel as a plain Starlette route: FastAPI's per-call machinery
-    # (dependencies, exit stack), held for a socket's whole life, cost ~8 KiB a board
+    # (dependencies, exit stack), held for a socket's whole life, cost ~9 KiB a board
     app.router.routes.insert(0, WebSocketRoute(f"{API}/edge/ws", edge_routes.edge, name="edge"))
     from wrale.user import ui  # the dashboard, wired here like every other part
 

@@ -43,6 +43,12 @@ from wrale.shared.errors import WraleError
 log = logging.getLogger("wrale.central.channel")
 
 
+def urgent(msg: Message) -> bool:
+    """A frame an operator waits for (a command's result): it takes an urgent writer turn,
+    and the transports handle it apart from, and ahead of, the device's telemetry."""
+    return isinstance(msg, CommandResult)
+
+
 class FrameSession:
     """A device session's identity, send side and device → server frames (the base of
     ``DeviceSession``). ``send`` delivers a message to the device; the session serialises
@@ -97,13 +103,13 @@ class FrameSession:
             return
         # a command's result is what an operator waits for: its own urgent turn rather
         # than a place in the next telemetry group commit
-        urgent = any(isinstance(m, CommandResult) for m in msgs)
-        committer = None if urgent else self.ctx.committer()
+        hurry = any(urgent(m) for m in msgs)
+        committer = None if hurry else self.ctx.committer()
         try:
             if committer is not None:
                 acks, out, points = await committer.submit(self, msgs)
             else:
-                acks, out, points = await self._handle_group(msgs, urgent=urgent)
+                acks, out, points = await self._handle_group(msgs, urgent=hurry)
         except WraleError as exc:
             if len(msgs) > 1:
                 for m in msgs:

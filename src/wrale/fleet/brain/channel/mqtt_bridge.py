@@ -31,13 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
+from wrale.fleet.brain.channel.frames import urgent
 from wrale.fleet.brain.channel.limits import TokenBucket
 from wrale.fleet.brain.channel.mqtt_sessions import BridgeDownError, BridgeStats, MqttSessions
 from wrale.fleet.brain.channel.session import ChannelContext
 from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.backoff import Backoff
 from wrale.fleet.sync.protocol import (
-    CommandResult,
     Goodbye,
     Hello,
     Message,
@@ -267,7 +267,7 @@ class MqttBridge:
                     log.warning("MQTT: device %s: frames over the rate limit dropped", where[0])
                 self._ack(raw.mid, self._generation)
                 return
-            lane = self._lane((where[0], isinstance(msg, CommandResult)))
+            lane = self._lane((where[0], urgent(msg)))
             lane.items.append(_Item(msg, raw.mid, self._generation))
         except Exception as exc:  # a hostile frame must not stop the loop serving the others
             self.stats.dropped += 1

@@ -11,11 +11,11 @@ transport: ``DeviceSession`` does the rest.
 
 Per connection: a bounded receive buffer (frames and bytes; a full buffer stops reading the
 socket, so a flood slows the sender instead of growing memory) and one worker that handles
-up to ``GROUP_MAX`` waiting frames in one transaction. Command results have their own small
-buffer and worker: an operator waits for them, so they do not queue behind the board's
-telemetry (a backlog after a reconnect can hold a group commit for seconds) but take their
-own urgent writer turn. A malformed frame is counted and
-ends the session (Goodbye ``protocol``); a device silent for ``offline_after_s`` is dropped.
+up to ``GROUP_MAX`` waiting frames in one transaction. Command results (``frames.urgent``)
+have their own small buffer and worker: an operator waits for them, so they do not queue
+behind the board's telemetry (a backlog after a reconnect can hold a group commit for
+seconds) but take their own urgent writer turn. A malformed frame is counted and ends the
+session (Goodbye ``protocol``); a device silent for ``offline_after_s`` is dropped.
 
 Close codes after a Goodbye: 4401 unauthorized / revoked, 4403 quarantined / held,
 4400 protocol, 4409 replaced, 1012 shutdown (reconnect), 1011 a server error.
@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
 
 from wrale.fleet.brain.channel import events as channel_events
+from wrale.fleet.brain.channel.frames import urgent
 from wrale.fleet.brain.channel.hub import ChannelHub
 from wrale.fleet.brain.channel.session import (
     ChannelContext,
@@ -45,7 +46,6 @@ from wrale.fleet.brain.services import registry
 from wrale.fleet.sync.protocol import (
     MAX_FRAME_BYTES,
     MAX_HELLO_BYTES,
-    CommandResult,
     Goodbye,
     Hello,
     Message,
@@ -173,7 +173,7 @@ class _Link:
             raw, size = await _frame(self.ws, self.settings.offline_after_s)
             msg = decode(raw)
             if session.admit(msg):
-                to = self.results if isinstance(msg, CommandResult) else self.buffer
+                to = self.results if urgent(msg) else self.buffer
                 await to.put(msg, size)
 
     async def work(self, session: DeviceSession, frames: FrameBuffer) -> None:
