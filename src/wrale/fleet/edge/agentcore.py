@@ -201,6 +201,20 @@ class AgentCore(abc.ABC):
             return fn(*args)
         return await asyncio.to_thread(fn, *args)
 
+    async def _io_whole(self, fn: Callable[..., T], *args: Any) -> T:
+        """``_io`` that runs to its end even when the caller is cancelled meanwhile (the
+        caller's cancellation is raised once it has): cancelling ``to_thread`` before the
+        thread picks the call up would drop it, and a sample handed to the outbox on the
+        agent's way down must be stored, not lost."""
+        if self.settings.store_inline:
+            return fn(*args)
+        call = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            await asyncio.wait({call})
+            raise
+
     async def _load(self) -> None:
         s = self.store
         try:

@@ -93,17 +93,23 @@ class AgentIntake(AgentCore):
             return
         pts, self._pending = self._pending, []
         rows = [list(p) for p in pts]
-        append = partial(self.store.append, "telemetry", rows, sampled=self._sampled)
-        # Counted first: once handed to the thread the row is stored even if we are
-        # cancelled while waiting for it.
+        stored: list[bool] = []
+
+        def append() -> None:
+            self.store.append("telemetry", rows, sampled=self._sampled)
+            stored.append(True)
+
+        # Counted first: once handed over the row is stored even if we are cancelled while
+        # waiting for it (``_io_whole``: the agent's stop waits for it).
         self._counts["points"] += len(pts)
         self._writing += len(pts)
         try:
-            await self._io(append)
-        except Exception:
-            self._counts["points"] -= len(pts)
-            if len(self._pending) < 10 * self.settings.batch_max_points:
-                self._pending[:0] = pts  # kept for the next try (bounded)
+            await self._io_whole(append)
+        except BaseException:
+            if not stored:
+                self._counts["points"] -= len(pts)
+                if len(self._pending) < 10 * self.settings.batch_max_points:
+                    self._pending[:0] = pts  # kept for the next try (bounded)
             raise
         finally:
             self._writing -= len(pts)
