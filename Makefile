@@ -50,9 +50,9 @@ check: $(DEV_STAMP)
 ## test: the quality gates, then the whole suite on TEST_WORKERS processes, the soak cases
 ## in their bounded form (soak: make soak)
 # 3 workers on 2 cores: many tests wait on processes, sockets and servers (tests/README.md).
-# loadgroup is meant to keep a module's shared world (browser fleet, Debian root) on one
-# worker; with pytest 9.2 + xdist 3.8 the groups do not apply yet (xdist sets item._nodeid,
-# pytest 9 keeps the id elsewhere), so it hands out single tests, slow ones first.
+# loadgroup keeps a module's shared world (browser fleet, Debian root) on one worker and
+# hands out the rest one test at a time, slow ones first (tests/conftest.py; it also puts
+# the group on the test's id itself, which xdist 3.8 fails to do under pytest 9).
 TEST_WORKERS ?= 3
 # The e2e network cut: 30 s in `make test` (120 s is the soak's default).
 WRALE_E2E_CUT_S ?= 30

@@ -307,8 +307,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Under ``--dist loadgroup`` xdist hands out the largest groups first, then single tests
     in this order: the minutes-long end-to-end tests start early instead of being the
     tail that one worker runs alone while the other is idle."""
+    grouping = bool(config.getoption("loadgroup", False))  # set on an xdist worker
     for item in items:
         group = _xdist_group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
+            if grouping:
+                _suffix_group(item, group)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def _suffix_group(item: pytest.Item, group: str) -> None:
+    """The ``@group`` suffix xdist's worker puts on a grouped test's id, which its scheduler
+    reads: xdist 3.8 sets ``item._nodeid``, which pytest 9 no longer reads (the id lives in
+    ``item._id``), so without this every test went alone and each worker built each module
+    world again (the Debian root three times, ~75 s each)."""
+    if not hasattr(item, "_id") or "@" in item.nodeid:
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")
