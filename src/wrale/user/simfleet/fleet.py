@@ -8,6 +8,7 @@ physics); sampling, reporting and timestamps stay on the real clock.
 
 On disk: ``STATE/fleet.json`` (the name prefix and seed, so a re-run is the same fleet) and
 ``STATE/boards/<name>/`` (metald.db, the agent's store and ``credentials.json``).
+Credentials, enrollment and the boards' agents are in ``agents`` (a mixin of ``SimFleet``).
 """
 
 from __future__ import annotations
@@ -18,18 +19,12 @@ import gc
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from wrale.fleet.edge.agent import EdgeAgent
-from wrale.fleet.edge.commands import InProcessPower
-from wrale.fleet.edge.credentials import Credentials, enroll
-from wrale.fleet.edge.settings import CREDENTIALS_FILE, EdgeSettings
 from wrale.fleet.edge.store import EdgeStore
-from wrale.fleet.edge.wiring import make_dialer
 from wrale.metal.core.client import InProcessMetalClient, MetalClient
 from wrale.metal.core.engine import MetalCore
 from wrale.metal.core.store import DeviceStore
@@ -37,10 +32,12 @@ from wrale.metal.diag import DiagnosticsService
 from wrale.metal.hw.base import Board, SimControls
 from wrale.metal.hw.registry import create_board
 from wrale.shared.clock import Clock, ScaledClock, SystemClock
-from wrale.shared.config import BackendName, MetalSettings, load_settings
-from wrale.shared.errors import ConfigError, WraleError
+from wrale.shared.config import BackendName, MetalSettings
 from wrale.shared.policy import ThermalPolicy
+from wrale.user.simfleet.agents import Agent, AgentFactory, FleetAgents
 from wrale.user.simfleet.plan import DEFAULT_LAYOUT, BoardSpec, Layout, plan_fleet
+
+__all__ = ["Agent", "AgentFactory", "FleetAgents", "FleetState", "SimDevice", "SimFleet"]
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +46,6 @@ SLICES = 10  # the sampling interval is cut in this many slots, each ticking 1/S
 REBOOT_S = 15.0  # how long (real seconds) a simulated board takes to come back
 EVENT_RETENTION = 1000  # per simulated board: enough for the demo, small on disk
 FREEZE_AFTER_S = 20.0  # after the ramp: the agents' sessions are up (see ``run``)
-
-
-class Agent(Protocol):
-    """What the fleet needs of an edge agent (``EdgeAgent``)."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def run(self, stop: asyncio.Event) -> None: ...
-
-    def stats(self) -> dict[str, Any]: ...
-
-
-AgentFactory = Callable[["SimDevice"], Awaitable[Agent | None]]
-"""Builds the agent of one board (None: this board runs without one, e.g. not enrolled)."""
 
 
 @dataclass(eq=False)
@@ -118,7 +100,7 @@ class FleetState:
         return state
 
 
-class SimFleet:
+class SimFleet(FleetAgents):
     """Simulated boards in one process; ``start`` builds them, ``run`` runs them until stopped."""
 
     def __init__(
@@ -317,14 +299,6 @@ class SimFleet:
                 return
             await self._reboot(dev)
 
-    def _power_off(self, dev: SimDevice, *, reboot: bool) -> None:
-        """A ``reboot`` / ``shutdown`` command's effect: the board stops sampling and its
-        agent ends its session (the central server sees it go offline)."""
-        log.warning("%s: simulated %s", dev.name, "reboot" if reboot else "shutdown")
-        dev.powered = False
-        dev.reboot = reboot
-        dev.halt.set()
-
     async def _reboot(self, dev: SimDevice) -> None:
         if dev.edge_store is not None:
             dev.edge_store.close()
@@ -364,128 +338,6 @@ class SimFleet:
             await dev.metal.aclose()
             dev.board.close()
             dev.store.close()
-
-    # ------------------------------------------------------------------ agents
-
-    def edge_agents(
-        self,
-        central_url: str,
-        *,
-        insecure: bool = False,
-        ca_file: Path | None = None,
-        mqtt_url: str | None = None,
-        **settings: Any,
-    ) -> AgentFactory:
-        """An ``AgentFactory`` of edge agents dialing ``central_url`` (or the MQTT broker at
-        ``mqtt_url``) with each board's credential; boards without one get no agent.
-
-        ``settings`` override ``EdgeSettings`` fields (e.g. ``heartbeat_s``), which override
-        ``WRALE_EDGE_*`` variables. The outboxes
-        commit with ``synchronous=NORMAL``: a simulated board has no power to lose, and WAL
-        still keeps every commit across a crash of this process. Such a commit takes well
-        under a millisecond, so the agents call their stores on the event loop
-        (``store_inline``): a thread hop per call for a thousand agents cost more than the
-        calls (1,000 boards: command round trip p99 5.5 s → 0.8 s)."""
-
-        async def make(dev: SimDevice) -> Agent | None:
-            cred = self.credentials(dev)
-            if cred is None:
-                return None
-            cfg = load_settings(  # WRALE_EDGE_* tune every board's agent (tests, benches)
-                EdgeSettings,
-                flags={
-                    "store_inline": True,
-                    "central_url": central_url,
-                    "state_dir": dev.state_dir,
-                    "insecure": insecure,
-                    "ca_file": ca_file,
-                    "mqtt_url": mqtt_url,
-                    **settings,
-                },
-            )
-            store = await asyncio.to_thread(
-                EdgeStore,
-                cfg.store_path(),
-                max_rows=cfg.outbox_max_rows,
-                max_age_s=cfg.outbox_max_age_s,
-                synchronous="NORMAL",
-            )
-            dialer = make_dialer(cfg, cred)
-            dev.edge_store = store
-            power = InProcessPower(
-                self.clock,
-                on_reboot=partial(self._power_off, dev, reboot=True),
-                on_shutdown=partial(self._power_off, dev, reboot=False),
-            )
-            return EdgeAgent(
-                cfg,
-                dev.metal,
-                store,
-                dialer,
-                clock=self.clock,
-                power=power,
-                device_id=cred.device_id,
-            )
-
-        return make
-
-    # ------------------------------------------------------------------ enrollment
-
-    def unenrolled(self) -> list[SimDevice]:
-        return [d for d in self.devices.values() if self.credentials(d) is None]
-
-    def credentials(self, dev: SimDevice) -> Credentials | None:
-        path = dev.state_dir / CREDENTIALS_FILE
-        return Credentials.load(path) if path.exists() else None
-
-    async def enroll(
-        self,
-        central_url: str,
-        token: str | None,
-        *,
-        insecure: bool = False,
-        ca_file: Path | None = None,
-        concurrency: int = 8,
-        on_error: Callable[[SimDevice, Exception], None] | None = None,
-    ) -> int:
-        """Enroll every board that has no credential yet (``token`` may be None when none
-        needs one); returns how many were enrolled now. A board that cannot enroll is
-        reported to ``on_error`` (or logged) and stays without an agent."""
-        todo = self.unenrolled()
-        if not todo:
-            return 0
-        if token is None:
-            raise ConfigError(
-                f"{len(todo)} simulated board(s) are not enrolled yet: give an enrollment token"
-            )
-        gate = asyncio.Semaphore(concurrency)
-
-        async def one(dev: SimDevice) -> bool:
-            spec = dev.spec
-            async with gate:
-                try:
-                    cred = await enroll(
-                        central_url,
-                        token,
-                        name=spec.name,
-                        model=spec.hardware.model,
-                        hardware_profile=spec.hardware.key,
-                        tags=list(spec.tags),
-                        capabilities=list(spec.hardware.capabilities),
-                        insecure=insecure,
-                        ca_file=ca_file,
-                    )
-                except (WraleError, OSError) as exc:
-                    if on_error is not None:
-                        on_error(dev, exc)
-                    else:
-                        log.warning("%s could not enroll: %s", dev.name, exc)
-                    return False
-            await asyncio.to_thread(cred.save, dev.state_dir / CREDENTIALS_FILE)
-            return True
-
-        results = await asyncio.gather(*(one(d) for d in todo))
-        return sum(results)
 
     # ------------------------------------------------------------------ reading
 
