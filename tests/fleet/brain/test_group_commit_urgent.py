@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import sqlite_database
+from wrale.fleet.brain.channel import group_commit
 from wrale.fleet.brain.channel.group_commit import GroupCommitter
 from wrale.fleet.brain.db import Database
 
@@ -58,3 +59,35 @@ async def test_without_an_urgent_turn_the_items_share_one_commit(db: Database) -
 
     await asyncio.gather(*(committer.run(run) for _ in range(5)))
     assert len(commits) == 1
+
+
+@pytest.mark.parametrize(("slice_s", "turns"), [(0.0, 9), (3600.0, 0)])
+async def test_the_loop_is_served_once_a_slice_not_after_every_item(
+    db: Database, monkeypatch: pytest.MonkeyPatch, slice_s: float, turns: int
+) -> None:
+    """The writer runs inline: the loop gets a turn when a slice of work is spent (every
+    item with a zero slice, none within an hour's), not after every item of a long group."""
+    monkeypatch.setattr(group_commit, "SLICE_S", slice_s)
+    committer = GroupCommitter(db)
+    seen: list[int] = []  # loop turns counted while each item is written
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    def job(n: int) -> Callable[[AsyncSession], Awaitable[None]]:
+        async def run(s: AsyncSession) -> None:  # never yields: a statement run inline
+            seen.append(ticks)
+
+        return run
+
+    counting = asyncio.create_task(ticker())
+    try:
+        await asyncio.gather(*(committer.run(job(n)) for n in range(10)))
+    finally:
+        counting.cancel()
+    assert len(seen) == 10
+    assert seen[-1] - seen[0] == turns
