@@ -77,3 +77,25 @@ async def test_a_store_call_cancelled_before_its_thread_starts_is_not_lost(
         await call
     assert ran == [1]
     store.close()
+
+
+async def test_a_flush_that_fails_while_cancelled_keeps_its_samples(
+    tmp_path: Path, busy_executor: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent, store = _agent(tmp_path)
+    sampled = [("cpu_temp_c", 1_800_000_000.0, 48.5)]
+    agent._pending = list(sampled)
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(store, "append", full)
+    flush = asyncio.create_task(agent._flush(force=True))
+    await asyncio.sleep(0.05)
+    flush.cancel()
+    busy_executor.set()
+    with pytest.raises(asyncio.CancelledError):
+        await flush
+    assert agent._pending == sampled  # kept for the next try, not counted as appended
+    assert agent.stats()["points"] == 0
+    store.close()

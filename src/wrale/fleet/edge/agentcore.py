@@ -213,6 +213,8 @@ class AgentCore(abc.ABC):
             return await asyncio.shield(call)
         except asyncio.CancelledError:
             await asyncio.wait({call})
+            if not call.cancelled() and call.exception() is not None:
+                log.warning("edge agent: a store call failed while stopping: %s", call.exception())
             raise
 
     async def _load(self) -> None:
