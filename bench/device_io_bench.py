@@ -13,6 +13,7 @@ Run alone: ``python bench/device_io_bench.py --seconds 120``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import subprocess
@@ -49,6 +50,25 @@ def count_syncs(trace: Path, t0: float, t1: float) -> Counter[str]:
         if m and m.group(2) in SYNC_CALLS and t0 <= float(m.group(1)) < t1:
             calls[m.group(2)] += 1
     return calls
+
+
+def stop_traced(traced: subprocess.Popen[bytes] | None) -> None:
+    """The device first, then strace: a stopped strace detaches and leaves its tracee
+    running (every ``make bench`` left a ``wrale device run`` behind)."""
+    if traced is None:
+        return
+    try:
+        kids = psutil.Process(traced.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        kids = []
+    for kid in kids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kid.terminate()
+    _, alive = psutil.wait_procs(kids, timeout=10)
+    for kid in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            kid.kill()
+    stop(traced)
 
 
 def run(seconds: float = SECONDS) -> list[Figure]:
@@ -88,7 +108,7 @@ def run(seconds: float = SECONDS) -> list[Figure]:
             w1, t1 = _write_bytes(pid), time.time()
             pts = central.points()
         finally:
-            stop(traced)
+            stop_traced(traced)
             stop(central.proc)
         calls = count_syncs(trace, t0, t1)
     per_hour = 3600.0 / (t1 - t0)
