@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from wrale.fleet.brain.decisions.analysis_values import BoardMeans as BoardMeans
+from wrale.fleet.brain.decisions.analysis_values import FanDay as FanDay
+from wrale.fleet.brain.decisions.analysis_values import Recommendation as Recommendation
+from wrale.fleet.brain.decisions.analysis_values import Trends as Trends
 from wrale.fleet.brain.decisions.view import BoardView, FleetView
 
 RACK_HOT, FAN_FAILED, FAN_WEAR, BATTERY_RUNTIME = (
@@ -49,56 +53,6 @@ class AnalysisPolicy:
 DEFAULT_POLICY = AnalysisPolicy()
 
 
-@dataclass(frozen=True, slots=True)
-class FanDay:
-    """A board's fan over one day of its history: hours it was driven (duty at or above
-    the failure threshold), and its mean duty and RPM over those hours."""
-
-    day_start: float
-    hours: int
-    duty_pct: float
-    rpm: float
-
-
-@dataclass(frozen=True, slots=True)
-class BoardMeans:
-    """A board's mean CPU temperature and power over the last minutes (``None``: none)."""
-
-    temp_c: float | None = None
-    power_w: float | None = None
-
-
-@dataclass(frozen=True)
-class Trends:
-    """What the analysis reads beside the view. ``fans``: each board's days, oldest first
-    (``None``: not read this pass, so ``fan_wear`` is not decided); ``battery_drain``: the
-    slope of a board's battery percentage, per minute (negative: draining); ``names``:
-    display names of boards, racks and rooms by id."""
-
-    means: Mapping[str, BoardMeans] = field(default_factory=dict)
-    fans: Mapping[str, Sequence[FanDay]] | None = None
-    battery_drain: Mapping[str, float] = field(default_factory=dict)
-    names: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """``action``: what accepting it does (``None``: nothing automatic, accepting it
-    acknowledges it); ``advice``: what a person should do."""
-
-    kind: str
-    subject: str
-    title: str
-    evidence: Mapping[str, Any]
-    score: float
-    advice: str
-    action: Mapping[str, Any] | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.kind, self.subject)
-
-
 def severity(score: float) -> str:
     return "critical" if score >= 70 else "warning" if score >= 40 else "info"
 
@@ -119,7 +73,9 @@ def markedly_worse(
 
 
 def analyse(
-    view: FleetView, trends: Trends = Trends(), policy: AnalysisPolicy = DEFAULT_POLICY
+    view: FleetView,
+    trends: Trends = Trends(),  # noqa: B008 - frozen, shared safely
+    policy: AnalysisPolicy = DEFAULT_POLICY,
 ) -> list[Recommendation]:
     """The recommendations of the moment, highest score first, one per (kind, subject)."""
     found = [
