@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any, Final
+
+from wrale.fleet.sync.points import Points
 
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 MAX_HELLO_BYTES: Final = 16 * 1024  # a hello is small; a bigger first frame is refused unread
@@ -114,15 +117,16 @@ def int_map(name: str, v: Any) -> dict[str, int]:
     return {text(f"{name} key", k, 32): seq(f"{name}.{k}", x) for k, x in obj(name, v).items()}
 
 
-def points(v: Any) -> list[tuple[str, float, float]]:
-    """Checked ``(metric, ts, value)`` tuples. Points of one metric share one name string
-    and points of one sample one timestamp object: a decoded batch waiting to be stored
-    holds about half the memory of the JSON parser's lists (a board's 17 metrics a sample)."""
+def points(v: Any) -> Points:
+    """Checked ``(metric, ts, value)`` points, held in columns (``Points``: ~17 bytes a
+    point instead of ~100 as tuples, while the batch waits to be stored)."""
     if not isinstance(v, list) or len(v) > MAX_POINTS:
         raise ProtocolError(f"points must be a list of at most {MAX_POINTS} [metric, ts, value]")
-    out: list[tuple[str, float, float]] = []
+    return Points(_checked_points(v))
+
+
+def _checked_points(v: list[Any]) -> Iterator[tuple[str, float, float]]:
     names: dict[str, str] = {}
-    stamps: dict[float, float] = {}
     for i, p in enumerate(v):
         if not isinstance(p, list | tuple) or len(p) != 3:
             raise ProtocolError(f"points[{i}] must be [metric, ts, value]")
@@ -130,9 +134,7 @@ def points(v: Any) -> list[tuple[str, float, float]]:
         name = names.get(metric) if isinstance(metric, str) else None
         if name is None:
             name = names[metric] = text(f"points[{i}][0]", metric, 64)
-        at = num(f"points[{i}][1]", ts)
-        out.append((name, stamps.setdefault(at, at), num(f"points[{i}][2]", value)))
-    return out
+        yield name, num(f"points[{i}][1]", ts), num(f"points[{i}][2]", value)
 
 
 def events(v: Any) -> list[Json]:

@@ -15,6 +15,7 @@ batches of one device arrive out of order (MQTT shared subscriptions).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Final, Literal, get_args
 
@@ -28,6 +29,7 @@ from wrale.fleet.sync.fields import (
     ProtocolError,
     parse,
 )
+from wrale.fleet.sync.points import Points
 
 PROTOCOL_VERSION: Final = 1
 STREAMS: Final = ("telemetry", "events")
@@ -134,7 +136,13 @@ class TelemetryBatch(Message):
     T: ClassVar[str] = "telemetry"
     seq: int
     prev: int
-    points: list[tuple[str, float, float]]
+    points: Sequence[tuple[str, float, float]]  # decoded: ``Points`` (columns)
+
+    def to_json(self) -> Json:
+        out = Message.to_json(self)
+        if isinstance(self.points, Points):
+            out["points"] = self.points.to_json()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
