@@ -26,6 +26,8 @@ GOOD = ("cpu_temp_c", NOW, 40.0)
         (("cpu_temp_c", NOW, "40"), "points[2]: value '40' is not a finite number"),
         (("cpu_temp_c", NOW, None), "points[2]: value None"),
         (("cpu_temp_c", NOW, -math.inf), "points[2]: value -inf"),
+        (("cpu_temp_c", NOW, math.nan), "points[2]: value nan is not a finite number"),
+        (("spin_x", NOW, math.inf), "points[2]: value inf is not a finite number"),
         (("cpu_temp_c", NOW, 1e6), "points[2]: cpu_temp_c = 1000000.0 is outside its physical"),
         (
             ("battery_pct", NOW, 101),
