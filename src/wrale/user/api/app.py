@@ -215,10 +215,11 @@ def create_app(
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):
         app.include_router(router, prefix=API)
-    # the device channel as a plain Starlette route: FastAPI's per-call machinery
-    # (dependencies, exit stack), held for a socket's whole life, cost ~9 KiB a board
+    # the device channel as a plain Starlette route (FastAPI's per-call machinery held
+    # for a socket's whole life cost ~9 KiB a board), reached first by ``Direct`` below
     app.router.routes.insert(0, WebSocketRoute(f"{API}/edge/ws", edge_routes.edge, name="edge"))
     from wrale.user import ui  # the dashboard, wired here like every other part
 
     ui.install(app)
+    app.add_middleware(edge_routes.Direct, path=f"{API}/edge/ws")  # added last: outermost
     return app

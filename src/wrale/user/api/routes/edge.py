@@ -32,6 +32,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, StringConstraints
+from starlette.types import ASGIApp, Receive, Scope
+from starlette.types import Send as ASGISend
 
 from wrale.fleet.brain.channel import events as channel_events
 from wrale.fleet.brain.channel.frames import urgent
@@ -319,6 +321,22 @@ async def edge(ws: WebSocket) -> None:
             with contextlib.suppress(Exception):
                 await ws.close(1000 if reason == "disconnected" else 1001)
         await session.close(reason)
+
+
+class Direct:
+    """ASGI middleware, the outermost of the app's own: the device channel's socket goes
+    straight to ``edge``. The middlewares and the router between would only pass it on
+    (each leaves WebSockets alone), but their frames and the route's exception handlers
+    live as long as the socket: ~14 KiB a connected board (``docs/central/scaling.md``)."""
+
+    def __init__(self, app: ASGIApp, path: str) -> None:
+        self.app, self.path = app, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: ASGISend) -> None:
+        if scope["type"] == "websocket" and scope["path"] == self.path:
+            await edge(WebSocket(scope, receive, send))
+            return
+        await self.app(scope, receive, send)
 
 
 def _host(ws: WebSocket) -> str:
