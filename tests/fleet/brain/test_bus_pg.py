@@ -160,6 +160,26 @@ async def test_what_a_replica_publishes_while_its_connection_drops_goes_out_afte
     assert ra.stats.connects == 2
 
 
+async def test_stop_ends_the_relay_even_as_an_event_wakes_it(pg_url: str) -> None:
+    """An event offered in the very turn the relay is stopped: the cancellation is not lost
+    (with ``asyncio.wait_for`` on Python 3.11 it was, and ``stop`` waited for ever)."""
+    bus = EventBus("replica-a")
+    relay = PgRelay(bus, pg_url)
+    await relay.start()
+    await asyncio.wait_for(relay.connected.wait(), 10)
+    await asyncio.sleep(0.05)  # the pump waits for its wake-up
+    task = relay._task
+    assert task is not None
+    bus.publish("t1", "device.status", {"device_id": "d1"})  # sets the wake-up ...
+    stopping = asyncio.ensure_future(relay.stop())  # ... and stop's cancel comes next turn
+    done, _ = await asyncio.wait({stopping}, timeout=5)  # milliseconds when it works
+    if stopping not in done:  # the relay swallowed the cancel: free it, then fail
+        task.cancel()
+        await stopping
+    assert stopping in done, "stop() was still waiting for the relay task after 5 s"
+    assert task.cancelled()
+
+
 async def test_publish_never_waits_while_the_database_is_unreachable() -> None:
     bus = EventBus()
     relay = await start_relay(bus, "postgresql+asyncpg://nobody@127.0.0.1:1/none")

@@ -223,8 +223,12 @@ class PgRelay:
     async def _pump(self) -> None:
         conn = self._conn
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a wait_for whose event is set in
+            # the turn the task is cancelled returns normally and the cancellation is lost
+            # (stop() then waited for ever: the hang of a test's teardown, now and then)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), PING_S)
+                async with asyncio.timeout(PING_S):
+                    await self._wake.wait()
             self._wake.clear()
             if self._lost.is_set() or conn.is_closed():
                 raise ConnectionError("the listening connection closed")
