@@ -223,6 +223,28 @@ async def test_subscription_receives_matching_events(central: Central) -> None:
     await sock.finish()
 
 
+async def test_a_pong_follows_every_event_published_before_the_ping(
+    central: Central, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Even when the connection's pump has not had a turn since the events were published
+    (here: never), the events go out before the pong."""
+
+    async def idle_pump(self: ws_routes.Connection, events: asyncio.Queue[Any]) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(ws_routes.Connection, "pump", idle_pump)
+    viewer = await central.user("viewer")
+    tenant = await tenant_of(central, viewer)
+    sock = await open_socket(central, viewer)
+    await subscribe(sock, "s1", ["device.status"])
+    bus = central.app.state.wrale.bus
+    for status in ("online", "offline"):
+        bus.publish(tenant, "device.status", {"device_id": "d1", "status": status})
+    frames = await round_trip(sock)
+    assert [f["data"]["status"] for f in frames] == ["online", "offline"]
+    await sock.finish()
+
+
 async def test_filters(central: Central) -> None:
     tenant = await tenant_of(central, central.admin)
     sock = await open_socket(central, central.admin)

@@ -139,6 +139,7 @@ class Connection:
         self.principal, self.token = principal, token
         self.subs: dict[str, Subscription] = {}
         self.outbound: asyncio.Queue[dict[str, Any]] = asyncio.Queue(OUTBOUND_SIZE)
+        self.events: asyncio.Queue[BusEvent] | None = None  # the bus's, once subscribed
 
     def push(self, frame: dict[str, Any]) -> None:
         try:
@@ -157,7 +158,8 @@ class Connection:
             except ValidationError as exc:
                 self.push({"type": "error", "message": f"invalid message: {_describe(exc)}"})
                 continue
-            if isinstance(msg, Ping):
+            if isinstance(msg, Ping):  # after every event published before it
+                self.forward_pending()
                 self.push({"type": "pong"})
             elif isinstance(msg, Subscribe):
                 if msg.id not in self.subs and len(self.subs) >= MAX_SUBSCRIPTIONS:
@@ -195,18 +197,26 @@ class Connection:
 
     async def pump(self, events: asyncio.Queue[BusEvent]) -> None:
         while True:
-            event = await events.get()
-            for sid, sub in list(self.subs.items()):
-                if matches(sub, event):
-                    self.push(
-                        {
-                            "type": "event",
-                            "subscription": sid,
-                            "kind": event.kind,
-                            "data": event.data,
-                            "at": event.at,
-                        }
-                    )
+            self.forward(await events.get())
+
+    def forward_pending(self) -> None:
+        """The events already handed to this connection, queued now: a pong then follows
+        every event published before the ping (the pump task may not have run yet)."""
+        while self.events is not None and not self.events.empty():
+            self.forward(self.events.get_nowait())
+
+    def forward(self, event: BusEvent) -> None:
+        for sid, sub in list(self.subs.items()):
+            if matches(sub, event):
+                self.push(
+                    {
+                        "type": "event",
+                        "subscription": sid,
+                        "kind": event.kind,
+                        "data": event.data,
+                        "at": event.at,
+                    }
+                )
 
     async def send(self) -> None:
         while True:
@@ -229,6 +239,7 @@ class Connection:
         """Until the client leaves (None) or the server ends the connection (why)."""
         # on the bus before "ready" is sent: nothing published after it is missed
         async with self.state.bus.subscribe(self.principal.tenant_id) as events:
+            self.events = events
             self.push(
                 {"type": "ready", "user": self.principal.name, "role": self.principal.role.value}
             )
