@@ -43,6 +43,8 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30}
+            if path and path != ":memory:":  # readers: one hand-off to their thread a statement
+                kwargs["async_creator"] = sqlite_inline.reader_creator(path, 30)
             # sessions always end in commit or rollback, so the pool need not roll back again
             kwargs["pool_reset_on_return"] = None
         else:

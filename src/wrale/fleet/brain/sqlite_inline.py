@@ -92,3 +92,84 @@ def no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA busy_timeout=0")
     cur.close()
+
+
+# ----------------------------------------------------------------------------- readers
+#
+# Readers stay on their threads (a long read must not hold the loop), but through
+# aiosqlite a statement was four hand-offs: make the cursor, execute, fetch the rows, close
+# the cursor — each a wait for the loop's next turn, which right after a connect storm is
+# tens of milliseconds (an API read of three statements took ~150-250 ms). Here making
+# and closing a cursor run inline (no I/O), and a statement's rows are fetched on the
+# thread with its execution: one hand-off a statement.
+
+
+class OneHopCursor(aiosqlite.Cursor):
+    """aiosqlite's cursor, its statement executed and fetched in one call on the thread."""
+
+    _rows: list[Any] | None = None
+
+    async def execute(self, sql: str, parameters: Any = None) -> OneHopCursor:
+        args = () if parameters is None else parameters
+        run = self._execute  # aiosqlite's, untyped
+        self._rows = await run(_run, self._cursor, sql, args)  # type: ignore[no-untyped-call]
+        return self
+
+    async def fetchall(self) -> list[Any]:
+        rows, self._rows = self._rows, None
+        if rows is None:
+            return list(await super().fetchall())
+        return rows
+
+    async def fetchone(self) -> Any:
+        if self._rows is None:
+            return await super().fetchone()
+        return self._rows.pop(0) if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        if self._rows is None:
+            return list(await super().fetchmany(size))
+        n = self.arraysize if size is None else size
+        out, self._rows = self._rows[:n], self._rows[n:]
+        return out
+
+    async def close(self) -> None:
+        self._rows = None
+        self._cursor.close()
+
+
+def _run(cursor: sqlite3.Cursor, sql: str, parameters: Any) -> list[Any] | None:
+    cursor.execute(sql, parameters)
+    return cursor.fetchall() if cursor.description else None
+
+
+class ReaderConnection(aiosqlite.Connection):
+    """aiosqlite's connection whose cursors are ``OneHopCursor`` (made inline); the commit
+    or rollback of a unit that only read (no transaction open: Python's sqlite3 begins one
+    before a write) has nothing to do and no hand-off."""
+
+    async def commit(self) -> None:
+        if self._conn.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        if self._conn.in_transaction:
+            await super().rollback()
+
+    @aiosqlite.context.contextmanager
+    async def cursor(self) -> aiosqlite.Cursor:
+        return OneHopCursor(self, self._conn.cursor())
+
+
+def reader_creator(path: str, timeout_s: float) -> Callable[[], Any]:
+    """``create_async_engine(async_creator=…)`` for a ``ReaderConnection`` to ``path``."""
+
+    def connect() -> ReaderConnection:
+        conn = ReaderConnection(
+            partial(sqlite3.connect, path, timeout=timeout_s, check_same_thread=False),
+            iter_chunk_size=64,
+        )
+        conn._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own
+        return conn
+
+    return connect
