@@ -79,7 +79,3 @@ class Points(Sequence[Point]):
     def names(self) -> Sequence[str]:
         """The batch's distinct metric names."""
         return self._names
-
-
-def as_points(v: Sequence[Point]) -> Points:
-    return v if isinstance(v, Points) else Points(v)

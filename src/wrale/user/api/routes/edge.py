@@ -327,7 +327,8 @@ class Direct:
     """ASGI middleware, the outermost of the app's own: the device channel's socket goes
     straight to ``edge``. The middlewares and the router between would only pass it on
     (each leaves WebSockets alone), but their frames and the route's exception handlers
-    live as long as the socket: ~14 KiB a connected board (``docs/central/scaling.md``)."""
+    live as long as the socket: 6.5 KiB of a connected board's resident memory
+    (``bench/conn_memory.py``, ``docs/central/scaling.md``)."""
 
     def __init__(self, app: ASGIApp, path: str) -> None:
         self.app, self.path = app, path
