@@ -40,11 +40,13 @@ class Database:
         path = ""
         if self.is_sqlite:
             path = url.split(":///", 1)[-1]
+            kwargs["connect_args"] = {"timeout": 30}
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"timeout": 30}
-            if path and path != ":memory:":  # readers: one hand-off to their thread a statement
-                kwargs["async_creator"] = sqlite_inline.reader_creator(path, 30)
+                # readers: one hand-off to their thread a statement (``sqlite_inline``)
+                kwargs["async_creator"] = sqlite_inline.creator(
+                    path, sqlite_inline.ReaderConnection, 30
+                )
             # sessions always end in commit or rollback, so the pool need not roll back again
             kwargs["pool_reset_on_return"] = None
         else:

@@ -73,12 +73,15 @@ def off_loop() -> Iterator[None]:
         _OFF_LOOP.reset(token)
 
 
-def creator(path: str) -> Callable[[], Any]:
-    """``create_async_engine(async_creator=…)`` for an ``InlineConnection`` to ``path``."""
+def creator(
+    path: str, kind: type[aiosqlite.Connection] = InlineConnection, timeout_s: float = 0
+) -> Callable[[], Any]:
+    """``create_async_engine(async_creator=…)`` for a connection of ``kind`` to ``path``
+    (the writer's ``InlineConnection``, which never waits for the file lock, by default)."""
 
-    def connect() -> InlineConnection:
-        conn = InlineConnection(
-            partial(sqlite3.connect, path, timeout=0, check_same_thread=False),
+    def connect() -> aiosqlite.Connection:
+        conn = kind(
+            partial(sqlite3.connect, path, timeout=timeout_s, check_same_thread=False),
             iter_chunk_size=64,
         )
         conn._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own
@@ -159,17 +162,3 @@ class ReaderConnection(aiosqlite.Connection):
     @aiosqlite.context.contextmanager
     async def cursor(self) -> aiosqlite.Cursor:
         return OneHopCursor(self, self._conn.cursor())
-
-
-def reader_creator(path: str, timeout_s: float) -> Callable[[], Any]:
-    """``create_async_engine(async_creator=…)`` for a ``ReaderConnection`` to ``path``."""
-
-    def connect() -> ReaderConnection:
-        conn = ReaderConnection(
-            partial(sqlite3.connect, path, timeout=timeout_s, check_same_thread=False),
-            iter_chunk_size=64,
-        )
-        conn._thread.daemon = True  # as SQLAlchemy makes aiosqlite's own
-        return conn
-
-    return connect
