@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.channel.board_stats import BoardStats
 from wrale.fleet.brain.channel.counters import ChannelCounters, LogGate
 from wrale.fleet.brain.channel.group_commit import GroupCommitter
 from wrale.fleet.brain.db import Database
@@ -36,6 +37,7 @@ class ChannelContext:
     group_commit: bool | None = None  # frames of many sessions in one transaction (None: SQLite)
     counters: ChannelCounters = field(default_factory=ChannelCounters)  # refused / dropped
     log_gate: LogGate = field(default_factory=LogGate)  # one line per device per interval
+    boards: BoardStats = field(default_factory=BoardStats)  # boards' backlog, ingest lag
     _committer: GroupCommitter | None = field(default=None, init=False, repr=False)
 
     def committer(self) -> GroupCommitter | None:

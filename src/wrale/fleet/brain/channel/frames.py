@@ -178,6 +178,7 @@ class FrameSession:
                 )
             elif isinstance(m, Status):
                 self.mode = clean_text(m.mode, 16)
+                self.ctx.boards.status(self.device_id, self.id, m.outbox, m.dropped)
                 out.append(
                     (
                         device.tenant_id,
@@ -212,7 +213,10 @@ class FrameSession:
                 len(m.points) - len(pts),
                 m.seq,
             )
-        return await ingest.store_telemetry(s, device, m, pts, now, out, self.id)
+        ack, stored = await ingest.store_telemetry(s, device, m, pts, now, out, self.id)
+        if stored:
+            self.ctx.boards.lag(now - max(ts for _, ts, _ in pts))
+        return ack, stored
 
     async def _events(
         self, s: AsyncSession, device: Device, m: EventsBatch, now: float, out: BusOut

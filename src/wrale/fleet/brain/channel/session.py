@@ -310,6 +310,7 @@ class DeviceSession(FrameSession):
             return
         self._closed = True
         self.ended.set()
+        self.ctx.boards.forget(self.device_id, self.id)
         now = self.ctx.clock()
         try:
             async with self.ctx.db.serial_session() as s:

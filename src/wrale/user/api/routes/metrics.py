@@ -22,6 +22,7 @@ async def metrics(request: Request, state: StateDep) -> Response:
     async with state.db.session() as session:
         fleet = await fleet_gauges(session)
     fleet += request.app.state.hub.ctx.counters.prometheus()  # the device channel's refusals
+    fleet += request.app.state.hub.ctx.boards.prometheus()  # boards' backlog, ingest lag
     relay = getattr(request.app.state, "relay", None)  # PostgreSQL: events across replicas
     if relay is not None:
         fleet += relay.stats.prometheus()
