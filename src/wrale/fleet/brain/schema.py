@@ -28,6 +28,14 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
+def is_known(revision: str) -> bool:
+    """Whether ``revision`` is one of this code's migrations (a newer database's is not)."""
+    try:
+        return ScriptDirectory.from_config(_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for unknown or malformed ids
+        return False
+
+
 async def upgrade(db: Database) -> None:
     """Bring the schema to the newest revision."""
     async with db.engine.begin() as conn:

@@ -1,5 +1,6 @@
-"""``wrale central``: the central server (migrate, then serve with uvicorn) and
-``wrale central migrate`` (bring the schema to the newest revision and stop).
+"""``wrale central``: the central server (migrate, then serve with uvicorn),
+``wrale central migrate`` (bring the schema to the newest revision and stop), ``backup`` and
+``restore`` (central_backup.py) and ``tenants``.
 
 An entry point: it wires settings, database and app together and holds no logic of its own.
 """
@@ -18,8 +19,15 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.central_settings import CentralSettings
-from wrale.shared.config import load_settings
-from wrale.shared.errors import ConfigError
+from wrale.user.cli import central_backup
+from wrale.user.cli.central_opts import (
+    ConfigOpt,
+    DatabaseOpt,
+    DataDirOpt,
+    central_settings,
+    migrate_schema,
+    sub_settings,
+)
 
 GRACEFUL_SHUTDOWN_S = 3  # open connections (dashboards' event streams) then are cut
 
@@ -29,43 +37,6 @@ central_app = typer.Typer(
     invoke_without_command=True,
     no_args_is_help=False,
 )
-
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", help="TOML file, e.g. /etc/wrale/central.toml")
-]
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="sqlite+aiosqlite:///PATH (default ./wrale-data/central.db) or "
-        "postgresql+asyncpg://USER@HOST/DB"
-    ),
-]
-DataDirOpt = Annotated[Path | None, typer.Option(help="where the SQLite file and key live")]
-
-
-def central_settings(config: Path | None, **flags: Any) -> CentralSettings:
-    try:
-        settings = load_settings(CentralSettings, config_file=config, flags=flags)
-        if "database_url" not in settings.model_fields_set:
-            # no database chosen: the SQLite file lives in the data directory
-            url = f"sqlite+aiosqlite:///{Path(settings.data_dir) / 'central.db'}"
-            settings = settings.model_copy(update={"database_url": url})
-    except ConfigError as exc:
-        typer.echo(f"wrale central: {exc.message}", err=True)
-        raise typer.Exit(2) from None
-    return settings
-
-
-async def migrate_schema(settings: CentralSettings) -> str | None:
-    from wrale.fleet.brain import schema
-    from wrale.fleet.brain.db import Database
-
-    db = Database(settings.database_url)
-    try:
-        await schema.upgrade(db)
-        return await schema.current_revision(db)
-    finally:
-        await db.dispose()
 
 
 def _display_host(host: str) -> str:
@@ -178,14 +149,15 @@ def migrate(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Bring the database schema to the newest revision, print it, and stop."""
-    parent: tuple[Path | None, dict[str, Any]] = ctx.obj or (None, {})
-    flags = dict(parent[1])
-    flags["database_url"] = database_url or flags.get("database_url")
-    flags["data_dir"] = data_dir or flags.get("data_dir")
-    settings = central_settings(config or parent[0], **flags)
+    settings = sub_settings(ctx, config, database_url, data_dir)
     revision = asyncio.run(migrate_schema(settings))
     typer.echo(f"database schema at revision {revision}")
 
+
+# ----------------------------------------------------------------------------- backup
+
+central_app.command("backup")(central_backup.backup)
+central_app.command("restore")(central_backup.restore)
 
 # ----------------------------------------------------------------------------- tenants
 
