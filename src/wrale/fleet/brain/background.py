@@ -127,7 +127,9 @@ async def _audit_retention(ctx: JobContext, now: float) -> None:
 
 async def _deliver(ctx: JobContext, now: float) -> None:
     policy = EgressPolicy.from_settings(ctx.settings)
-    counts = await deliver_pending(ctx.db, now, egress=policy)
+    # public_url: the dashboard's address for links in e-mail and chat messages
+    public_url = getattr(ctx.settings, "public_url", None)
+    counts = await deliver_pending(ctx.db, now, egress=policy, public_url=public_url)
     if any(counts.values()):
         log.info("notifications: %s", counts)
 

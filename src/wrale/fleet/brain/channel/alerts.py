@@ -3,8 +3,9 @@ lockdown, fan, battery, sensor and actuator failures, shutdown requests — clea
 recovery events) and for devices offline too long (cleared when they are back).
 
 ``effects`` is pure (event → raise/clear); ``apply`` writes the alert rows in the caller's
-transaction and returns the bus events to publish after commit. One open alert per
-(device, source): raising an open one again changes nothing.
+transaction, queues their notifications to the channels whose ``events`` route takes them
+(``notify_route``) and returns the bus events to publish after commit. One open alert per
+(device, source): raising an open one again changes nothing and notifies no one again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.alerts import Alert
 from wrale.fleet.brain.services.alert_rules import SEVERITIES
 from wrale.fleet.brain.services.alerts import OPEN_STATES, alert_view, transition
+from wrale.fleet.brain.services.notify_route import queue_device_alert
 
 OFFLINE = "status:offline"
 ACTOR = "device-channel"
@@ -129,10 +131,12 @@ async def apply(
         await session.flush()
         transition(session, alert, "active", now, ACTOR, None, alert.message, "raised")
         out.append((device.tenant_id, "alert.raised", {**alert_view(alert), "event": "raise"}))
+        await queue_device_alert(session, device, alert, "alert.raised", "raise", now)
         return alert
     if alert is None:
         return None
     transition(session, alert, "cleared", now, ACTOR, None, effect.message[:1000] or None)
     alert.cleared_at, alert.cleared_by = now, ACTOR
     out.append((device.tenant_id, "alert.cleared", {**alert_view(alert), "event": "clear"}))
+    await queue_device_alert(session, device, alert, "alert.cleared", "clear", now)
     return alert

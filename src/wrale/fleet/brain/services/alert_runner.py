@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +19,7 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Device, Rack
 from wrale.fleet.brain.models.alerts import Alert, AlertRule, AlertRuleState
-from wrale.fleet.brain.services import notify
+from wrale.fleet.brain.services import notify, notify_route
 from wrale.fleet.brain.services.alert_eval import FRESH_S, Decision, KeyState, RuleSpec, evaluate
 from wrale.fleet.brain.services.alerts import alert_view, transition
 
@@ -202,13 +201,14 @@ async def _apply(
     data = {**alert_view(alert), "event": action}
     if bus is not None:
         bus.publish(rule.tenant_id, kind, data)
-    if d.notify:
+    if d.notify and rule.channel_ids:
+        device = await session.get(Device, alert.device_id) if alert.device_id else None
         await notify.queue(
             session,
             rule.tenant_id,
-            list(rule.channel_ids or []),
+            list(rule.channel_ids),
             kind,
-            _payload(kind, action, alert),
+            notify_route.payload(kind, action, alert, device),
             now,
             alert.id,
         )
@@ -243,10 +243,6 @@ async def _raise(session: AsyncSession, rule: AlertRule, d: Decision, now: float
     await session.flush()
     transition(session, alert, "active", now, None, None, alert.message, "raised", d.value)
     return alert
-
-
-def _payload(kind: str, action: str | None, alert: Alert) -> dict[str, Any]:
-    return {"event": kind, "action": action, "alert": alert_view(alert)}
 
 
 async def run_alert_cycle(

@@ -22,6 +22,7 @@ from wrale.fleet.brain.services.notify import (
     CHANNEL_TYPES,
     MAX_ATTEMPTS,
     DeliveryError,
+    SendContext,
     backoff_s,
 )
 
@@ -156,7 +157,7 @@ async def _record(db: Database, c: _Claimed, token: str, now: float, error: str 
 
 async def _send_one(
     db: Database,
-    http: httpx.AsyncClient,
+    ctx: SendContext,
     c: _Claimed,
     token: str,
     now: float,
@@ -168,7 +169,7 @@ async def _send_one(
             kind = CHANNEL_TYPES.get(c.channel_type or "")
             if kind is None:
                 raise DeliveryError("the channel is gone or of an unknown type")
-            await kind.send(c.config, c.payload, http)
+            await kind.send(c.config, c.payload, ctx)
         except DeliveryError as exc:
             error = str(exc)
         except Exception as exc:  # a hostile receiver must not stop the pass
@@ -181,7 +182,7 @@ async def _send_one(
 
 async def _serve_tenant(
     db: Database,
-    http: httpx.AsyncClient,
+    ctx: SendContext,
     tenant_id: str,
     now: float,
     limits: DeliveryLimits,
@@ -198,7 +199,7 @@ async def _serve_tenant(
         if not claimed:
             break
         outcomes += await asyncio.gather(
-            *(_send_one(db, http, c, token, now, total) for c in claimed)
+            *(_send_one(db, ctx, c, token, now, total) for c in claimed)
         )
     return outcomes
 
@@ -210,10 +211,12 @@ async def deliver_pending(
     egress: EgressPolicy,
     limits: DeliveryLimits | None = None,
     http: httpx.AsyncClient | None = None,
+    public_url: str | None = None,
 ) -> dict[str, int]:
     """One pass over due deliveries; failures are retried with exponential backoff up to
     ``MAX_ATTEMPTS``. Safe on every replica at once: a row is sent by whoever claimed it.
-    ``http`` must come from ``egress.client()`` (one is made when omitted)."""
+    ``http`` must come from ``egress.client()`` (one is made when omitted); ``public_url``
+    is the dashboard's address for the links in messages."""
     limits = limits or DeliveryLimits()
     counts = {"delivered": 0, "retry": 0, "failed": 0}
     tenants = await _due_tenants(db, now, limits.tenants)
@@ -222,9 +225,10 @@ async def deliver_pending(
     total = asyncio.Semaphore(limits.total)
     give_up_at = asyncio.get_running_loop().time() + limits.pass_budget_s
     client = http or egress.client()
+    ctx = SendContext(client, egress, public_url)
     try:
         results = await asyncio.gather(
-            *(_serve_tenant(db, client, t, now, limits, total, give_up_at) for t in tenants),
+            *(_serve_tenant(db, ctx, t, now, limits, total, give_up_at) for t in tenants),
             return_exceptions=True,
         )
     finally:

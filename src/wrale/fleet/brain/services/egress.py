@@ -1,7 +1,8 @@
-"""Outbound HTTP to addresses a tenant chose (webhooks): only public addresses, unless the
-operator lists an internal host. The check runs when a URL is saved and again at connect
-time, on the very address the connection then uses (no DNS rebinding); Host and TLS SNI stay
-the URL's hostname. Must not follow redirects or honour proxy environment variables."""
+"""Outbound connections to addresses a tenant chose (webhooks, chat, SMTP): only public
+addresses, unless the operator lists an internal host. The check runs when a channel is
+saved and again at connect time, on the very address the connection then uses (no DNS
+rebinding); Host and TLS SNI stay the URL's hostname. Must not follow redirects or honour
+proxy environment variables."""
 
 from __future__ import annotations
 
@@ -102,9 +103,10 @@ class EgressPolicy:
         host = host.lower().strip("[]")
         return (host, None) in self._allowed or (host, port) in self._allowed
 
-    async def addresses(self, host: str, port: int) -> list[Address]:
+    async def addresses(self, host: str, port: int, field: str = "config.url") -> list[Address]:
         """The addresses ``host`` may be reached at; ``EgressRefusedError`` names the class of
-        the first refused one. A host the operator allows is resolved but not checked."""
+        the first refused one (and the config ``field`` that named the host). A host the
+        operator allows is resolved but not checked."""
         host = host.strip("[]")
         try:
             literal: Address | None = ipaddress.ip_address(host)
@@ -126,9 +128,9 @@ class EgressPolicy:
             if why is not None:
                 shown = host if literal is not None else f"{host} ({ip})"
                 raise EgressRefusedError(
-                    f"config.url: {shown} is a {why} address; webhooks go to public "
+                    f"{field}: {shown} is a {why} address; notifications go to public "
                     "addresses unless the operator lists the host in webhook_allowed_hosts",
-                    field="config.url",
+                    field=field,
                 )
         return found
 

@@ -1,119 +1,57 @@
 """Notification channels and the delivery queue. A channel type is a class registered by
-name (``CHANNEL_TYPES``) that validates its config and sends one payload; "webhook" is the
-first, "email" and "chat" slot in beside it. Deliveries are queued rows retried with backoff,
-sent by ``delivery.deliver_pending`` — never from inside alert evaluation."""
+name (``CHANNEL_TYPES``: "webhook", "email", "chat") that validates its config and sends one
+payload. Deliveries are queued rows retried with backoff, sent by ``delivery.deliver_pending``
+— never from inside alert evaluation. A channel's optional ``events`` route (minimum
+severity, device selector) picks the board-event alerts it receives (``notify_route``)."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
-import json
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import httpx
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.models.alerts import AlertRule, NotificationChannel, NotificationDelivery
 from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.services import audit
-from wrale.fleet.brain.services.egress import EgressPolicy
+from wrale.fleet.brain.services.egress import EgressPolicy, EgressRefusedError
 from wrale.fleet.brain.services.lookup import get_owned
+from wrale.fleet.brain.services.notify_chat import ChatChannel
+from wrale.fleet.brain.services.notify_email import EmailChannel
+from wrale.fleet.brain.services.notify_types import Channel, DeliveryError, SendContext
+from wrale.fleet.brain.services.notify_webhook import (
+    SIGNATURE_HEADER,
+    WebhookChannel,
+    WebhookConfig,
+    sign,
+)
 from wrale.fleet.brain.services.principal import Principal, Role
+from wrale.fleet.brain.services.selectors import parse_selector, validate_selector
 from wrale.shared.errors import ConflictError, InvalidRequestError
 
+__all__ = [
+    "CHANNEL_TYPES",
+    "SIGNATURE_HEADER",
+    "Channel",
+    "DeliveryError",
+    "SendContext",
+    "WebhookConfig",
+    "sign",
+]
+
+CHANNEL_TYPES: dict[str, Channel] = {
+    "webhook": WebhookChannel(),
+    "email": EmailChannel(),
+    "chat": ChatChannel(),
+}
 MAX_ATTEMPTS = 5
 BASE_BACKOFF_S = 10.0
 MAX_BACKOFF_S = 900.0
-SIGNATURE_HEADER = "X-Wrale-Signature"
-
-
-class DeliveryError(Exception):
-    """A channel could not deliver (the delivery is retried later)."""
-
-
-class Channel(Protocol):
-    """A notification channel type: validates its config, sends one JSON payload."""
-
-    type: ClassVar[str]
-    secret_fields: ClassVar[tuple[str, ...]]
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> dict[str, Any]:
-        """The normalised config, or ``InvalidRequestError`` naming the bad field."""
-        ...
-
-    async def send(
-        self, config: dict[str, Any], payload: dict[str, Any], http: httpx.AsyncClient
-    ) -> None:
-        """Deliver or raise ``DeliveryError``."""
-        ...
-
-
-class WebhookConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: AnyHttpUrl
-    secret: str | None = Field(default=None, min_length=8, max_length=256)
-    headers: dict[str, str] = Field(default_factory=dict, max_length=20)
-    timeout_s: float = Field(default=5.0, gt=0, le=30)
-
-
-_FORBIDDEN_HEADERS = {"content-type", "content-length", "host", SIGNATURE_HEADER.lower()}
-
-
-class WebhookChannel:
-    """HTTP POST of the JSON payload; with a secret, ``X-Wrale-Signature: sha256=<hex>`` is
-    the HMAC-SHA256 of the exact body bytes."""
-
-    type: ClassVar[str] = "webhook"
-    secret_fields: ClassVar[tuple[str, ...]] = ("secret",)
-
-    @classmethod
-    def check_config(cls, config: dict[str, Any]) -> dict[str, Any]:
-        try:
-            cfg = WebhookConfig.model_validate(config)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InvalidRequestError(f"config.{where}: {first['msg']}") from None
-        for name in cfg.headers:
-            if name.lower() in _FORBIDDEN_HEADERS:
-                raise InvalidRequestError(f"config.headers: {name} is set by the server")
-        return cfg.model_dump(mode="json")
-
-    async def send(
-        self, config: dict[str, Any], payload: dict[str, Any], http: httpx.AsyncClient
-    ) -> None:
-        """POST within one overall deadline (connect, write and read together: a receiver
-        trickling bytes cannot hold the sender); the answer's body is never read."""
-        body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
-        headers = {**config.get("headers", {}), "Content-Type": "application/json"}
-        if config.get("secret"):
-            headers[SIGNATURE_HEADER] = "sha256=" + sign(config["secret"], body)
-        deadline = float(config.get("timeout_s", 5))
-        try:
-            async with asyncio.timeout(deadline):
-                async with http.stream(
-                    "POST", config["url"], content=body, headers=headers, timeout=deadline
-                ) as r:
-                    status = r.status_code
-        except TimeoutError:
-            raise DeliveryError(f"no answer within {deadline:g} s") from None
-        except httpx.HTTPError as exc:
-            detail = str(exc).replace(str(config["url"]), "<url>")[:200]
-            raise DeliveryError(f"{type(exc).__name__}: {detail}") from None
-        if not 200 <= status < 300:
-            raise DeliveryError(f"HTTP {status}")
-
-
-def sign(secret: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-CHANNEL_TYPES: dict[str, Channel] = {"webhook": WebhookChannel()}
+SEVERITY_RANK = {"INFO": 0, "WARNING": 1, "MINOR": 2, "MAJOR": 3, "CRITICAL": 4}
+# board-event alerts a channel receives: {"min_severity": "WARNING", "selector": {...}};
+# absent: none (rule alerts go to the channels their rule names)
+EVENTS_KEY = "events"
 
 
 def backoff_s(attempts: int) -> float:
@@ -138,10 +76,12 @@ def redact_url(url: str) -> str:
 
 def channel_view(c: NotificationChannel) -> dict[str, Any]:
     """What anyone may see of a channel, the audit log included: secrets, header values and
-    the URL's path and query never appear (``has_secret``, ``header_names`` instead)."""
+    the URL's path and query never appear (``has_secret``/``has_password``/``has_token``,
+    ``header_names`` instead)."""
     kind = CHANNEL_TYPES.get(c.type)
     hidden = kind.secret_fields if kind else ()
     config = {k: v for k, v in c.config.items() if k not in hidden and k not in ("url", "headers")}
+    config.setdefault(EVENTS_KEY, None)
     config.update({f"has_{k}": bool(c.config.get(k)) for k in hidden})
     if isinstance(c.config.get("url"), str):
         config["url"] = redact_url(c.config["url"])
@@ -165,10 +105,58 @@ def _kind(type_: str) -> Channel:
     return kind
 
 
+def check_route(route: Any) -> dict[str, Any] | None:
+    """A clean ``events`` route (pure), None for none, or ``InvalidRequestError``."""
+    if route is None:
+        return None
+    if not isinstance(route, dict) or set(route) - {"min_severity", "selector"}:
+        raise InvalidRequestError(
+            "config.events: an object of min_severity and selector", field="config.events"
+        )
+    severity = route.get("min_severity", "WARNING")
+    if severity not in SEVERITY_RANK:
+        raise InvalidRequestError(
+            f"config.events.min_severity: use one of {', '.join(SEVERITY_RANK)}",
+            field="config.events.min_severity",
+        )
+    try:
+        selector = parse_selector(route.get("selector") or {})
+    except InvalidRequestError as exc:
+        field = f"config.events.{exc.details.get('field', 'selector')}"
+        raise InvalidRequestError(f"config.events.{exc.message}", field=field) from None
+    return {"min_severity": severity, "selector": selector}
+
+
+def check_config(type_: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The type's own config plus the common ``events`` route."""
+    rest = {k: v for k, v in config.items() if k != EVENTS_KEY}
+    cfg = _kind(type_).check_config(rest)
+    route = check_route(config.get(EVENTS_KEY))
+    if route is not None:
+        cfg[EVENTS_KEY] = route
+    return cfg
+
+
+async def _check_places(session: AsyncSession, tenant_id: str, cfg: dict[str, Any]) -> None:
+    """The places an ``events`` selector names must be the tenant's (404 if not)."""
+    route = cfg.get(EVENTS_KEY)
+    if route and route.get("selector"):
+        await validate_selector(session, tenant_id, route["selector"])
+
+
 async def _check_reach(config: dict[str, Any], egress: EgressPolicy | None) -> None:
-    """A URL in a channel's config must point where outbound requests may go."""
+    """A URL or SMTP host in a channel's config must point where outbound connections may
+    go. A name that does not resolve now is accepted: it is checked again at every send."""
+    policy = egress or EgressPolicy()
     if isinstance(config.get("url"), str):
-        await (egress or EgressPolicy()).check_url(config["url"])
+        await policy.check_url(config["url"])
+    if isinstance(config.get("host"), str) and isinstance(config.get("port"), int):
+        try:
+            await policy.addresses(config["host"], config["port"], field="config.host")
+        except EgressRefusedError:
+            raise
+        except (OSError, TimeoutError, UnicodeError):
+            return
 
 
 async def get_channel(
@@ -200,8 +188,9 @@ async def create_channel(
 ) -> NotificationChannel:
     """``egress``: where a channel may point (default: public addresses only)."""
     p.require(Role.ADMIN, "creating notification channels")
-    cfg = _kind(type_).check_config(config)
+    cfg = check_config(type_, config)
     await _check_reach(cfg, egress)
+    await _check_places(session, p.tenant_id, cfg)
     await _name_free(session, p.tenant_id, name, None)
     c = NotificationChannel(
         tenant_id=p.tenant_id, name=name, type=type_, config=cfg, enabled=enabled
@@ -236,14 +225,9 @@ async def update_channel(
         await _name_free(session, p.tenant_id, name, c.id)
         c.name = name
     if config is not None:
-        merged = dict(config)
-        kind = _kind(c.type)
-        # a secret or the headers left out of an update are kept (no one can read them back)
-        for k in (*kind.secret_fields, "headers"):
-            if k not in merged and c.config.get(k):
-                merged[k] = c.config[k]
-        cfg = kind.check_config(merged)
+        cfg = check_config(c.type, _kept(c, config))
         await _check_reach(cfg, egress)
+        await _check_places(session, p.tenant_id, cfg)
         c.config = cfg
     if enabled is not None:
         c.enabled = enabled
@@ -258,6 +242,24 @@ async def update_channel(
         after=channel_view(c),
     )
     return c
+
+
+def _kept(c: NotificationChannel, config: dict[str, Any]) -> dict[str, Any]:
+    """An update's config with what no one can read back (secrets, the URL, header values)
+    kept when left out. A credential sent to a server (the SMTP password, the ntfy token) is
+    kept only while the server stays the same: a new host or URL needs it given again."""
+    merged = dict(config)
+    kind = _kind(c.type)
+    for k in (*kind.secret_fields, "headers", "url"):
+        if k not in merged and c.config.get(k):
+            merged[k] = c.config[k]
+    moved = any(merged.get(k) != c.config.get(k) for k in ("host", "url") if k in c.config)
+    for k in ("password", "token"):
+        if moved and k in kind.secret_fields and k not in config and c.config.get(k):
+            raise InvalidRequestError(
+                f"config.{k}: give it again when the server changes", field=f"config.{k}"
+            )
+    return merged
 
 
 async def delete_channel(session: AsyncSession, p: Principal, channel_id: str) -> None:

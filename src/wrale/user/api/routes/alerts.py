@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from wrale.fleet.brain.models.alerts import Alert, AlertRule, NotificationChannel
 from wrale.fleet.brain.models.base import now
-from wrale.fleet.brain.services import alerts, notify
+from wrale.fleet.brain.services import alerts, notify, notify_route
 from wrale.fleet.brain.services.egress import EgressPolicy
+from wrale.fleet.brain.services.notify_types import SendContext
 from wrale.user.api.deps import (
     AdminDep,
     OperatorDep,
@@ -32,6 +33,7 @@ from wrale.user.api.schemas.alerts import (
     AlertRuleUpdate,
     ChannelCreate,
     ChannelPublic,
+    ChannelTestResult,
     ChannelUpdate,
     ScopeType,
     Severity,
@@ -193,13 +195,12 @@ async def create_channel(
     body: ChannelCreate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     """A channel's URL must reach a public address (or a host the operator allows)."""
-    config = body.config.model_dump(mode="json", exclude_unset=True)
     c = await notify.create_channel(
         session,
         p,
         body.name,
         body.type,
-        config,
+        body.config,
         body.enabled,
         egress=EgressPolicy.from_settings(state.settings),
     )
@@ -216,17 +217,30 @@ async def update_channel(
     channel_id: str, body: ChannelUpdate, p: AdminDep, session: SessionDep, state: StateDep
 ) -> ChannelPublic:
     """Change a channel; a config without its secret keeps the stored one."""
-    config = body.config.model_dump(mode="json", exclude_unset=True) if body.config else None
     c = await notify.update_channel(
         session,
         p,
         channel_id,
         name=body.name,
-        config=config,
+        config=body.config,
         enabled=body.enabled,
         egress=EgressPolicy.from_settings(state.settings),
     )
     return _channel(c)
+
+
+@router.post("/notification-channels/{channel_id}/test", tags=["notifications"])
+async def test_channel(
+    channel_id: str, p: AdminDep, session: SessionDep, state: StateDep
+) -> ChannelTestResult:
+    """Send one test notification through the channel now (not queued, not retried)."""
+    egress = EgressPolicy.from_settings(state.settings)
+    public_url = getattr(state.settings, "public_url", None)
+    async with egress.client() as http:
+        error = await notify_route.send_test(
+            session, p, channel_id, SendContext(http, egress, public_url)
+        )
+    return ChannelTestResult(delivered=error is None, error=error)
 
 
 @router.delete("/notification-channels/{channel_id}", status_code=204, tags=["notifications"])

@@ -6,7 +6,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Discriminator, Field, StringConstraints, Tag
 
-from wrale.fleet.brain.services.notify import WebhookConfig
 from wrale.user.api.schemas.common import Strict
 
 Name = Annotated[
@@ -168,19 +167,38 @@ class AlertAssign(Strict):
     user_id: Id | None = Field(description="a user of the organisation; null unassigns")
 
 
+ChannelType = Literal["webhook", "email", "chat"]
+CHANNEL_CONFIG = (
+    "by type — webhook: {url, secret?, headers?, timeout_s?}; email: {host, port?, "
+    "security: starttls|tls|none, username?, password?, from_addr, to: [..], "
+    "subject_prefix?, timeout_s?}; chat: {preset: ntfy|slack, url, token? (ntfy), "
+    "timeout_s?}; any type: events {min_severity, selector} to receive board-event alerts"
+)
+
+
 class ChannelCreate(Strict):
     name: Name
-    type: Literal["webhook"] = "webhook"
-    config: WebhookConfig = Field(description="the secret is stored to sign, never shown")
+    type: ChannelType = "webhook"
+    config: dict[str, Any] = Field(
+        description=f"{CHANNEL_CONFIG}. Secrets (secret, password, token), the URL and "
+        "header values are stored, never shown"
+    )
     enabled: bool = True
 
 
 class ChannelUpdate(Strict):
     name: Name | None = None
-    config: WebhookConfig | None = Field(
-        default=None, description="the whole config; a config without a secret keeps it"
+    config: dict[str, Any] | None = Field(
+        default=None,
+        description="the whole config; one without its secret, URL or headers keeps them "
+        "(a password or token must be given again when the host or URL changes)",
     )
     enabled: bool | None = None
+
+
+class ChannelTestResult(BaseModel):
+    delivered: bool
+    error: str | None = Field(description="why the test notification was not delivered")
 
 
 class ChannelPublic(BaseModel):
@@ -188,7 +206,8 @@ class ChannelPublic(BaseModel):
     name: str
     type: str
     config: dict[str, Any] = Field(
-        description="redacted: the URL as scheme://host[:port]/…, header names only, has_secret"
+        description="redacted: the URL as scheme://host[:port]/…, header names only, "
+        "has_secret / has_password / has_token instead of the secrets"
     )
     enabled: bool
     created_at: float
