@@ -77,7 +77,8 @@ async def test_ambiguity_lists_the_candidates(database: Database) -> None:
         ("db", IDS["db"]),
         ("web-1", IDS["web-1"]),
     ]
-    assert "db (" in exc.value.message and "web-1 (" in exc.value.message
+    assert "db (" in exc.value.message
+    assert "web-1 (" in exc.value.message
     with pytest.raises(ConflictError) as exc:
         await find(database, p, "0661")  # every id starts so
     assert len(exc.value.details["candidates"]) == 3

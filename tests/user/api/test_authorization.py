@@ -220,6 +220,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/api/v1/dry-runs"): Rule(VIEWER),
     ("GET", "/api/v1/dry-runs/{dry_run_id}"): Rule(VIEWER),
+    # names and short ids (a kind keeps its own rule: tests/user/api/test_resolve_api.py)
+    ("GET", "/api/v1/resolve"): Rule(VIEWER, query={"kind": "device", "ref": "victim"}),
+    ("GET", "/api/v1/resolve/short-ids"): Rule(VIEWER, query={"kind": "rack"}),
 }
 
 

@@ -54,6 +54,7 @@ from wrale.user.api.routes import maintenance as maintenance_routes
 from wrale.user.api.routes import maintenance_rules as maintenance_rule_routes
 from wrale.user.api.routes import quarantine as quarantine_routes
 from wrale.user.api.routes import recommendations as recommendation_routes
+from wrale.user.api.routes import resolve as resolve_routes
 from wrale.user.api.routes import rollouts as rollout_routes
 from wrale.user.api.routes import templates as template_routes
 from wrale.user.api.routes import twin as twin_routes
@@ -211,6 +212,7 @@ def create_app(
         maintenance_routes.router,
         maintenance_rule_routes.router,
         wear_routes.router,
+        resolve_routes.router,
     ):
         app.include_router(router, prefix=API)
     for router in (edge_routes.router, quarantine_routes.router):
