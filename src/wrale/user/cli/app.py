@@ -10,10 +10,12 @@ from wrale.user.cli.commands import commands_app
 from wrale.user.cli.demo import demo
 from wrale.user.cli.enroll import register as register_device_commands
 from wrale.user.cli.fleet_commands import register as register_fleet_commands
+from wrale.user.cli.fleet_common import FleetCommand
 from wrale.user.cli.metal import metal_app
 from wrale.user.cli.sim import sim
 from wrale.user.cli.templates import templates_app
 from wrale.user.cli.twin import twin_app
+from wrale.user.cli.watch import watch
 
 app = typer.Typer(
     help="Wrale Fleet: physical-first management of fleets of Raspberry Pi-class boards.",
@@ -27,6 +29,7 @@ register_device_commands(app)
 app.add_typer(twin_app, name="twin")
 app.add_typer(commands_app, name="commands")
 app.add_typer(templates_app, name="templates")
+app.command("watch", cls=FleetCommand)(watch)
 app.command(help="Run the demo: a central server, a simulated fleet in racks, scripted incidents.")(
     demo
 )

@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     Styled,
@@ -91,7 +93,16 @@ def list_alerts(
     console.print(
         list_table(
             f"Alerts ({len(items)})",
-            ["id", "severity", "state", "message", "device/rack", "value", "assignee", "raised"],
+            [
+                Col("id", 5),
+                Col("severity", KEEP),
+                Col("state", KEEP),
+                Col("message", 2),
+                Col("device/rack", 3),
+                Col("value", 4),
+                Col("assignee", 6),
+                Col("raised", 1),
+            ],
             (_alert_row(a) for a in items),
         )
     )
@@ -173,7 +184,14 @@ def list_rules(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
     console.print(
         list_table(
             f"Alert rules ({len(items)})",
-            ["id", "name", "expression", "severity", "scope", "enabled"],
+            [
+                Col("id", 4),
+                Col("name", KEEP),
+                Col("expression", 1),
+                Col("severity", 2),
+                Col("scope", 3),
+                Col("enabled", 5),
+            ],
             (
                 [
                     r["id"],

@@ -18,6 +18,9 @@ from wrale.shared.errors import WraleError
 from wrale.user.cli import output, session
 from wrale.user.cli.client import CentralClient
 from wrale.user.cli.output import err_console
+from wrale.user.cli.tables import KEEP as KEEP  # the list commands declare their columns
+from wrale.user.cli.tables import Col as Col
+from wrale.user.cli.tables import FittedTable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 LimitOpt = Annotated[int, typer.Option(min=1, max=100_000, help="show at most this many")]
@@ -32,6 +35,10 @@ def fail(message: str) -> typer.Exit:
 class FleetCommand(TyperCommand):
     """A command whose domain errors end it with a message, not a traceback."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        output.with_formats(self)  # --json commands also take -o/--output and --wide
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -40,7 +47,13 @@ class FleetCommand(TyperCommand):
 
 
 class FleetGroup(TyperGroup):
-    """A sub-app whose commands end with a message on a domain error."""
+    """A sub-app whose commands end with a message on a domain error; those with ``--json``
+    also take ``-o/--output`` and ``--wide``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for cmd in self.commands.values():
+            output.with_formats(cmd)
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -80,8 +93,11 @@ def safe(value: Any) -> Any:
     return value
 
 
-def list_table(title: str, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
-    """``output.list_table`` with every server value escaped (``Styled`` cells kept)."""
+def list_table(
+    title: str, columns: Iterable[str | Col], rows: Iterable[Iterable[Any]]
+) -> FittedTable:
+    """``output.list_table`` with every server value escaped (``Styled`` cells kept): a
+    table that fits the terminal by dropping its least useful columns (``Col`` priority)."""
     return output.list_table(escape(title), columns, ([safe(v) for v in row] for row in rows))
 
 

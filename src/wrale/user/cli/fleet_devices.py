@@ -11,6 +11,8 @@ from rich.markup import escape
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     Styled,
@@ -107,7 +109,15 @@ def list_devices(
     console.print(
         list_table(
             f"Devices ({len(items)})",
-            ["id", "name", "status", "model", "tags", "location", "last seen"],
+            [
+                Col("id", 4),
+                Col("name", KEEP),
+                Col("status", KEEP),
+                Col("model", 6),
+                Col("tags", 5),
+                Col("location", 3),
+                Col("last seen", 2),
+            ],
             (
                 [
                     d["id"],

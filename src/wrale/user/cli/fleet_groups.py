@@ -10,6 +10,8 @@ import typer
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     client,
@@ -47,7 +49,14 @@ def list_groups(
     console.print(
         list_table(
             f"Groups ({len(items)})",
-            ["id", "name", "kind", "parent", "selector", "created"],
+            [
+                Col("id", 4),
+                Col("name", KEEP),
+                Col("kind", 2),
+                Col("parent", 5),
+                Col("selector", 3),
+                Col("created", 6),
+            ],
             (
                 [
                     g["id"],
@@ -154,7 +163,13 @@ def members(
     console.print(
         list_table(
             f"Group {group} ({len(items)} devices)",
-            ["id", "name", "status", "model", "tags"],
+            [
+                Col("id", 3),
+                Col("name", KEEP),
+                Col("status", KEEP),
+                Col("model", 5),
+                Col("tags", 4),
+            ],
             (
                 [d["id"], d["name"], status_cell(d.get("status")), d.get("model"), d.get("tags")]
                 for d in items

@@ -11,6 +11,8 @@ import typer
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     client,
@@ -168,7 +170,16 @@ def list_jobs(
     console.print(
         list_table(
             f"Jobs ({len(items)})",
-            ["id", "name", "state", "running", "priority", "strategy", "workload", "created"],
+            [
+                Col("id", 3),
+                Col("name", KEEP),
+                Col("state", KEEP),
+                Col("running", 1),
+                Col("priority", 5),
+                Col("strategy", 6),
+                Col("workload", 4),
+                Col("created", 2),
+            ],
             (_job_row(j) for j in items),
         )
     )

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     client,
@@ -215,7 +217,14 @@ def list_rollouts(
     console.print(
         list_table(
             f"Rollouts ({len(items)})",
-            ["id", "name", "state", "change", "wave", "created"],
+            [
+                Col("id", 3),
+                Col("name", KEEP),
+                Col("state", KEEP),
+                Col("change", 1),
+                Col("wave", 2),
+                Col("created", 4),
+            ],
             (
                 [
                     r["id"],

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 import typer
 
 from wrale.user.cli.fleet_common import (
+    KEEP,
+    Col,
     JsonOpt,
     LimitOpt,
     Styled,
@@ -32,18 +34,19 @@ ForceOpt = Annotated[
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="do not ask")]
 
 
-def _list(path: str, title: str, columns: list[str], params: dict[str, Any], limit: int,
+def _list(path: str, title: str, columns: list[str | Col], params: dict[str, Any], limit: int,
           as_json: bool) -> None:  # fmt: skip
     with client() as c:
         items = list(c.iter_all(path, params, limit=limit))
     if as_json:
         print_json(items)
         return
+    keys = [c.name if isinstance(c, Col) else c for c in columns]
     console.print(
         list_table(
             f"{title} ({len(items)})",
             columns,
-            ([when(i.get(k)) if k == "created_at" else i.get(k) for k in columns] for i in items),
+            ([when(i.get(k)) if k == "created_at" else i.get(k) for k in keys] for i in items),
         )
     )
 
@@ -141,16 +144,11 @@ def list_racks(
     if room:
         with client() as c:
             params["room_id"] = resolve(c, "room", "/rooms", room)
-    cols = [
-        "id",
-        "name",
-        "room_id",
-        "units",
-        "power_budget_w",
-        "cooling_zone",
-        "power_feed",
-        "created_at",
-    ]
+    cols: list[str | Col] = [
+        Col("id", 4), Col("name", KEEP), Col("room_id", 6), Col("units", 3),
+        Col("power_budget_w", 1), Col("cooling_zone", 2), Col("power_feed", 5),
+        Col("created_at", 7),
+    ]  # fmt: skip
     _list("/racks", "Racks", cols, params, limit, as_json)
 
 
