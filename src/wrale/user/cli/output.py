@@ -80,10 +80,9 @@ def print_json(data: Any) -> None:
     """The data as it came from the API, in this run's data format: JSON (``--json``,
     ``-o json``: unchanged, times as unix seconds), YAML or CSV (times as ISO-8601)."""
     fmt_name = mode().format
-    if fmt_name == "yaml":
-        console.out(to_yaml(data), highlight=False, end="")
-    elif fmt_name == "csv":
-        console.out(to_csv(data), highlight=False, end="")
+    if fmt_name in ("yaml", "csv"):  # as they are: no wrapping, CSV keeps its CRLF
+        console.file.write(to_yaml(data) if fmt_name == "yaml" else to_csv(data))
+        console.file.flush()
     else:
         console.print_json(json.dumps(data, default=str))
 
