@@ -31,7 +31,7 @@ from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.principal import ForbiddenError, Principal, Role, at_least
 from wrale.shared.errors import AuthError
 from wrale.user.api.deps import AppState, SessionDep, StateDep
-from wrale.user.ui import filters
+from wrale.user.ui import filters, units
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -65,6 +65,7 @@ def make_templates() -> Environment:
     env.filters["age"] = filters.fmt_age
     env.filters["when"] = filters.fmt_time
     env.filters["num"] = filters.fmt_num
+    env.filters["reading"] = units.reading  # a metric's value at its sensor's precision
     env.globals["static_version"] = str(int(time.time()))
     return env
 
@@ -92,6 +93,17 @@ class Viewer:
     @property
     def tenant_id(self) -> str:
         return self.principal.tenant_id
+
+
+def central_url(request: Request) -> str:
+    """This server's address for the commands the dashboard prints: the ``public_url``
+    setting when set (behind a proxy the browser's address may not be the boards'), else
+    the address the browser reached it by (scheme, host, port, root path)."""
+    state = getattr(request.app.state, "wrale", None)
+    public = getattr(getattr(state, "settings", None), "public_url", None)
+    if isinstance(public, str) and public:
+        return public
+    return str(request.base_url).rstrip("/")
 
 
 def _secure(request: Request) -> bool:

@@ -17,6 +17,7 @@ from wrale.fleet.brain.models import Device, Rack, Room, Site, User
 from wrale.fleet.brain.models.alerts import Alert
 from wrale.fleet.brain.services import alerts
 from wrale.fleet.brain.services.alert_rules import UNIT_RANGES
+from wrale.user.ui import units
 from wrale.user.ui.web import Viewer, is_htmx
 
 STATES = ("active", "acknowledged", "cleared")
@@ -47,17 +48,6 @@ METRICS: tuple[tuple[str, str], ...] = (
 RACK_PREFIX = "rack:"
 RACK_POWER = RACK_PREFIX + "power_w"
 RACK_METRICS: tuple[tuple[str, str], ...] = ((RACK_POWER, "Rack power draw, summed (W)"),)
-UNITS: tuple[tuple[str, str], ...] = (
-    ("_c", "°C"),
-    ("_pct", "%"),
-    ("_rpm", "rpm"),
-    ("_wh", "Wh"),
-    ("_w", "W"),
-    ("_v", "V"),
-    ("_a", "A"),
-    ("_hz", "Hz"),
-    ("_s", "s"),
-)
 OP_WORDS = {
     ">": "above",
     ">=": "at or above",
@@ -90,10 +80,8 @@ FIELD_RE = re.compile(r"^(\w+): (.*)$", re.DOTALL)
 
 def unit_of(metric: str) -> str:
     """The unit a metric's name says (``cpu_temp_c`` → °C); '' for flags and counts."""
-    for suffix, unit in UNITS:
-        if metric.endswith(suffix):
-            return unit
-    return ""
+    unit = units.unit_of(metric)
+    return unit.symbol if unit else ""
 
 
 def metric_label(metric: str, what: str) -> str:

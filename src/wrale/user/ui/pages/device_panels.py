@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.services import device_view, telemetry, telemetry_query
 from wrale.shared.errors import InvalidRequestError
+from wrale.user.ui import units
 
 STALE_MIN_S = 60.0  # a reading older than this (or 3 report intervals) is marked stale
 
@@ -38,7 +39,11 @@ class Chart:
     unit: str
     metrics: tuple[str, ...]
     labels: tuple[str, ...]
-    digits: int = 1
+
+    @property
+    def digits(self) -> int:
+        """Its first metric's precision (``units``: the one place that knows it)."""
+        return units.digits_of(self.metrics[0])
 
 
 CHARTS = (
@@ -49,9 +54,9 @@ CHARTS = (
         ("cpu_temp_c", "gpu_temp_c", "ambient_temp_c"),
         ("CPU", "GPU", "Ambient"),
     ),
-    Chart("fan", "Fan duty", "%", ("fan_pct",), ("Fan",), 0),
-    Chart("power", "Power draw", "W", ("power_w",), ("Power",), 2),
-    Chart("battery", "Battery", "%", ("battery_pct",), ("Battery",), 0),
+    Chart("fan", "Fan duty", "%", ("fan_pct",), ("Fan",)),
+    Chart("power", "Power draw", "W", ("power_w",), ("Power",)),
+    Chart("battery", "Battery", "%", ("battery_pct",), ("Battery",)),
 )
 CHART_METRICS = tuple(m for c in CHARTS for m in c.metrics)
 
@@ -133,36 +138,37 @@ class GaugeSpec:
     unit: str
     lo: float
     hi: float
-    digits: int
     section: str | None = None  # desired-state section holding the thresholds
     warn_key: str | None = None
     crit_key: str | None = None
     low_is_bad: bool = False
 
+    @property
+    def digits(self) -> int:
+        return units.digits_of(self.metric)
+
 
 GAUGES = (
-    GaugeSpec("cpu_temp_c", "CPU", "°C", 20, 90, 1, "thermal", "cpu_warning_c", "cpu_critical_c"),
-    GaugeSpec("gpu_temp_c", "GPU", "°C", 20, 90, 1, "thermal", "gpu_warning_c", "gpu_critical_c"),
+    GaugeSpec("cpu_temp_c", "CPU", "°C", 20, 90, "thermal", "cpu_warning_c", "cpu_critical_c"),
+    GaugeSpec("gpu_temp_c", "GPU", "°C", 20, 90, "thermal", "gpu_warning_c", "gpu_critical_c"),
     GaugeSpec(
         "ambient_temp_c",
         "Ambient",
         "°C",
         0,
         60,
-        1,
         "thermal",
         "ambient_warning_c",
         "ambient_critical_c",
     ),
-    GaugeSpec("fan_pct", "Fan", "%", 0, 100, 0),
-    GaugeSpec("power_w", "Power", "W", 0, 12, 2),
+    GaugeSpec("fan_pct", "Fan", "%", 0, 100),
+    GaugeSpec("power_w", "Power", "W", 0, 12),
     GaugeSpec(
         "battery_pct",
         "Battery",
         "%",
         0,
         100,
-        0,
         "power",
         "low_battery_pct",
         "critical_battery_pct",

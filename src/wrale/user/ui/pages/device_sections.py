@@ -23,6 +23,7 @@ from wrale.fleet.brain.services import alerts as alerts_svc
 from wrale.fleet.brain.services import command_rules, device_view, groups, registry, telemetry
 from wrale.fleet.brain.services import twin as twin_svc
 from wrale.shared.policy import FanProfile, ThermalPolicy
+from wrale.user.ui import units
 from wrale.user.ui.pages.device_panels import (
     CHARTS,
     RANGE_LABELS,
@@ -132,10 +133,13 @@ def ops_for(viewer: Viewer, device: Device, reported: Mapping[str, Any]) -> list
     ]
 
 
-def brief(value: Any, limit: int = 160) -> str:
+def brief(value: Any, limit: int = 160, exact: bool = False) -> str:
+    """``value`` as short JSON, each reading rounded to its sensor's precision (``units``)
+    unless ``exact`` (a tooltip's full text, the audit's record)."""
     if not value:
         return ""
-    text = json.dumps(value, separators=(",", ":"), default=str)
+    shown = value if exact else units.round_data(value)
+    text = json.dumps(shown, separators=(",", ":"), default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
