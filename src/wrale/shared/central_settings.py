@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -84,6 +85,9 @@ class CentralSettings(BaseModel):
     # broker accounts only)
     mqtt_hello_secret: bool | None = Field(default=None, validate_default=True)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # the address boards and people reach this server at (behind a proxy, the proxy's):
+    # the commands the dashboard prints use it instead of the address a browser came by
+    public_url: str | None = Field(default=None, max_length=512)
     # webhooks may reach these internal hosts ("host" or "host:port"; env: comma-separated)
     webhook_allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
 
@@ -128,6 +132,22 @@ class CentralSettings(BaseModel):
                 "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
         return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("use an http(s) URL, e.g. https://fleet.example.com")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError("use a plain http(s) URL: no user, query or fragment")
+        try:
+            parts.port  # noqa: B018 - raises on a port that is not a number in range
+        except ValueError:
+            raise ValueError("the port must be a number from 1 to 65535") from None
+        return value.strip().rstrip("/")
 
     @field_validator("database_url")
     @classmethod

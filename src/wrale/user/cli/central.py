@@ -123,6 +123,13 @@ def central(
             " (optional /TOPIC-ROOT, ?ca_file=PATH, ?client_id=ID)"
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="the address boards and people reach this server at (behind a proxy, its "
+            "https://… address): the dashboard's printed commands use it"
+        ),
+    ] = None,
 ) -> None:
     """Run the central server: upgrade the schema, then serve the API and dashboard."""
     flags = {
@@ -133,6 +140,7 @@ def central(
         "dev": dev,
         "log_level": log_level.upper() if log_level else None,
         "mqtt_url": mqtt_url,
+        "public_url": public_url,
     }
     if ctx.invoked_subcommand is not None:
         ctx.obj = (config, flags)

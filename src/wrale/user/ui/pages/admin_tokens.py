@@ -19,7 +19,7 @@ from wrale.fleet.brain.models.base import now as wall_now
 from wrale.fleet.brain.services import identity
 from wrale.fleet.brain.services.principal import Role
 from wrale.user.ui.pages.admin import ROLES, form_text
-from wrale.user.ui.web import AdminDep, SessionDep, Viewer, page_number, render
+from wrale.user.ui.web import AdminDep, SessionDep, Viewer, central_url, page_number, render
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,7 +106,7 @@ def token_form_context(
     form_error: str | None = None,
     created: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    base = str(request.base_url).rstrip("/")
+    base = central_url(request)
     return {
         "form": f,
         "errors": errors or {},

@@ -33,7 +33,15 @@ from wrale.user.ui.pages.admin import (
     until_text,
     valid_id,
 )
-from wrale.user.ui.web import AdminDep, SessionDep, Viewer, ViewerDep, is_htmx, render
+from wrale.user.ui.web import (
+    AdminDep,
+    SessionDep,
+    Viewer,
+    ViewerDep,
+    central_url,
+    is_htmx,
+    render,
+)
 
 router = APIRouter(include_in_schema=False)
 
@@ -77,11 +85,6 @@ def enroll_command(central_url: str, secret: str) -> str:
 def example_command(central: str) -> str:
     """The command with a placeholder where the token goes (for people without one)."""
     return enroll_command(central, "TOKEN").replace(" TOKEN", " <token>")
-
-
-def central_url(request: Request) -> str:
-    """This server's address as the browser reached it (scheme, host, port, root path)."""
-    return str(request.base_url).rstrip("/")
 
 
 # ----------------------------------------------------------------------------- options
