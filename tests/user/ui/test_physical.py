@@ -15,6 +15,7 @@ from tests.user.ui.conftest import Browser
 from wrale.fleet.brain.services import fleet_view as fv
 from wrale.shared.errors import InvalidRequestError
 from wrale.user.ui.pages import physical as ph
+from wrale.user.ui.pages import physical_heatmap as hmap
 from wrale.user.ui.pages import physical_layout as lay
 from wrale.user.ui.pages import physical_scales as sc
 
@@ -127,9 +128,14 @@ async def test_the_hot_rack_its_boards_power_and_heatmap(central: Central, admin
     ]
     assert "OVER BUDGET" in html
     assert len(elements(html, "svg", "heatmap")) == 1
-    # to scale: a 10 U rack is 10 unit-heights tall, a 6 U one 6, both on one floor line
+    # one U a row, long empty runs folded into one band each, so the boards are in view:
+    # A1 (10 U, boards in U3–4) is the band U5–U10 and four rows; A2 (6 U, boards in U1
+    # and U6) a row, the band U2–U5 and a row
     frames = elements(html, "rect", "frame")
-    assert [int(f["height"]) for f in frames] == [10 * lay.U_PX, 6 * lay.U_PX]
+    assert [int(f["height"]) for f in frames] == [5 * lay.U_PX, 3 * lay.U_PX]
+    gaps = [(g["data-low-u"], g["data-high-u"]) for g in elements(html, "g", "gap")]
+    assert gaps == [("5", "10"), ("2", "5")]
+    assert ">U5–U10 empty<" in html
     # colour is not the only signal: the value is written on the board
     assert ">82°<" in html
     assert 'aria-current="true">CPU temperature<' in html
@@ -270,8 +276,18 @@ def test_metric_parsing() -> None:
 
 
 def test_slots_count_from_the_bottom_and_power_bars() -> None:
-    assert lay.slot_y(42, 42) == 0
-    assert lay.slot_y(42, 1) == 41 * lay.U_PX
+    full = lay.rack_rows(42, range(1, 43))
+    assert (full.slot_y[42], full.slot_y[1], full.gaps) == (0, 41 * lay.U_PX, ())
+    # boards in U1–U3 of a 42 U rack: U4–U42 is one band on top, the boards right under it
+    low = lay.rack_rows(42, {1, 2, 3})
+    assert low.gaps == ((0, 4, 42),)
+    assert [low.slot_y[u] for u in (3, 2, 1)] == [lay.GAP_PX, lay.GAP_PX + lay.U_PX, 42]
+    assert low.height == lay.GAP_PX + 3 * lay.U_PX
+    # a short run stays drawn (U2–U4 between boards), a long one folds (U6–U10)
+    mid = lay.rack_rows(12, {1, 5, 11, 12}, gap_min=4)
+    assert [(lo, hi) for _, lo, hi in mid.gaps] == [(6, 10)]
+    assert sorted(mid.slot_y) == [1, 2, 3, 4, 5, 11, 12]
+    assert lay.rack_rows(6, set()).gaps == ((0, 1, 6),)
     bar = lay.power_bar(150.0, 100.0)
     assert (bar["over"], bar["fill"], bar["pct"]) == (True, lay.RACK_W, 150)
     assert "OVER" in bar["flag"]
@@ -295,13 +311,14 @@ def test_racks_side_by_side_on_one_floor_and_the_heatmap() -> None:
     a1, a2 = d["racks"]
     assert a2["x"] - a1["x"] == lay.RACK_W + lay.RACK_GAP
     assert a1["top"] + a1["height"] == a2["top"] + a2["height"] == d["floor"]
-    assert a1["height"] == 2 * a2["height"]
+    assert a1["height"] == 3 * a2["height"]  # U12, the band U2–U11, U1; A2: one band
+    assert [g["text"] for g in a1["gaps"] + a2["gaps"]] == ["U2–U11 empty", "U1–U6 empty"]
     assert (a1["hot"], a2["hot"]) == (True, False)
-    assert [b["y"] for b in a1["boards"]] == [11 * lay.U_PX + 1, 1]
+    assert [b["y"] for b in a1["boards"]] == [lay.U_PX + lay.GAP_PX + 1, 1]
     assert [b["cls"] for b in a1["boards"]] == ["t1", "t3"]
     assert a2["bar"]["flag"] == "no budget set"
     # heatmap: 2 bands in A1 (U1–6 with 50 °C, U7–12 with 75 °C), 1 empty band in A2
-    hm = lay.heatmap(racks, stats, lambda r: f"#rack-{r.id}")
+    hm = hmap.heatmap(racks, stats, lambda r: f"#rack-{r.id}", sc.METRICS["temp"], boards)
     c1, c2 = hm["columns"]
     assert [(c["cls"], c["text"]) for c in c1["cells"]] == [("t1", "50"), ("t3", "75")]
     assert [(c["cls"], c["text"]) for c in c2["cells"]] == [("empty", "")]

@@ -25,13 +25,13 @@ from wrale.fleet.brain.services import fleet_view as fv
 from wrale.shared.errors import NotFoundError
 from wrale.user.ui.pages import physical_overlays as ov
 from wrale.user.ui.pages import physical_rollout_overlay as ro
+from wrale.user.ui.pages.physical_heatmap import heatmap
 from wrale.user.ui.pages.physical_layout import (
     BAND_U,
     BAR_H,
     RACK_W,
     RAIL,
     U_PX,
-    heatmap,
     rack_drawings,
 )
 from wrale.user.ui.pages.physical_scales import (
@@ -228,6 +228,13 @@ async def _view(
         since,
         rack_ids=None if drawn is None else [r.id for r in drawn],
     )
+    # the heatmap of a paged room shows every rack: by a metric other than temperature
+    # (which the racks' figures carry) it needs the boards of the racks not drawn too
+    heat_boards = boards
+    if drawn is not None and metric.key != "temp":
+        heat_boards = await fv.boards_in_rooms(
+            session, tenant_id, [s.room.id for s in scope.rooms], since
+        )
     site_names = {s.id: s.name for s in sites}
     drawings = []
     for summary in scope.rooms:
@@ -245,7 +252,7 @@ async def _view(
                 "room": room,
                 "site_name": site_names.get(room.site_id, ""),
                 "summary": summary,
-                "heatmap": heatmap(room.racks, stats, link),
+                "heatmap": heatmap(room.racks, stats, link, metric, heat_boards),
                 "drawing": rack_drawings(
                     racks,
                     boards,

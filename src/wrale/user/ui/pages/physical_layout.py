@@ -1,11 +1,11 @@
-"""The physical view's layout maths (pure): racks drawn to scale (one U = ``U_PX`` user
-units), each board in its slot as SVG, the power bar against the rack's budget and the
-room's temperature heatmap."""
+"""The physical view's layout maths (pure): racks drawn one U = ``U_PX`` user units with
+long empty runs folded into thin bands (``rack_rows``), each board in its slot as SVG, and
+the power bar against the rack's budget. The room's heatmap is ``physical_heatmap``."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -13,7 +13,8 @@ from markupsafe import Markup, escape
 from wrale.fleet.brain.services import fleet_view as fv
 from wrale.user.ui.pages import physical_overlays as ov
 from wrale.user.ui.pages import physical_rollout_overlay as ro
-from wrale.user.ui.pages.physical_scales import Metric, is_hot, temp_band
+from wrale.user.ui.pages.physical_scales import Metric, is_hot
+from wrale.user.ui.units import reading
 
 # ----------------------------------------------------------------------------- layout maths
 
@@ -27,13 +28,45 @@ FOOT = 56  # the power bar and its two lines of figures below
 BAR_H = 10
 NAME_CHARS = 12
 
-BAND_U = 6  # heatmap: one cell per rack and 6 U band
-CELL_W, CELL_H, AXIS_W, CELL_LABEL_H = 46, 20, 46, 18
+BAND_U = 6  # heatmap (``physical_heatmap``): one cell per rack and 6 U band
 
 
-def slot_y(units: int, slot_u: int) -> int:
-    """Top of slot ``slot_u`` (U1 at the bottom) inside a rack of ``units``."""
-    return (units - slot_u) * U_PX
+GAP_MIN_U = 4  # a run of at least this many empty slots is drawn as one thin band
+GAP_PX = U_PX  # the band's height: "U12–U40 empty"
+
+
+@dataclass(frozen=True, slots=True)
+class RackRows:
+    """A rack's drawn rows, top down: each occupied or short-gap slot at full ``U_PX`` and
+    each long run of empty slots as one ``GAP_PX`` band, so that boards low in a 42 U rack
+    are on the first screen. ``slot_y``: top of each drawn slot; ``gaps``: (top, lowest U,
+    highest U) of each band; ``height``: the whole drawing. The U numbers stay true."""
+
+    slot_y: dict[int, int]
+    gaps: tuple[tuple[int, int, int], ...]
+    height: int
+
+
+def rack_rows(units: int, occupied: Collection[int], gap_min: int = GAP_MIN_U) -> RackRows:
+    """The rows of a rack of ``units`` whose slots ``occupied`` hold boards (U1 at the
+    bottom): runs of ``gap_min`` or more empty slots become one band."""
+    runs: list[tuple[bool, int, int]] = []  # (empty, top U, bottom U), top down
+    for u in range(units, 0, -1):
+        empty = u not in occupied
+        if runs and runs[-1][0] == empty:
+            runs[-1] = (empty, runs[-1][1], u)
+        else:
+            runs.append((empty, u, u))
+    y, slots, gaps = 0, {}, []
+    for empty, top, bottom in runs:
+        if empty and top - bottom + 1 >= gap_min:
+            gaps.append((y, bottom, top))
+            y += GAP_PX
+            continue
+        for u in range(top, bottom - 1, -1):
+            slots[u] = y
+            y += U_PX
+    return RackRows(slots, tuple(gaps), y)
 
 
 def short_name(name: str, limit: int = NAME_CHARS) -> str:
@@ -47,9 +80,9 @@ def _num(v: float | None, digits: int = 1) -> str:
 def _aria(b: fv.Board) -> str:
     parts = [
         f"{b.name}, U{b.slot_u}",
-        "—" if b.temp_c is None else f"{b.temp_c:.1f} °C",
-        "—" if b.power_w is None else f"{b.power_w:.1f} W",
-        "fan —" if b.fan_pct is None else f"fan {b.fan_pct:.0f} %",
+        reading(b.temp_c, "cpu_temp_c"),
+        reading(b.power_w, "power_w"),
+        f"fan {reading(b.fan_pct, 'fan_pct')}",
         b.status,
     ]
     return ", ".join(parts)
@@ -117,98 +150,6 @@ def power_bar(draw_w: float, budget_w: float | None) -> dict[str, Any]:
     }
 
 
-def heatmap(
-    racks: Sequence[fv.RackInfo],
-    stats: dict[str, fv.RackStats],
-    link: Callable[[fv.RackInfo], str],
-) -> dict[str, Any]:
-    """A room's heatmap: a column per rack (a link to its drawing, ``link``), a cell per
-    ``BAND_U`` band of slots (U1 at the bottom) coloured by the hottest board of the band
-    and showing its temperature; bands a rack does not have are left out, bands without
-    boards are empty cells."""
-    max_units = max((r.units for r in racks), default=0)
-    rows = max(1, math.ceil(max_units / BAND_U))
-    columns = []
-    for i, rack in enumerate(racks):
-        st = stats.get(rack.id, fv.RackStats())
-        cells, lines = [], [f"Rack {rack.name}"]
-        for band in range(math.ceil(rack.units / BAND_U)):
-            bs = st.bands.get(band)
-            low, high = band * BAND_U + 1, min(rack.units, (band + 1) * BAND_U)
-            if bs is None or not bs.boards:
-                cls, text, line = "empty", "", "no boards"
-            elif bs.max_temp_c is None or bs.mean_temp_c is None:
-                cls, text, line = "nd", "—", f"{bs.boards} board(s), no recent temperature"
-            else:
-                cls, text = temp_band(bs.max_temp_c)[0], f"{bs.max_temp_c:.0f}"
-                line = (
-                    f"{bs.boards} board(s), hottest {bs.max_temp_c:.1f} °C, "
-                    f"mean {bs.mean_temp_c:.1f} °C"
-                )
-            cells.append({"y": (rows - 1 - band) * CELL_H, "cls": cls, "text": text})
-            lines.append(f"U{low}–{high}: {line}")
-        hottest = (
-            "no recent temperature"
-            if st.max_temp_c is None
-            else (f"hottest {st.max_temp_c:.1f} °C")
-        )
-        columns.append(
-            {
-                "x": AXIS_W + i * CELL_W,
-                "href": link(rack),
-                "aria": f"Rack {rack.name}: {hottest}; show its boards",
-                "title": "\n".join(lines),
-                "cells": cells,
-            }
-        )
-    axis = [
-        {"y": (rows - 1 - band) * CELL_H, "text": f"U{band * BAND_U + 1}"} for band in range(rows)
-    ]
-    names = [
-        {"x": AXIS_W + i * CELL_W + CELL_W / 2, "text": short_name(r.name, 7)}
-        for i, r in enumerate(racks)
-    ]
-    width = AXIS_W + max(1, len(racks)) * CELL_W
-    height = rows * CELL_H + CELL_LABEL_H
-    return {
-        "columns": columns,
-        "width": width,
-        "height": height,
-        "svg": _heatmap_svg(columns, axis, names, rows * CELL_H + CELL_LABEL_H - 5),
-    }
-
-
-def _heatmap_svg(
-    columns: list[dict[str, Any]],
-    axis: list[dict[str, Any]],
-    names: list[dict[str, Any]],
-    names_y: int,
-) -> Markup:
-    """The inside of the heatmap's <svg> (built here: hundreds of cells)."""
-    w, h, mid = CELL_W - 2, CELL_H - 2, (CELL_W - 2) / 2
-    out = [
-        f'<text class="axis" x="{AXIS_W - 5}" y="{a["y"] + CELL_H - 7}" text-anchor="end">'
-        f"{a['text']}</text>"
-        for a in axis
-    ]
-    for col in columns:
-        out.append(
-            f'<a href="{escape(col["href"])}" aria-label="{escape(col["aria"])}" '
-            f'transform="translate({col["x"]} 0)"><title>{escape(col["title"])}</title>'
-        )
-        for c in col["cells"]:
-            out.append(f'<rect class="cell {c["cls"]}" y="{c["y"]}" width="{w}" height="{h}"/>')
-            if c["text"]:
-                out.append(f'<text x="{mid:g}" y="{c["y"] + CELL_H - 7}">{c["text"]}</text>')
-        out.append("</a>")
-    out += [
-        f'<text class="axis" x="{n["x"]:g}" y="{names_y}" text-anchor="middle">'
-        f"{escape(n['text'])}</text>"
-        for n in names
-    ]
-    return Markup("".join(out))  # noqa: S704 - every text in it went through escape()
-
-
 def rack_drawings(
     racks: Sequence[fv.RackInfo],
     boards: dict[str, list[fv.Board]],
@@ -219,31 +160,44 @@ def rack_drawings(
     waves: Mapping[str, ro.BoardWave] | None = None,
 ) -> dict[str, Any]:
     """Everything a room's rack SVG needs: racks side by side, bottoms on one floor line,
-    each ``units × U_PX`` tall, boards in their slots, a power bar under each rack (with
-    the caps the capping loop holds there); ``marks``: the boards of the job shown;
-    ``waves``: the boards of the rollout shown, with their wave and state."""
-    max_units = max((r.units for r in racks), default=0)
-    floor = PAD + HEAD + max_units * U_PX
+    each in ``U_PX`` rows with long empty runs folded into thin bands (``rack_rows``),
+    boards in their slots, a power bar under each rack (with the caps the capping loop
+    holds there); ``marks``: the boards of the job shown; ``waves``: the boards of the
+    rollout shown, with their wave and state."""
+    layouts = []
+    for rack in racks:
+        mine = [b for b in boards.get(rack.id, []) if 1 <= b.slot_u <= rack.units]
+        # (a slot above a shrunk rack cannot be drawn: placement forbids it)
+        layouts.append((rack, mine, rack_rows(rack.units, {b.slot_u for b in mine})))
+    floor = PAD + HEAD + max((rows.height for _, _, rows in layouts), default=0)
     drawn_racks: list[dict[str, Any]] = []
-    for i, rack in enumerate(racks):
+    for i, (rack, mine, rows) in enumerate(layouts):
         st = stats.get(rack.id, fv.RackStats())
-        drawn: list[dict[str, Any]] = []
-        for b in boards.get(rack.id, []):
-            if not 1 <= b.slot_u <= rack.units:
-                continue  # a slot above a shrunk rack cannot be drawn (placement forbids it)
-            drawn.append({"b": b, "y": slot_y(rack.units, b.slot_u) + 1, "cls": metric.colour(b)})
+        drawn: list[dict[str, Any]] = [
+            {"b": b, "y": rows.slot_y[b.slot_u] + 1, "cls": metric.colour(b)} for b in mine
+        ]
         ticks = [
-            {"y": slot_y(rack.units, u) + U_PX - 3, "text": str(u)}
-            for u in range(1, rack.units + 1)
-            if u == 1 or u % 5 == 0
+            {"y": y + U_PX - 3, "text": str(u)}
+            for u, y in rows.slot_y.items()
+            if u == 1 or u % 5 == 0 or u == rack.units
+        ]
+        gaps = [
+            {
+                "y": y,
+                "low": low,
+                "high": high,
+                "text": f"U{low}–U{high} empty" if low != high else f"U{low} empty",
+            }
+            for y, low, high in rows.gaps
         ]
         drawn_racks.append(
             {
                 "rack": rack,
                 "x": PAD + i * (RACK_W + RACK_GAP),
-                "top": floor - rack.units * U_PX,
-                "height": rack.units * U_PX,
+                "top": floor - rows.height,
+                "height": rows.height,
                 "boards": drawn,
+                "gaps": gaps,
                 # every text in it went through escape() in board_svg
                 "boards_svg": Markup(  # noqa: S704
                     "".join(

@@ -84,6 +84,13 @@ class Metric:
     legend: tuple[tuple[str, str], ...]  # (css class, text)
     colour: Callable[[fv.Board], str]
     value: Callable[[fv.Board], str]  # the short text drawn on the board
+    # the heatmap: the reading's name (its unit and precision, ``units``), the board's
+    # reading, the band of a value, and how a cell's value is written (None: by status)
+    reading: str = ""
+    of: Callable[[fv.Board], float | None] = lambda b: None
+    band: Callable[[float | None], tuple[str, str]] = lambda v: NO_DATA
+    cell: str = "{:.0f}"
+    most: str = "highest"  # the word for a band's top board ("hottest")
 
 
 def _legend(bands: Sequence[tuple[float, str, str]]) -> tuple[tuple[str, str], ...]:
@@ -101,6 +108,11 @@ METRICS: dict[str, Metric] = {
         _legend(TEMP_BANDS),
         lambda b: temp_band(b.temp_c)[0],
         lambda b: _fmt(b.temp_c, "{:.0f}°"),
+        "cpu_temp_c",
+        lambda b: b.temp_c,
+        temp_band,
+        "{:.0f}",
+        "hottest",
     ),
     "power": Metric(
         "power",
@@ -108,6 +120,11 @@ METRICS: dict[str, Metric] = {
         _legend(POWER_BANDS),
         lambda b: power_band(b.power_w)[0],
         lambda b: _fmt(b.power_w, "{:.1f}W"),
+        "power_w",
+        lambda b: b.power_w,
+        power_band,
+        "{:.1f}",
+        "highest draw",
     ),
     "fan": Metric(
         "fan",
@@ -115,6 +132,11 @@ METRICS: dict[str, Metric] = {
         _legend(FAN_BANDS),
         lambda b: fan_band(b.fan_pct)[0],
         lambda b: _fmt(b.fan_pct, "{:.0f}%"),
+        "fan_pct",
+        lambda b: b.fan_pct,
+        fan_band,
+        "{:.0f}",
+        "fastest fan",
     ),
     "status": Metric(
         "status",
