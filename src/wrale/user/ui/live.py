@@ -50,6 +50,7 @@ BROADCAST = (
     "twin.",
     "command.",
     "job.",  # job.updated, job.placement: the jobs pages and the physical view's job marks
+    "group.",  # group.changed: the group pages
 )
 PER_DEVICE = ("device.live", "telemetry.summary")
 

@@ -1,5 +1,6 @@
 """The group pages' writes: create, edit and delete a group, add and remove a
 static group's members, each through the brain's group service with the operator role.
+Each change is announced (``group.changed``, once committed) so open group pages refresh.
 """
 
 from __future__ import annotations
@@ -8,7 +9,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from wrale.fleet.brain.bus import publish_after_commit
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.services import groups as group_svc
 from wrale.shared.errors import ConflictError, InvalidRequestError, NotFoundError
@@ -28,9 +31,16 @@ from wrale.user.ui.pages.policies_group_sections import (
     members_answer,
     members_ctx,
 )
-from wrale.user.ui.web import OperatorDep, SessionDep, is_htmx, render
+from wrale.user.ui.web import OperatorDep, SessionDep, Viewer, is_htmx, render
 
 router = APIRouter(include_in_schema=False)
+
+
+def announce(request: Request, session: AsyncSession, viewer: Viewer, group_id: str) -> None:
+    """Tell the tenant's open pages that a group changed, once this request commits."""
+    bus = getattr(getattr(request.app.state, "wrale", None), "bus", None)
+    data = {"group_id": group_id}
+    publish_after_commit(session, bus, viewer.tenant_id, "group.changed", data)
 
 
 @router.post("/groups")
@@ -51,6 +61,7 @@ async def group_create(request: Request, viewer: OperatorDep, session: SessionDe
         except (InvalidRequestError, NotFoundError, ConflictError) as exc:
             errors = group_errors(exc)
         else:
+            announce(request, session, viewer, g.id)
             return redirect(request, f"/groups/{g.id}")
     await session.rollback()  # nothing of a refused form is kept
     message = errors.pop("form", "") or "The group was not created: correct the fields marked."
@@ -84,6 +95,7 @@ async def group_update(
         except (InvalidRequestError, NotFoundError, ConflictError) as exc:
             errors = group_errors(exc)
         else:
+            announce(request, session, viewer, group.id)
             return redirect(request, f"/groups/{group.id}")
     await session.rollback()  # a half-applied change (a new name, then a bad parent) is undone
     group = await group_svc.get_group(session, viewer.tenant_id, group_id)
@@ -102,6 +114,7 @@ async def group_delete(
     request: Request, viewer: OperatorDep, session: SessionDep, group_id: str
 ) -> Response:
     await group_svc.delete_group(session, viewer.principal, group_id)
+    announce(request, session, viewer, group_id)
     return redirect(request, "/groups")
 
 
@@ -127,6 +140,7 @@ async def member_add(
         except (ConflictError, NotFoundError) as exc:
             error = exc.message
         else:
+            announce(request, session, viewer, group.id)
             verb = "added to" if added else "was already in"
             notice = f"{found['name']} {verb} {group.name}."
     if error:
@@ -149,6 +163,7 @@ async def member_remove(
     group = await group_svc.get_group(session, viewer.tenant_id, group_id)
     names = await names_of(session, Device, viewer.tenant_id, [device_id])
     await group_svc.remove_member(session, viewer.principal, group.id, device_id)
+    announce(request, session, viewer, group.id)
     await session.flush()
     members = await members_ctx(session, viewer, group, page_number(page))
     members["notice"] = f"{names.get(device_id, device_id)} removed from {group.name}."
