@@ -125,6 +125,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/api/v1/notification-channels/{channel_id}"): Rule(ADMIN),
     ("PATCH", "/api/v1/notification-channels/{channel_id}"): Rule(ADMIN, {"enabled": True}),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): Rule(ADMIN),
     ("DELETE", "/api/v1/notification-channels/{channel_id}"): Rule(ADMIN),
     ("GET", "/api/v1/policies"): Rule(VIEWER),
     ("POST", "/api/v1/policies"): Rule(
