@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +211,31 @@ def test_the_image_runs_as_a_user_and_serves_health(image: str) -> None:
         assert page.status_code == 200
     finally:
         run(docker, "rm", "-f", cid)
+
+
+def test_the_init_job_makes_one_key_and_migrates(resolved: dict[str, Any], tmp_path: Path) -> None:
+    """The init service's command, run here with the volume's path mapped to a folder and
+    this venv's Python (SQLite instead of the compose file's PostgreSQL): it writes the
+    replicas' shared signing key once (0600), keeps it on the next run, and migrates."""
+    (command,) = resolved["services"]["init"]["command"]
+    bindir = Path(sys.executable).parent
+    local = command.replace("/var/lib/wrale", str(tmp_path)).replace(
+        "python -c", f"{bindir}/python -c"
+    )
+    local = local.replace("wrale central migrate", f"{bindir}/wrale central migrate")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WRALE_")}
+    env = {**clean, "WRALE_DATA_DIR": str(tmp_path)}
+    first = subprocess.run(
+        ["/bin/sh", "-c", local], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert "database schema at revision" in first.stdout
+    key = tmp_path / "secret.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert len(key.read_text()) >= 32
+    before = key.read_text()
+    again = subprocess.run(
+        ["/bin/sh", "-c", local], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert again.returncode == 0, again.stderr
+    assert key.read_text() == before
