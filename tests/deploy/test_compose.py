@@ -130,6 +130,39 @@ def test_haproxy_config_is_valid() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def haproxy_sections(path: Path) -> dict[str, list[str]]:
+    """Each section's directives (comments and blank lines dropped), by its header."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for raw in path.read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if not raw[0].isspace():
+            current = sections.setdefault(line, [])
+        else:
+            current.append(" ".join(line.split()))
+    return sections
+
+
+def test_haproxy_config_keeps_the_shipped_settings() -> None:
+    """The compose file's HAProxy differs from packaging/haproxy/wrale-central.cfg only in
+    how it finds the replicas (DNS) and its own health and metrics frontend."""
+    shipped = haproxy_sections(REPO / "packaging" / "haproxy" / "wrale-central.cfg")
+    ours = haproxy_sections(DEPLOY / "haproxy" / "haproxy.cfg")
+    for section in ("global", "defaults", "frontend wrale"):
+        assert ours[section] == shipped[section], section
+
+    def balancing(lines: list[str]) -> list[str]:
+        return [x for x in lines if not x.startswith(("server ", "server-template "))]
+
+    assert balancing(ours["backend central"]) == balancing(shipped["backend central"])
+    (template,) = [x for x in ours["backend central"] if x.startswith("server-template ")]
+    assert "central:8080" in template
+    assert "resolvers docker" in template
+    assert set(ours) - set(shipped) == {"resolvers docker", "frontend stats"}
+
+
 def test_the_image_copies_the_assets_make_installs() -> None:
     """The Dockerfile's npm stage copies the same files as the Makefile's ui-assets target."""
 
