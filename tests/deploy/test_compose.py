@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML (schemathesis needs it), no stubs installed
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs installed
 
 from tests.deploy.promql import DEPLOY
 from tests.deploy.tools import need, run

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml  # type: ignore[import-untyped]  # PyYAML (schemathesis needs it), no stubs installed
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs installed
 
 from tests.deploy.promql import DASHBOARDS, DEPLOY, dashboard_exprs
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML (schemathesis needs it), no stubs installed
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs installed
 
 from tests.deploy.promql import (
     DASHBOARDS,

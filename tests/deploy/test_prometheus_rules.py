@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML (schemathesis needs it), no stubs installed
+import yaml  # type: ignore[import-untyped]  # no PyYAML stubs installed
 
 from tests.deploy.promql import DEPLOY, RULES
 from tests.deploy.tools import need, run
