@@ -18,6 +18,8 @@ from wrale.user.ui.headers import SecurityHeadersMiddleware
 from wrale.user.ui.pages import (
     admin,
     admin_audit,
+    admin_channel_actions,
+    admin_channels,
     admin_token_actions,
     admin_tokens,
     admin_user_actions,
@@ -87,6 +89,8 @@ def install(app: FastAPI) -> None:
         admin_user_actions,
         admin_tokens,
         admin_token_actions,
+        admin_channels,
+        admin_channel_actions,
         admin_audit,
     ):
         app.include_router(module.router)
