@@ -18,6 +18,7 @@ from wrale.fleet.sync.protocol import Ack, Hello, Status, TelemetryBatch, Welcom
 
 API = "/api/v1"
 SAFETY_S = 10.0  # bound on a frame that should come at once, never a timing
+AGE_S = 60.0  # a status older than this no longer counts
 
 
 Figures = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -38,14 +39,28 @@ def test_depth_is_the_last_status_of_boards_with_a_session() -> None:
     stats.status("d1", "s1", {"telemetry": 10, "events": 2}, {})
     stats.status("d2", "s2", {"telemetry": 30}, {})
     stats.status("d1", "s1", {"telemetry": 4}, {})  # the newest replaces the last one
-    got = figures("\n".join(stats.prometheus()) + "\n")
+    got = figures("\n".join(stats.prometheus(AGE_S)) + "\n")
     assert got[("wrale_board_outbox_rows", (("stream", "telemetry"),))] == 34
     assert got[("wrale_board_outbox_rows_max", (("stream", "telemetry"),))] == 30
     assert got[("wrale_board_outbox_rows", (("stream", "events"),))] == 0
     stats.forget("d2", "an-older-session")  # a replaced session does not remove the new one
     stats.forget("d1", "s1")
-    got = figures("\n".join(stats.prometheus()) + "\n")
+    got = figures("\n".join(stats.prometheus(AGE_S)) + "\n")
     assert got[("wrale_board_outbox_rows", (("stream", "telemetry"),))] == 30
+
+
+def test_a_board_silent_past_the_age_limit_is_no_longer_counted() -> None:
+    """An MQTT board that goes silent ends no session on this replica: its last status
+    stops counting once older than the limit (the offline limit, on /metrics)."""
+    now = [1000.0]
+    stats = BoardStats(clock=lambda: now[0])
+    stats.status("d1", "s1", {"telemetry": 10}, {})
+    now[0] += 30
+    stats.status("d2", "s2", {"telemetry": 5}, {})
+    now[0] += 40  # d1's status is 70 s old, d2's 40 s
+    got = figures("\n".join(stats.prometheus(AGE_S)) + "\n")
+    assert got[("wrale_board_outbox_rows", TELE)] == 5
+    assert set(stats.outbox) == {"d2"}
 
 
 def test_drops_count_what_grew_since_the_first_status_heard() -> None:
@@ -62,7 +77,7 @@ def test_a_hostile_status_makes_no_labels_and_no_negative_rows() -> None:
     stats = BoardStats()
     stats.status("d1", "s1", {"x" * 200: 5, "telemetry": -3, "events": True}, {"evil": 9})
     stats.status("d2", "s2", {"telemetry": 10**15}, {})
-    text = "\n".join(stats.prometheus())
+    text = "\n".join(stats.prometheus(AGE_S))
     assert "x" * 200 not in text
     assert "evil" not in text
     got = figures(text + "\n")
@@ -74,7 +89,7 @@ def test_lag_histogram_is_cumulative() -> None:
     stats = BoardStats()
     for s in (0.5, 10.0, 7200.0, -3.0):  # a board clock ahead of ours counts as no lag
         stats.lag(s)
-    got = figures("\n".join(stats.prometheus()) + "\n")
+    got = figures("\n".join(stats.prometheus(AGE_S)) + "\n")
     assert got[("wrale_telemetry_ingest_lag_seconds_bucket", (("le", "1.0"),))] == 2
     assert got[("wrale_telemetry_ingest_lag_seconds_bucket", (("le", "15.0"),))] == 3
     assert got[("wrale_telemetry_ingest_lag_seconds_bucket", (("le", "+Inf"),))] == 4

@@ -1,12 +1,16 @@
 """What the boards connected to this process say of their own backlog (outbox depth and rows
 dropped, from their status heartbeats) and how late their telemetry arrives (ingest lag).
 Kept in memory for ``/metrics`` only; nothing here is state another replica needs.
+
+Over MQTT with several replicas the broker shares a board's heartbeats between them, so
+more than one replica may count the same board (docs/central/deploy.md).
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from wrale.fleet.sync.protocol import STREAMS
@@ -32,9 +36,13 @@ def _rows(values: Mapping[str, object]) -> dict[str, int]:
 class BoardStats:
     """Per process: the latest outbox depth of each board with a session here, the rows
     boards dropped from their outboxes since this process first heard from them, and a
-    histogram of the age of each stored batch's newest point."""
+    histogram of the age of each stored batch's newest point. A board's depth counts while
+    its last status is recent (``prometheus(max_age_s)``): a session that ends without a
+    close here (an MQTT board gone silent) does not stay counted."""
 
-    outbox: dict[str, tuple[str, dict[str, int]]] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    # device id → (session id, when its last status came, rows by stream)
+    outbox: dict[str, tuple[str, float, dict[str, int]]] = field(default_factory=dict)
     dropped_total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STREAMS, 0))
     lag_buckets: list[int] = field(default_factory=lambda: [0] * len(LAG_BUCKETS_S))
     lag_sum_s: float = 0.0
@@ -53,7 +61,7 @@ class BoardStats:
         """A status heartbeat: its outbox depth replaces the board's last one; what its
         drop counts grew by since the last one this process saw is added to the total
         (the first one is only the baseline: drops of before are not ours to count)."""
-        self.outbox[device_id] = (session_id, _rows(outbox))
+        self.outbox[device_id] = (session_id, self.clock(), _rows(outbox))
         now = _rows(dropped)
         before = self._seen.get(device_id)
         if before is not None:
@@ -80,9 +88,13 @@ class BoardStats:
         self.lag_sum_s += seconds
         self.lag_count += 1
 
-    def prometheus(self) -> list[str]:
-        """The figures in the Prometheus text format (every name, zero when unseen)."""
-        depth = {s: [rows.get(s, 0) for _, rows in self.outbox.values()] for s in STREAMS}
+    def prometheus(self, max_age_s: float) -> list[str]:
+        """The figures in the Prometheus text format (every name, zero when unseen); boards
+        whose last status is older than ``max_age_s`` are forgotten first."""
+        oldest = self.clock() - max_age_s
+        for device_id in [d for d, (_, at, _) in self.outbox.items() if at < oldest]:
+            del self.outbox[device_id]
+        depth = {s: [rows.get(s, 0) for _, _, rows in self.outbox.values()] for s in STREAMS}
         lines: list[str] = []
 
         def family(name: str, kind: str, help_text: str) -> None:

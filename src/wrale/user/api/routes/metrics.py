@@ -22,7 +22,8 @@ async def metrics(request: Request, state: StateDep) -> Response:
     async with state.db.session() as session:
         fleet = await fleet_gauges(session)
     fleet += request.app.state.hub.ctx.counters.prometheus()  # the device channel's refusals
-    fleet += request.app.state.hub.ctx.boards.prometheus()  # boards' backlog, ingest lag
+    ctx = request.app.state.hub.ctx
+    fleet += ctx.boards.prometheus(ctx.settings.offline_after_s)  # boards' backlog, ingest lag
     relay = getattr(request.app.state, "relay", None)  # PostgreSQL: events across replicas
     if relay is not None:
         fleet += relay.stats.prometheus()
