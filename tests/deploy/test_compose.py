@@ -272,3 +272,27 @@ def test_the_init_job_makes_one_key_and_migrates(resolved: dict[str, Any], tmp_p
     )
     assert again.returncode == 0, again.stderr
     assert key.read_text() == before
+
+
+def test_mosquitto_starts_with_the_shipped_config(tmp_path: Path) -> None:
+    """A real Mosquitto takes deploy/mosquitto/mosquitto.conf (its listener moved to a free
+    port, persistence into this test's folder) and accepts a client without an account, as
+    the replicas' bridge connects on the compose network."""
+    from tests.mosquitto_proc import free_port, mosquitto
+
+    port = free_port()
+    lines = []
+    for line in (DEPLOY / "mosquitto" / "mosquitto.conf").read_text().splitlines():
+        if line.startswith("listener "):
+            line = f"listener {port} 127.0.0.1"
+        elif line.startswith("persistence_location "):
+            line = f"persistence_location {tmp_path}/"
+        elif line.startswith("log_dest "):
+            continue  # the helper logs to its file
+        lines.append(line)
+    assert any(x.startswith("listener ") for x in lines)
+    with mosquitto(tmp_path, port, lines):
+        sub = need("mosquitto_sub", "apt-get install mosquitto-clients")
+        out = run(sub, "-h", "127.0.0.1", "-p", str(port), "-t", "$SYS/broker/version", "-C", "1")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("mosquitto version")
