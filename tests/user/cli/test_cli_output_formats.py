@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 
 from tests.user.cli import output_fleet
 from tests.user.cli.conftest import CliCentral
 from wrale.fleet.brain.db import Database
 from wrale.user.cli import output, watch
 from wrale.user.cli.client import CentralClient
-from wrale.user.cli.tables import KEEP, fit_width, fmt
+from wrale.user.cli.tables import KEEP, Col, as_cols, fit_width, fmt
 
 SQLITE = pytest.mark.parametrize("database", ["sqlite"], indirect=True)  # as the CLI tests
 
@@ -117,6 +118,13 @@ def test_columns_drop_by_priority_until_the_table_fits() -> None:
     assert fit_width([5, 5, 5], [1, 1, 1], 12) == [0]  # equals: the rightmost first
 
 
+def test_columns_given_by_name_alone_get_a_priority() -> None:
+    cols = as_cols(["id", "username", "role", "created"])
+    assert [c.priority for c in cols] == [5, KEEP, 3, 4]  # the id drops first beside a name
+    assert [c.priority for c in as_cols(["id", "op", "state"])] == [1, 2, KEEP]
+    assert as_cols([Col("model", 9), "name"]) == [Col("model", 9), Col("name", KEEP)]
+
+
 def test_watch_says_the_central_is_unreachable_and_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -135,7 +143,7 @@ def test_watch_says_the_central_is_unreachable_and_retries(
 
     monkeypatch.setattr(watch.time, "sleep", sleep)
     buf = io.StringIO()
-    monkeypatch.setattr(output.console, "file", buf)
+    monkeypatch.setattr(watch, "console", Console(file=buf, width=80))
     client = CentralClient(f"http://127.0.0.1:{port}", "token", timeout_s=2)
     with client as c, pytest.raises(KeyboardInterrupt):
         watch._live(c, 0.5, 10)
@@ -149,3 +157,36 @@ def test_watch_once_without_a_central_fails_plainly(cli: CliCentral) -> None:
     r = cli.run("watch", "--once")
     assert r.exit_code == 1
     assert "no central server" in r.output
+
+
+@SQLITE
+def test_every_list_and_show_command_fits_80_columns_and_parses_back(
+    cli: CliCentral, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output_fleet.build(cli, database)
+    job = cli.json("jobs", "list")[0]["id"]
+    rollout = cli.json("rollouts", "list")[0]["id"]
+    alert = cli.json("alerts", "list")[0]["id"]
+    monkeypatch.setenv("COLUMNS", "80")
+    for console in (output.console, output.err_console):
+        monkeypatch.setattr(console, "width", 80)
+    commands = [
+        ("whoami",), ("audit",), ("decisions",), ("devices", "list"), ("devices", "show", "pi-01"),
+        ("sites", "list"), ("rooms", "list"), ("racks", "list"), ("racks", "power", "rack-a"),
+        ("zones", "list"), ("groups", "list"), ("groups", "members", "lab-boards"),
+        ("tokens", "list"), ("api-tokens", "list"), ("alerts", "list"), ("alerts", "show", alert),
+        ("alert-rules", "list"), ("policies", "list"), ("policies", "effective", "pi-01"),
+        ("users", "list"), ("jobs", "list"), ("jobs", "show", job), ("maintenance", "tasks"),
+        ("maintenance", "queue"), ("maintenance", "status", "pi-01"),
+        ("maintenance", "windows", "list"), ("maintenance", "rules", "list"),
+        ("rollouts", "list"), ("rollouts", "show", rollout), ("twin", "show", "pi-01"),
+        ("commands", "list"), ("templates", "list"),
+    ]  # fmt: skip
+    for args in commands:
+        table = cli.ok(*args)
+        long = [line for line in table.splitlines() if len(line) > 80]
+        assert not long, f"wrale {' '.join(args)}: lines over 80 columns:\n" + "\n".join(long)
+        data = json.loads(cli.ok(*args, "-o", "json"))
+        assert yaml.safe_load(cli.ok(*args, "-o", "yaml")) == output.with_iso_times(data)
+        records = list(csv.DictReader(io.StringIO(cli.ok(*args, "-o", "csv"))))
+        assert len(records) == (len(data) if isinstance(data, list) else 1), args

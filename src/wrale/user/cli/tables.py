@@ -14,7 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 KEEP = 0  # priority of a column that never drops
-ALWAYS_KEPT = frozenset({"name", "status", "state"})
+NAMES = frozenset({"name", "username"})
+ALWAYS_KEPT = NAMES | {"status", "state"}
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,23 @@ class Col:
     justify: str | None = None  # "right" for numbers; None: right when every value is one
 
 
-def as_col(column: str | Col, index: int) -> Col:
-    """A column given by name alone: name/status/state are kept, the rest drop from the
-    right (the later, the sooner)."""
-    if isinstance(column, Col):
-        return column
-    return Col(column, KEEP if column in ALWAYS_KEPT else index + 1)
+def as_cols(columns: Iterable[str | Col]) -> list[Col]:
+    """Columns, those given by name alone with a priority: name, username, status and state
+    are kept; the rest drop from the right (the later, the sooner), except that ``id`` drops
+    first in a table with a name (the name finds the item as well)."""
+    given = list(columns)
+    named = any((c.name if isinstance(c, Col) else c) in NAMES for c in given)
+    out = []
+    for index, column in enumerate(given):
+        if isinstance(column, Col):
+            out.append(column)
+        elif column in ALWAYS_KEPT:
+            out.append(Col(column, KEEP))
+        elif column == "id" and named:
+            out.append(Col(column, len(given) + 1))
+        else:
+            out.append(Col(column, index + 1))
+    return out
 
 
 def fmt(value: Any) -> str:
@@ -129,8 +141,7 @@ class FittedTable:
 def list_table(
     title: str, columns: Iterable[str | Col], rows: Iterable[Iterable[Any]]
 ) -> FittedTable:
-    cols = [as_col(c, i) for i, c in enumerate(columns)]
-    return FittedTable(title, cols, [list(r) for r in rows])
+    return FittedTable(title, as_cols(columns), [list(r) for r in rows])
 
 
 def kv_table(title: str, rows: Mapping[str, Any]) -> Table:
