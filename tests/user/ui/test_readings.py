@@ -28,6 +28,9 @@ RAW_TEMP = 70.01314907491161
         (58.79504299473932, "fan_rpm", "59 rpm"),
         (5.1234, "voltage_v", "5.12 V"),
         (87.6, "battery_pct", "88 %"),
+        (62.5, "cpu_load_pct", "63 %"),  # half up, as people round
+        (62.5, "max_freq_pct", "62.5 %"),
+        (1e300, "power_w", "1e+300 W"),
         (1.0, "case_open", "1.00"),  # a flag: no unit, plain
         (None, "cpu_temp_c", "—"),
         (float("nan"), "power_w", "—"),
@@ -45,6 +48,8 @@ def test_event_data_is_rounded_by_each_keys_unit() -> None:
         "cpu_temp_c": RAW_TEMP,
         "readings": [{"metric": "power_w", "value": 4.26712}, {"ambient_temp_c": 21.049}],
         "ratio": 0.123456,
+        "max_freq_pct": 62.5,
+        "load_pct": 62.5,
         "input": "case",
         "count": 3,
         "bad": float("inf"),
@@ -55,6 +60,8 @@ def test_event_data_is_rounded_by_each_keys_unit() -> None:
         "cpu_temp_c": 70.0,
         "readings": [{"metric": "power_w", "value": 4.27}, {"ambient_temp_c": 21.0}],
         "ratio": 0.12,
+        "max_freq_pct": 62.5,
+        "load_pct": 63,
         "input": "case",
         "count": 3,
         "bad": "—",

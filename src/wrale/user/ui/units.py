@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from wrale.user.ui.filters import DASH, fmt_num, number
+from wrale.user.ui.filters import BIG, DASH, fmt_num, number
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,7 @@ NAMED: dict[str, Unit] = {
 # unit suffix of a metric (or of a key in an event's data) → how it is shown; longest first
 SUFFIXES: tuple[tuple[str, Unit], ...] = (
     ("_temp_c", Unit("°C", 1)),
+    ("_freq_pct", Unit("%", 1)),  # a frequency cap is set in half percents
     ("_pct", Unit("%", 0)),
     ("_rpm", Unit("rpm", 0)),
     ("_wh", Unit("Wh", 2)),
@@ -63,7 +65,9 @@ def reading(value: object, metric: object, with_unit: bool = True) -> str:
     "4.27 W", "63 %"); "—" when it is not a number."""
     unit = unit_of(metric) if isinstance(metric, str) else None
     unit = unit or PLAIN
-    return fmt_num(value, unit.digits, unit.symbol if with_unit else "")
+    n = number(value)
+    shown = _round(n, unit.digits) if n is not None and abs(n) < BIG else value
+    return fmt_num(shown, unit.digits, unit.symbol if with_unit else "")
 
 
 def digits_of(metric: str) -> int:
@@ -71,8 +75,9 @@ def digits_of(metric: str) -> int:
 
 
 def _round(value: float, digits: int) -> float | int:
-    r = round(value, digits)
-    return int(r) if digits == 0 else r
+    """Half away from zero, as people round (62.5 → 63, not Python's 62)."""
+    exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return int(exact) if digits == 0 else float(exact)
 
 
 def round_data(data: Any, key: str = "", metric: str | None = None, depth: int = 0) -> Any:
