@@ -15,11 +15,26 @@
     return e;
   }
 
-  /* Toasts: role=status region; critical ones stay until dismissed. */
-  function toast(message, kind, href) {
+  /* Toasts: role=status region; critical ones stay until dismissed. With ``key`` (one
+     incident: a board's event and the alert it raises) a second toast within
+     INCIDENT_MS of the first is folded into it instead of shown again. */
+  var INCIDENT_MS = 30000;
+  var incidents = {};
+  function toast(message, kind, href, key) {
     var box = document.getElementById("toasts");
     if (!box) return;
+    var now = Date.now();
+    Object.keys(incidents).forEach(function (k) {
+      if (now - incidents[k].at > INCIDENT_MS) delete incidents[k];
+    });
+    var seen = key ? incidents[key] : null;
+    if (seen && seen.node.isConnected) {
+      seen.node.dataset.count = String(parseInt(seen.node.dataset.count || "1", 10) + 1);
+      seen.node.title = "Also: " + message;
+      return;
+    }
     var t = el("div", { "class": "toast " + (kind || "info") });
+    if (key) { t.dataset.incident = key; t.dataset.count = "1"; incidents[key] = { at: now, node: t }; }
     var close = el("button", { "type": "button", "aria-label": "Dismiss" }, "×");
     close.addEventListener("click", function () { t.remove(); });
     t.appendChild(close);
@@ -114,14 +129,30 @@
     }, 300);
   }
   var TAMPER_EVENTS = ["TAMPER", "RAPID_TRANSITIONS", "LOCKDOWN"];
+  var TAMPER_METRICS = ["case_open", "motion", "lockdown"];  /* what tamper rules watch */
+  /* The incident a toast is about: its board and what happened there. A board event, the
+     alert the central raises from it (source "event:<TYPE>[:<part>]") and a rule's alert
+     on the same thing share one key: a tamper is one incident whichever comes first. */
+  function incidentKey(kind, d) {
+    if (!d.device_id) return null;
+    var what = "";
+    if (kind === "device.event") what = String(d.type || "");
+    else if (kind === "alert.raised") {
+      var m = String(d.metric || "");
+      what = m.indexOf("event:") === 0 ? m.split(":")[1] : m;
+    }
+    if (TAMPER_EVENTS.indexOf(what) >= 0 || TAMPER_METRICS.indexOf(what) >= 0) what = "tamper";
+    return what ? d.device_id + "|" + what : null;
+  }
   function notify(kind, d) {
     var sev = String(d.severity || "").toLowerCase();
+    var key = incidentKey(kind, d);
     if (kind === "alert.raised" && (sev === "critical" || sev === "major")) {
       toast((sev === "critical" ? "Critical: " : "Major: ") + (d.message || d.rule_name),
-        sev, d.device_id ? "/devices/" + d.device_id : "/alerts");
+        sev, d.device_id ? "/devices/" + d.device_id : "/alerts", key);
     } else if (kind === "device.event" && TAMPER_EVENTS.indexOf(d.type) >= 0) {
       toast("Tamper on " + (d.name || d.device_id) + ": " + (d.message || d.type), "tamper",
-        "/devices/" + d.device_id);
+        "/devices/" + d.device_id, key);
     } else if (kind === "device.enrolled") {
       toast("New device enrolled: " + (d.name || d.device_id), "info", "/devices/" + d.device_id);
     }
