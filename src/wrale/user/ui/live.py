@@ -3,11 +3,11 @@
 
 The browser's EventSource reconnects by itself after a server restart (``retry:`` below).
 A page showing one device asks for that device's live readings (``?device=``); every page
-hears alerts, status changes, device events, twins, commands and jobs of its tenant. The stream
-checks its session again every ``ui_session_recheck_s`` and when it opens (user disabled or
-deleted, signed out, password or role changed): a dead session gets a ``session.ended``
-frame, and the page goes to the sign-in page. It also ends when its access token expires,
-so reconnecting checks the session again.
+hears alerts, status changes, device events, twins, commands, jobs and group changes of its
+tenant. The stream checks its session again every ``ui_session_recheck_s`` and when it
+opens (user disabled or deleted, signed out, password or role changed): a dead session gets
+a ``session.ended`` frame, and the page goes to the sign-in page. It also ends when its
+access token expires, so reconnecting checks the session again.
 """
 
 from __future__ import annotations
