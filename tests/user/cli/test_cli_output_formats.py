@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 import yaml
 from rich.console import Console
+from typer.testing import CliRunner
 
 from tests.user.cli import output_fleet
 from tests.user.cli.conftest import CliCentral
+from tests.user.metald_proc import DEV_KEY, Metald
 from wrale.fleet.brain.db import Database
 from wrale.user.cli import output, watch
+from wrale.user.cli.app import app
 from wrale.user.cli.client import CentralClient
 from wrale.user.cli.tables import KEEP, Col, as_cols, fit_width, fmt
 
@@ -190,3 +193,19 @@ def test_every_list_and_show_command_fits_80_columns_and_parses_back(
         assert yaml.safe_load(cli.ok(*args, "-o", "yaml")) == output.with_iso_times(data)
         records = list(csv.DictReader(io.StringIO(cli.ok(*args, "-o", "csv"))))
         assert len(records) == (len(data) if isinstance(data, list) else 1), args
+
+
+def test_metal_commands_take_the_formats_too(metald: Metald) -> None:
+    runner = CliRunner()
+    env = {"WRALE_METAL_URL": metald.url, "WRALE_METAL_API_KEY": DEV_KEY}
+    r = runner.invoke(app, ["metal", "status", "-o", "yaml"], env=env)
+    assert r.exit_code == 0, r.output
+    state = yaml.safe_load(r.output)
+    assert state["power"]["source"] == "main"
+    assert isinstance(state["thermal"]["cpu_temp_c"], float)  # as metald said it
+    datetime.fromisoformat(state["updated_at"])  # a time, ISO-8601
+    r = runner.invoke(app, ["metal", "diag", "-o", "csv"], env=env)
+    assert r.exit_code == 0, r.output
+    checks = list(csv.DictReader(io.StringIO(r.output)))
+    assert checks
+    assert all(c["name"] for c in checks)

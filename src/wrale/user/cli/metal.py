@@ -12,12 +12,18 @@ import typer
 
 from wrale.metal.core.client import HttpMetalClient
 from wrale.shared.errors import WraleError
+from wrale.user.cli import output
 from wrale.user.cli.output import console, err_console, fmt, kv_table, list_table, print_json
 
 T = TypeVar("T")
 
-metal_app = typer.Typer(help="Talk to this board's metald.", no_args_is_help=True)
-sim_app = typer.Typer(help="Drive a simulated board (sim backend only).", no_args_is_help=True)
+metal_app = typer.Typer(
+    help="Talk to this board's metald.", no_args_is_help=True, cls=output.FormatsGroup
+)
+sim_app = typer.Typer(
+    help="Drive a simulated board (sim backend only).", no_args_is_help=True,
+    cls=output.FormatsGroup,
+)  # fmt: skip
 metal_app.add_typer(sim_app, name="sim")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

@@ -18,12 +18,14 @@ from typing import Annotated, Any, Protocol
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from wrale.user.cli.tables import Col, fit_width, fmt, kv_table, list_table
 
 __all__ = [
     "Col",
     "Format",
+    "FormatsGroup",
     "Mode",
     "console",
     "err_console",
@@ -195,6 +197,15 @@ def _format_params() -> tuple[Any, ...]:
     holder = typer.Typer(add_completion=False)
     holder.command()(_format_options)
     return tuple(typer.main.get_command(holder).params)
+
+
+class FormatsGroup(TyperGroup):
+    """A Typer group whose ``--json`` commands also take ``-o/--output`` and ``--wide``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for cmd in self.commands.values():
+            with_formats(cmd)
 
 
 def _formatted(inner: Callable[..., Any]) -> Callable[..., Any]:
