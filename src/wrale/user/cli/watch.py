@@ -61,6 +61,7 @@ class Frame:
     boards_read: int = 0
     boards_live: int = 0
     racks: list[RackLoad] = field(default_factory=list)
+    fleet_temp: dict[str, float] | None = None  # the newest minute's mean, min, max, devices
 
 
 def read_frame(c: CentralClient, *, scan: int, now: float | None = None) -> Frame:
@@ -84,6 +85,7 @@ def read_frame(c: CentralClient, *, scan: int, now: float | None = None) -> Fram
                 HotBoard(str(d["name"]), str(d.get("status")), float(temp["value"]), temp["ts"])
             )
     frame.hottest.sort(key=lambda b: -b.temp_c)
+    frame.fleet_temp = _fleet_temp(c, frame.at)
     for r in c.iter_all("/racks"):
         if not r.get("power_budget_w"):
             continue
@@ -94,6 +96,16 @@ def read_frame(c: CentralClient, *, scan: int, now: float | None = None) -> Fram
         )  # fmt: skip
     frame.racks.sort(key=lambda r: -r.share)
     return frame
+
+
+def _fleet_temp(c: CentralClient, now: float) -> dict[str, float] | None:
+    """The newest minute of ``cpu_temp_c`` across the whole fleet (every board, whatever
+    ``--scan``), within the last ``STALE_S`` seconds; None when no board reported."""
+    series = c.get("/telemetry", metric="cpu_temp_c", start=f"{now - STALE_S:.0f}", step="1m")
+    columns = series.get("columns") or []
+    rows = [dict(zip(columns, p, strict=False)) for p in series.get("points") or []]
+    rows = [r for r in rows if r.get("devices") and r.get("max") is not None]
+    return rows[-1] if rows else None
 
 
 def _rank(severity: str) -> int:
@@ -131,6 +143,14 @@ def render(frame: Frame, problem: str | None = None) -> RenderableType:
         )
     )
     counts_by = Counter(str(a.get("severity")) for a in frame.alerts)
+    if frame.fleet_temp:
+        t = frame.fleet_temp
+        parts.append(
+            Text.from_markup(
+                f"[bold]cpu temp[/] (newest minute, {t['devices']:.0f} boards): "
+                f"mean {t['mean']:.1f} °C · max {t['max']:.1f} °C · min {t['min']:.1f} °C"
+            )
+        )
     severities = sorted(counts_by.items(), key=lambda sn: _rank(sn[0]))
     parts.append(
         list_table(
