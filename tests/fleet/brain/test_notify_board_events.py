@@ -156,3 +156,54 @@ async def test_a_disabled_channel_hears_nothing(kit: Kit) -> None:
     batch = EventsBatch(seq=1, prev=0, events=[ev("FAN_FAILURE", t, duty_pct=80, fan_rpm=0)])
     await session.handle([batch])
     assert await _queued(kit) == []
+
+
+async def test_a_rule_alert_mails_the_channels_its_rule_names(kit: Kit) -> None:
+    """Rule alerts take the same path: the rule's channels, the device's name in the mail."""
+    from collections.abc import Sequence
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from wrale.fleet.brain.services import alerts
+    from wrale.fleet.brain.services.alert_runner import run_alert_cycle
+
+    ((dev, _),) = await kit.devices("rack-b-07")
+    t = kit.clock.now()
+
+    async def hot(
+        _s: AsyncSession, _t: str, metric: str, ids: Sequence[str], since: float, until: float
+    ) -> dict[str, list[tuple[float, float]]]:
+        return {d: [(until - 20, 83.5), (until - 10, 84.0), (until, 84.5)] for d in ids}
+
+    async with smtp_sink() as smtp:
+        mail = await _channel(
+            kit,
+            "mail",
+            "email",
+            {
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "security": "none",
+                "from_addr": "fleet@example.org",
+                "to": ["oncall@example.org"],
+            },
+        )
+        async with kit.db.session() as s:
+            await alerts.create_rule(
+                s,
+                kit.admin,
+                {
+                    "name": "hot cpu",
+                    "expression": "cpu_temp_c > 80",
+                    "severity": "MAJOR",
+                    "channel_ids": [mail],
+                },
+            )
+        await run_alert_cycle(kit.db, None, t, read_samples=hot)
+        assert await _queued(kit) == [(mail, "alert.raised", "cpu_temp_c")]
+        assert (await deliver_pending(kit.db, t, egress=LOCAL))["delivered"] == 1
+    (m,) = smtp.mails
+    assert m.message["Subject"] == "[MAJOR] rack-b-07: hot cpu: cpu_temp_c 84.5 > 80"
+    body = m.message.get_content()
+    assert "Source: rule 'hot cpu' on cpu_temp_c" in body
+    assert f"Device: rack-b-07 ({dev})" in body

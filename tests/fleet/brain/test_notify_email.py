@@ -270,3 +270,16 @@ async def test_the_password_is_kept_and_never_shown(database: Database) -> None:
         entries = (await s.scalars(select(AuditEntry))).all()
         assert entries
         assert all("SMTP-PASSWORD" not in repr(e.before) + repr(e.after) for e in entries)
+
+
+async def test_non_ascii_text_arrives_intact(database: Database) -> None:
+    p = await _admin(database)
+    payload = alert_payload(message="Kühlraum-3: inlet 41 °C")
+    payload["device"]["name"] = "Kühlraum-3"
+    async with smtp_sink() as sink:
+        ch = await _channel(database, p, _config(sink.port, subject_prefix="[flotte·ops]"))
+        await _queue(database, p, ch, payload)
+        assert (await deliver_pending(database, T0, egress=LOCAL))["delivered"] == 1
+    (mail,) = sink.mails
+    assert mail.message["Subject"] == "[flotte·ops] [CRITICAL] Kühlraum-3: inlet 41 °C"
+    assert "What: inlet 41 °C" in mail.message.get_content()
