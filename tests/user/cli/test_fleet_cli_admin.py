@@ -41,7 +41,7 @@ def test_users_create_list_update_delete(cli: CliCentral) -> None:
     assert "[a-zA-Z0-9_.@-]" in r.output
     r = cli.run("users", "update", "nobody", "--role", "admin")
     assert r.exit_code == 1
-    assert "no user called 'nobody'" in r.output
+    assert "no user matches 'nobody'" in r.output
     assert "deleted user olga" in cli.ok("users", "delete", "olga", "--yes")
     assert [u["username"] for u in cli.json("users", "list")] == ["admin"]
 

@@ -113,7 +113,7 @@ def test_devices_show_update_maintenance_decommission(cli: CliCentral) -> None:
 
     r = cli.run("devices", "show", "no-such-board")
     assert r.exit_code == 1
-    assert "no device named 'no-such-board'" in r.output
+    assert "no device matches 'no-such-board'" in r.output
     r = cli.run("devices", "show", "0" * 32)
     assert r.exit_code == 1
     assert "error:" in r.output

@@ -124,7 +124,7 @@ def test_no_wait_show_and_refusals(cli: CliCentral, database: Database) -> None:
         assert problem in r.output, r.output
     r = cli.run("dry-run", "rack-budget", "nowhere", "18")
     assert r.exit_code == 1
-    assert "no rack named 'nowhere'" in r.output
+    assert "no rack matches 'nowhere'" in r.output
     r = cli.run("dry-run", "stop-job", "f" * 32, "--no-wait")
     assert r.exit_code == 1
     assert "no job" in r.output

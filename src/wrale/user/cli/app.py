@@ -20,7 +20,7 @@ from wrale.user.cli.watch import watch
 app = typer.Typer(
     help="Wrale Fleet: physical-first management of fleets of Raspberry Pi-class boards.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish)
 )
 app.add_typer(metal_app, name="metal")
 app.add_typer(central_app, name="central")

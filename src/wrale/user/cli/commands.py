@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     JsonOpt,
     LimitOpt,
@@ -21,6 +22,7 @@ from wrale.user.cli.fleet_common import (
     kv_table,
     list_table,
     parse_duration,
+    resolve,
     say,
     sub_app,
     when,
@@ -132,19 +134,22 @@ def list_commands(
         if device:
             params["device_id"] = device_id(c, device)
         items = list(c.iter_all("/commands", params, limit=limit))
+        short, short_dev = refs.short_ids(c, "command"), refs.short_ids(c, "device")
     if as_json:
         print_json(items)
         return
-    console.print(list_table(f"Commands ({len(items)})", COLUMNS, _rows(items)))
+    rows = [i | {"id": short(i["id"]), "device_id": short_dev(i.get("device_id"))} for i in items]
+    console.print(list_table(f"Commands ({len(items)})", COLUMNS, _rows(rows)))
 
 
 @commands_app.command("show")
 def show(
-    command: Annotated[str, typer.Argument(help="command id")], as_json: JsonOpt = False
+    command: Annotated[str, typer.Argument(help="command id or a unique part of it")],
+    as_json: JsonOpt = False,
 ) -> None:
     """One command with its result."""
     with client() as c:
-        cmd = c.get(f"/commands/{command}")
+        cmd = c.get(f"/commands/{resolve(c, 'command', command)}")
     if as_json:
         print_json(cmd)
         return
@@ -169,8 +174,10 @@ def show(
 
 
 @commands_app.command("cancel")
-def cancel(command: Annotated[str, typer.Argument(help="command id")]) -> None:
+def cancel(
+    command: Annotated[str, typer.Argument(help="command id or a unique part of it")],
+) -> None:
     """Cancel a command that is still queued."""
     with client() as c:
-        cmd = c.post(f"/commands/{command}/cancel")
+        cmd = c.post(f"/commands/{resolve(c, 'command', command)}/cancel")
     say(f"command {cmd['id']} is {cmd['status']}: {cmd['reason']}")

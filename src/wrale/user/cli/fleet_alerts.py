@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -39,7 +40,7 @@ SEVERITY_COLOUR = {
     "WARNING": "yellow",
     "INFO": "cyan",
 }
-AlertArg = Annotated[str, typer.Argument(help="alert id")]
+AlertArg = Annotated[str, typer.Argument(help="alert id or a unique part of it")]
 NoteOpt = Annotated[str | None, typer.Option(help="a note kept in the alert's history")]
 
 
@@ -87,6 +88,7 @@ def list_alerts(
         if device:
             params["device_id"] = device_id(c, device)
         items = list(c.iter_all("/alerts", params, limit=limit))
+        short = refs.short_ids(c, "alert")
     if as_json:
         print_json(items)
         return
@@ -103,7 +105,7 @@ def list_alerts(
                 Col("assignee", 6),
                 Col("raised", 1),
             ],
-            (_alert_row(a) for a in items),
+            (_alert_row(a | {"id": short(a["id"])}) for a in items),
         )
     )
 
@@ -112,7 +114,7 @@ def list_alerts(
 def show(alert: AlertArg, as_json: JsonOpt = False) -> None:
     """An alert with its history."""
     with client() as c:
-        a = c.get(f"/alerts/{alert}")
+        a = c.get(f"/alerts/{resolve(c, 'alert', alert)}")
     if as_json:
         print_json(a)
         return
@@ -146,7 +148,7 @@ def show(alert: AlertArg, as_json: JsonOpt = False) -> None:
 def acknowledge(alert: AlertArg, note: NoteOpt = None) -> None:
     """Acknowledge an alert (someone is on it)."""
     with client() as c:
-        a = c.post(f"/alerts/{alert}/acknowledge", {"note": note})
+        a = c.post(f"/alerts/{resolve(c, 'alert', alert)}/acknowledge", {"note": note})
     say(f"alert {a['id']}: {a['state']}")
 
 
@@ -158,7 +160,7 @@ def assign(
     """Assign an alert to a user."""
     with client() as c:
         uid = None if user.lower() == "none" else user_id(c, user)
-        a = c.post(f"/alerts/{alert}/assign", {"user_id": uid})
+        a = c.post(f"/alerts/{resolve(c, 'alert', alert)}/assign", {"user_id": uid})
     say(f"alert {a['id']}: assigned to {a.get('assignee_id') or 'nobody'}")
 
 
@@ -166,7 +168,7 @@ def assign(
 def clear(alert: AlertArg, note: NoteOpt = None) -> None:
     """Clear an alert by hand (it is raised again if the condition still holds)."""
     with client() as c:
-        a = c.post(f"/alerts/{alert}/clear", {"note": note})
+        a = c.post(f"/alerts/{resolve(c, 'alert', alert)}/clear", {"note": note})
     say(f"alert {a['id']}: {a['state']}")
 
 
@@ -178,6 +180,7 @@ def list_rules(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
     """Alert rules."""
     with client() as c:
         items = list(c.iter_all("/alert-rules", limit=limit))
+        short = refs.short_ids(c, "alert-rule")
     if as_json:
         print_json(items)
         return
@@ -194,7 +197,7 @@ def list_rules(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
             ],
             (
                 [
-                    r["id"],
+                    short(r["id"]),
                     r["name"],
                     r.get("expression"),
                     sev_cell(r.get("severity")),
@@ -240,9 +243,9 @@ def create_rule(
         elif device:
             body |= {"scope_type": "device", "scope_id": device_id(c, device)}
         elif rack:
-            body |= {"scope_type": "rack", "scope_id": resolve(c, "rack", "/racks", rack)}
+            body |= {"scope_type": "rack", "scope_id": resolve(c, "rack", rack)}
         elif zone:
-            body |= {"scope_type": "zone", "scope_id": resolve(c, "zone", "/zones", zone)}
+            body |= {"scope_type": "zone", "scope_id": resolve(c, "zone", zone)}
         r = c.post("/alert-rules", {k: v for k, v in body.items() if v is not None})
     if as_json:
         print_json(r)
@@ -251,8 +254,10 @@ def create_rule(
 
 
 @rules_app.command("delete")
-def delete_rule(rule: Annotated[str, typer.Argument(help="rule id")]) -> None:
+def delete_rule(
+    rule: Annotated[str, typer.Argument(help="rule id, name, or a unique part of the id")],
+) -> None:
     """Delete an alert rule (its open alerts are cleared and kept)."""
     with client() as c:
-        c.delete(f"/alert-rules/{rule}")
+        c.delete(f"/alert-rules/{resolve(c, 'alert-rule', rule)}")
     say(f"deleted alert rule {rule}")

@@ -15,7 +15,7 @@ from rich.table import Table
 from typer.core import TyperCommand, TyperGroup
 
 from wrale.shared.errors import WraleError
-from wrale.user.cli import output, session
+from wrale.user.cli import output, refs, session
 from wrale.user.cli.client import CentralClient
 from wrale.user.cli.output import err_console
 from wrale.user.cli.tables import KEEP as KEEP  # the list commands declare their columns
@@ -24,7 +24,7 @@ from wrale.user.cli.tables import FittedTable
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 LimitOpt = Annotated[int, typer.Option(min=1, max=100_000, help="show at most this many")]
-ID_RE = re.compile(r"^[0-9a-f]{32}$")
+ID_RE = refs.ID_RE
 
 
 def fail(message: str) -> typer.Exit:
@@ -148,50 +148,25 @@ def key_values(items: list[str] | None) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- names → ids
 
 
-def resolve(c: CentralClient, kind: str, path: str, ref: str, **query: Any) -> str:
-    """An id as given, or the id of the one ``kind`` named ``ref`` (exactly)."""
-    if ID_RE.match(ref):
-        return ref
-    items = list(c.iter_all(path, {"name": ref, **query}, limit=2))
-    matches = [i for i in items if i.get("name") == ref]
-    if not matches:
-        raise WraleError(f"no {kind} named {ref!r}")
-    if len(matches) > 1:
-        raise WraleError(f"several {kind}s are named {ref!r}: use the id")
-    return str(matches[0]["id"])
+def resolve(c: CentralClient, kind: str, ref: str) -> str:
+    """The id of the one ``kind`` (device, rack, group, job, …: ``refs``) that ``ref``
+    names: its name, full id, or a unique id prefix or suffix, resolved by the central."""
+    return refs.ref_id(c, kind, ref)
 
 
 def device_id(c: CentralClient, ref: str) -> str:
-    """A device id as given, or the id of the device named ``ref``."""
-    if ID_RE.match(ref):
-        return ref
-    matches = [d for d in c.iter_all("/devices", {"q": ref}) if d.get("name") == ref]
-    if not matches:
-        raise WraleError(f"no device named {ref!r}")
-    if len(matches) > 1:
-        raise WraleError(f"several devices are named {ref!r}: use the id")
-    return str(matches[0]["id"])
+    """The id of the device ``ref`` names (name, full id, or unique id prefix/suffix)."""
+    return refs.ref_id(c, "device", ref)
 
 
 def user_id(c: CentralClient, ref: str) -> str:
-    """A user id as given, or the id of the user called ``ref`` (needs admin)."""
-    if ID_RE.match(ref):
-        return ref
-    for u in c.iter_all("/users"):
-        if u.get("username") == ref:
-            return str(u["id"])
-    raise WraleError(f"no user called {ref!r}")
+    """The id of the user ``ref`` names (username or id part; needs admin)."""
+    return refs.ref_id(c, "user", ref)
 
 
 def group_id(c: CentralClient, ref: str) -> str:
-    if ID_RE.match(ref):
-        return ref
-    matches = [g for g in c.iter_all("/groups") if g.get("name") == ref]
-    if not matches:
-        raise WraleError(f"no group named {ref!r}")
-    if len(matches) > 1:
-        raise WraleError(f"several groups are named {ref!r}: use the id")
-    return str(matches[0]["id"])
+    """The id of the group ``ref`` names (name, full id, or unique id prefix/suffix)."""
+    return refs.ref_id(c, "group", ref)
 
 
 def say(message: str) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -37,7 +38,13 @@ STATUS_COLOUR = {
     "decommissioned": "dim",
     "unknown": "white",
 }
-DeviceArg = Annotated[str, typer.Argument(help="device id or name")]
+DeviceArg = Annotated[
+    str,
+    typer.Argument(
+        help="device name, id, or a unique part of the id",
+        autocompletion=refs.completer("device"),
+    ),
+]
 
 
 class OnOff(StrEnum):
@@ -47,16 +54,6 @@ class OnOff(StrEnum):
 
 def status_cell(status: str | None) -> str:
     return Styled(f"[{STATUS_COLOUR.get(status or '', 'white')}]{escape(str(status))}[/]")
-
-
-def location(d: dict[str, Any]) -> str | None:
-    loc = d.get("location") or {}
-    parts = []
-    if loc.get("rack_id"):
-        parts.append(f"rack {loc['rack_id'][:8]} U{loc.get('slot_u')}")
-    if loc.get("zone_id"):
-        parts.append(f"zone {loc['zone_id'][:8]}")
-    return ", ".join(parts) or None
 
 
 def show_device(d: dict[str, Any]) -> None:
@@ -89,7 +86,10 @@ def list_devices(
         list[str] | None, typer.Option(help="any of these statuses (repeatable)")
     ] = None,
     tag: Annotated[list[str] | None, typer.Option(help="all of these tags (repeatable)")] = None,
-    rack: Annotated[str | None, typer.Option(help="rack id or name")] = None,
+    rack: Annotated[
+        str | None,
+        typer.Option(help="rack name or id", autocompletion=refs.completer("rack")),
+    ] = None,
     zone: Annotated[str | None, typer.Option(help="zone id or name")] = None,
     name: Annotated[str | None, typer.Option("--name", help="name contains")] = None,
     limit: LimitOpt = 100,
@@ -99,10 +99,13 @@ def list_devices(
     with client() as c:
         params: dict[str, Any] = {"status": status, "tag": tag, "q": name}
         if rack:
-            params["rack_id"] = resolve(c, "rack", "/racks", rack)
+            params["rack_id"] = resolve(c, "rack", rack)
         if zone:
-            params["zone_id"] = resolve(c, "zone", "/zones", zone)
+            params["zone_id"] = resolve(c, "zone", zone)
         items = list(c.iter_all("/devices", params, limit=limit))
+        if not as_json:  # names and short ids, asked while the client is open
+            short = refs.short_ids(c, "device")
+            places = refs.Locations(c).loaded(any(d.get("location") for d in items))
     if as_json:
         print_json(items)
         return
@@ -120,12 +123,12 @@ def list_devices(
             ],
             (
                 [
-                    d["id"],
+                    short(d["id"]),
                     d["name"],
                     status_cell(d.get("status")),
                     d.get("model"),
                     d.get("tags"),
-                    location(d),
+                    places.of(d.get("location")),
                     when(d.get("last_seen_at")),
                 ]
                 for d in items
@@ -215,7 +218,10 @@ def delete(
 @devices_app.command()
 def place(
     device: DeviceArg,
-    rack: Annotated[str | None, typer.Option(help="rack id or name")] = None,
+    rack: Annotated[
+        str | None,
+        typer.Option(help="rack name or id", autocompletion=refs.completer("rack")),
+    ] = None,
     slot: Annotated[int | None, typer.Option(min=1, max=60, help="U position")] = None,
     zone: Annotated[str | None, typer.Option(help="zone id or name")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="take it out of rack and zone")] = False,
@@ -231,9 +237,9 @@ def place(
             if rack is not None:
                 if slot is None:
                     raise WraleError("--rack needs --slot (the U position)")
-                body |= {"rack_id": resolve(c, "rack", "/racks", rack), "slot_u": slot}
+                body |= {"rack_id": resolve(c, "rack", rack), "slot_u": slot}
             if zone is not None:
-                body["zone_id"] = resolve(c, "zone", "/zones", zone)
+                body["zone_id"] = resolve(c, "zone", zone)
             if not body:
                 raise WraleError("give --rack and --slot, --zone, or --clear")
             loc = c.put(f"/devices/{dev}/location", body)

@@ -177,20 +177,22 @@ def job(
             if group:
                 selector["group_id"] = group_id(c, group)
             if rack:
-                selector["rack_id"] = resolve(c, "rack", "/racks", rack)
+                selector["rack_id"] = resolve(c, "rack", rack)
         change["selector"] = selector
     _submit(change, minutes, wait, timeout, as_json)
 
 
 @dry_run_app.command("stop-job")
 def stop_job(
-    job_id: Annotated[str, typer.Argument(help="the job's id")],
+    job: Annotated[str, typer.Argument(help="the job (id, name, or a unique part of the id)")],
     minutes: MinutesOpt = 10,
     wait: WaitOpt = True,
     timeout: TimeoutOpt = 600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """What stopping a job would do."""
+    with client() as c:
+        job_id = resolve(c, "job", job)
     _submit({"kind": "stop_job", "job": job_id}, minutes, wait, timeout, as_json)
 
 
@@ -205,18 +207,19 @@ def rack_budget(
 ) -> None:
     """What a new power budget for a rack would do."""
     with client() as c:
-        rack_id = resolve(c, "rack", "/racks", rack)
+        rack_id = resolve(c, "rack", rack)
     change = {"kind": "rack_budget", "rack": rack_id, "watts": watts}
     _submit(change, minutes, wait, timeout, as_json)
 
 
 @dry_run_app.command()
 def show(
-    dry_run_id: Annotated[str, typer.Argument(help="the dry-run's id")], as_json: JsonOpt = False
+    dry_run_id: Annotated[str, typer.Argument(help="the dry-run's id or a unique part of it")],
+    as_json: JsonOpt = False,
 ) -> None:
     """A dry-run: its state, and once done its figures without and with the change."""
     with client() as c:
-        d = c.get(f"/dry-runs/{dry_run_id}")
+        d = c.get(f"/dry-runs/{resolve(c, 'dry-run', dry_run_id)}")
     if as_json:
         print_json(d)
         return

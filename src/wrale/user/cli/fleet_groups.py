@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -27,7 +28,12 @@ from wrale.user.cli.fleet_devices import status_cell
 from wrale.user.cli.output import console, fmt, print_json
 
 groups_app = sub_app("Groups of devices: static or dynamic (a selector), nested.")
-GroupArg = Annotated[str, typer.Argument(help="group id or name")]
+GroupArg = Annotated[
+    str,
+    typer.Argument(
+        help="group name, id, or a unique part of the id", autocompletion=refs.completer("group")
+    ),
+]
 
 
 @groups_app.command("list")
@@ -43,6 +49,7 @@ def list_groups(
         if parent:
             params["parent_id"] = group_id(c, parent)
         items = list(c.iter_all("/groups", params, limit=limit))
+        short = refs.short_ids(c, "group")
     if as_json:
         print_json(items)
         return
@@ -59,10 +66,10 @@ def list_groups(
             ],
             (
                 [
-                    g["id"],
+                    short(g["id"]),
                     g["name"],
                     g.get("kind"),
-                    g.get("parent_id"),
+                    short(g.get("parent_id")),
                     fmt(g.get("selector")),
                     when(g.get("created_at")),
                 ]
@@ -123,7 +130,13 @@ def delete_group(
 @groups_app.command("add")
 def add_members(
     group: GroupArg,
-    devices: Annotated[list[str], typer.Argument(help="device ids or names")],
+    devices: Annotated[
+        list[str],
+        typer.Argument(
+            help="device names or ids (or unique parts of ids)",
+            autocompletion=refs.completer("device"),
+        ),
+    ],
 ) -> None:
     """Add devices to a static group."""
     with client() as c:
@@ -136,7 +149,13 @@ def add_members(
 @groups_app.command("remove")
 def remove_members(
     group: GroupArg,
-    devices: Annotated[list[str], typer.Argument(help="device ids or names")],
+    devices: Annotated[
+        list[str],
+        typer.Argument(
+            help="device names or ids (or unique parts of ids)",
+            autocompletion=refs.completer("device"),
+        ),
+    ],
 ) -> None:
     """Remove devices from a static group."""
     with client() as c:
@@ -157,21 +176,22 @@ def members(
     with client() as c:
         gid = group_id(c, group)
         items = list(c.iter_all(f"/groups/{gid}/devices", {"recursive": recursive}, limit=limit))
+        short = refs.short_ids(c, "device")
     if as_json:
         print_json(items)
         return
     console.print(
         list_table(
             f"Group {group} ({len(items)} devices)",
-            [
-                Col("id", 3),
-                Col("name", KEEP),
-                Col("status", KEEP),
-                Col("model", 5),
-                Col("tags", 4),
-            ],
+            [Col("id", 3), Col("name", KEEP), Col("status", KEEP), Col("model", 5), Col("tags", 4)],
             (
-                [d["id"], d["name"], status_cell(d.get("status")), d.get("model"), d.get("tags")]
+                [
+                    short(d["id"]),
+                    d["name"],
+                    status_cell(d.get("status")),
+                    d.get("model"),
+                    d.get("tags"),
+                ]
                 for d in items
             ),
         )

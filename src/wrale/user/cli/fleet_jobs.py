@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -29,7 +30,7 @@ from wrale.user.cli.fleet_common import (
 from wrale.user.cli.output import console, print_json
 
 jobs_app = sub_app("Jobs: work the brain places on boards (create, list, show, stop).")
-JobArg = Annotated[str, typer.Argument(help="job id")]
+JobArg = Annotated[str, typer.Argument(help="job id, name, or a unique part of the id")]
 STRATEGIES = ("physical", "spread")
 
 
@@ -142,7 +143,7 @@ def create(
         if group:
             selector["group_id"] = group_id(c, group)
         if rack:
-            selector["rack_id"] = resolve(c, "rack", "/racks", rack)
+            selector["rack_id"] = resolve(c, "rack", rack)
         if selector:
             body["selector"] = selector
         job = c.post("/jobs", body)
@@ -164,6 +165,7 @@ def list_jobs(
     """Jobs, oldest first."""
     with client() as c:
         items = list(c.iter_all("/jobs", {"state": state}, limit=limit))
+        short = refs.short_ids(c, "job")
     if as_json:
         print_json(items)
         return
@@ -180,7 +182,7 @@ def list_jobs(
                 Col("workload", 4),
                 Col("created", 2),
             ],
-            (_job_row(j) for j in items),
+            (_job_row(j | {"id": short(j["id"])}) for j in items),
         )
     )
 
@@ -189,6 +191,7 @@ def list_jobs(
 def show(job: JobArg, as_json: JsonOpt = False) -> None:
     """A job with its placements (where each runs, its state and why) and their history."""
     with client() as c:
+        job = resolve(c, "job", job)
         j = c.get(f"/jobs/{job}")
         history = c.get(f"/jobs/{job}/transitions")
         names = _device_names(c, j)
@@ -230,7 +233,7 @@ def show(job: JobArg, as_json: JsonOpt = False) -> None:
 def stop(job: JobArg, as_json: JsonOpt = False) -> None:
     """Stop a job: its boards are told to stop it; replicas not on a board stop at once."""
     with client() as c:
-        j = c.delete(f"/jobs/{job}")
+        j = c.delete(f"/jobs/{resolve(c, 'job', job)}")
     if as_json:
         print_json(j)
         return

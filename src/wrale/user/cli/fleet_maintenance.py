@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
-    ID_RE,
     JsonOpt,
     client,
     device_id,
@@ -73,6 +73,7 @@ def list_windows(as_json: JsonOpt = False) -> None:
     """The organisation's maintenance windows."""
     with client() as c:
         items = c.get("/maintenance/windows")
+        short = refs.short_ids(c, "window")
     if as_json:
         print_json(items)
         return
@@ -80,7 +81,7 @@ def list_windows(as_json: JsonOpt = False) -> None:
         list_table(
             f"Maintenance windows ({len(items)})",
             ["id", "name", "scope", "cron", "duration", "time zone", "conditions", "enabled"],
-            (_row(w) for w in items),
+            (_row(w | {"id": short(w["id"])}) for w in items),
         )
     )
 
@@ -127,7 +128,7 @@ def create(
     }
     with client() as c:
         if site is not None:
-            body |= {"scope": "site", "scope_id": resolve(c, "site", "/sites", site)}
+            body |= {"scope": "site", "scope_id": resolve(c, "site", site)}
         elif group is not None:
             body |= {"scope": "group", "scope_id": group_id(c, group)}
         w = c.post("/maintenance/windows", body)
@@ -138,12 +139,12 @@ def create(
 
 
 @windows_app.command("delete")
-def delete(window: Annotated[str, typer.Argument(help="window id")]) -> None:
+def delete(
+    window: Annotated[str, typer.Argument(help="window id, name, or a unique part of the id")],
+) -> None:
     """Delete a window (waiting commands are then judged by the remaining ones)."""
-    if not ID_RE.match(window):
-        raise typer.BadParameter(f"{window[:40]!r}: a window id is 32 hex digits")
     with client() as c:
-        c.delete(f"/maintenance/windows/{window}")
+        c.delete(f"/maintenance/windows/{resolve(c, 'window', window)}")
     say(f"maintenance window {window} deleted")
 
 

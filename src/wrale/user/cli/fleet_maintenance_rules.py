@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
-    ID_RE,
     JsonOpt,
     client,
     device_id,
@@ -75,6 +75,7 @@ def list_rules(as_json: JsonOpt = False) -> None:
     """The organisation's maintenance rules."""
     with client() as c:
         items = c.get("/maintenance/rules")
+        short = refs.short_ids(c, "maintenance-rule")
     if as_json:
         print_json(items)
         return
@@ -84,7 +85,7 @@ def list_rules(as_json: JsonOpt = False) -> None:
             ["id", "name", "scope", "condition", "task", "due in", "enabled"],
             (
                 [
-                    r["id"],
+                    short(r["id"]),
                     r["name"],
                     r["scope"] if not r.get("scope_id") else f"{r['scope']} {r['scope_id']}",
                     describe(r["condition"]),
@@ -145,7 +146,7 @@ def create(
             elif kind == "device":
                 sid = device_id(c, ref)
             else:
-                sid = resolve(c, kind, f"/{kind}s", ref)
+                sid = resolve(c, kind, ref)
             body |= {"scope": kind, "scope_id": sid}
         r = c.post("/maintenance/rules", body)
     if as_json:
@@ -155,12 +156,12 @@ def create(
 
 
 @rules_app.command("delete")
-def delete(rule: Annotated[str, typer.Argument(help="rule id")]) -> None:
+def delete(
+    rule: Annotated[str, typer.Argument(help="rule id, name, or a unique part of the id")],
+) -> None:
     """Delete a rule; its open tasks are closed."""
-    if not ID_RE.match(rule):
-        raise typer.BadParameter(f"{rule[:40]!r}: a rule id is 32 hex digits")
     with client() as c:
-        c.delete(f"/maintenance/rules/{rule}")
+        c.delete(f"/maintenance/rules/{resolve(c, 'maintenance-rule', rule)}")
     say(f"maintenance rule {rule} deleted (its open tasks closed)")
 
 
@@ -175,6 +176,7 @@ def tasks(
         if device is not None:
             query["device_id"] = device_id(c, device)
         items = c.get("/maintenance/tasks", **query)
+        short = refs.short_ids(c, "task")
     if as_json:
         print_json(items)
         return
@@ -187,7 +189,7 @@ def tasks(
             ["id", "due", "board", "task", "rule", "state", "readings", "note"],
             (
                 [
-                    t["id"],
+                    short(t["id"]),
                     _day(t["due_at"]),
                     t.get("device_name") or t["device_id"],
                     t["title"],
@@ -203,15 +205,13 @@ def tasks(
 
 
 def done(
-    task: Annotated[str, typer.Argument(help="task id")],
+    task: Annotated[str, typer.Argument(help="task id or a unique part of it")],
     note: Annotated[str, typer.Option(help="what was done")],
     as_json: JsonOpt = False,
 ) -> None:
     """Close TASK: the work is done (the note is kept, and audited)."""
-    if not ID_RE.match(task):
-        raise typer.BadParameter(f"{task[:40]!r}: a task id is 32 hex digits")
     with client() as c:
-        t = c.post(f"/maintenance/tasks/{task}/done", {"note": note})
+        t = c.post(f"/maintenance/tasks/{resolve(c, 'task', task)}/done", {"note": note})
     if as_json:
         print_json(t)
         return

@@ -21,6 +21,7 @@ from wrale.user.cli.fleet_common import (
     group_id,
     key_values,
     list_table,
+    resolve,
     say,
     sub_app,
     when,
@@ -157,10 +158,12 @@ def _follow(c: CentralClient, job: dict[str, Any], *, quiet: bool) -> dict[str, 
 
 
 @policies_app.command("delete")
-def delete_policy(policy: Annotated[str, typer.Argument(help="policy id")]) -> None:
+def delete_policy(
+    policy: Annotated[str, typer.Argument(help="policy id or a unique part of it")],
+) -> None:
     """Delete a policy (the scope falls back to what it inherits)."""
     with client() as c:
-        c.delete(f"/policies/{policy}")
+        c.delete(f"/policies/{resolve(c, 'policy', policy)}")
     say(f"deleted policy {policy}")
 
 

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 import typer
 
 from wrale.user.cli.fleet_common import (
-    ID_RE,
     FleetGroup,
     JsonOpt,
     LimitOpt,
     client,
     list_table,
+    resolve,
     say,
     when,
 )
@@ -24,14 +24,8 @@ recommend_app = typer.Typer(
     help="Recommendations: what the brain suggests fixing (list, accept, dismiss).",
     cls=FleetGroup,
 )
-RecArg = Annotated[str, typer.Argument(help="recommendation id")]
+RecArg = Annotated[str, typer.Argument(help="recommendation id or a unique part of it")]
 STATES = ("open", "accepted", "dismissed", "expired", "all")
-
-
-def _id(rec: str) -> str:
-    if not ID_RE.match(rec):
-        raise typer.BadParameter(f"{rec[:40]!r}: a recommendation id is 32 hex digits")
-    return rec
 
 
 def _action(r: dict[str, Any]) -> str:
@@ -91,7 +85,7 @@ def accept(rec: RecArg, as_json: JsonOpt = False) -> None:
     """Accept one: its action is performed (e.g. stop the jobs it names); one without an
     automatic action is acknowledged."""
     with client() as c:
-        r = c.post(f"/recommendations/{_id(rec)}/accept")
+        r = c.post(f"/recommendations/{resolve(c, 'recommendation', rec)}/accept")
     if as_json:
         print_json(r)
         return
@@ -106,9 +100,8 @@ def dismiss(
 ) -> None:
     """Dismiss one; it is not raised again for a day unless it gets markedly worse."""
     body = {"reason": reason} if reason is not None else {}
-    _id(rec)
     with client() as c:
-        r = c.post(f"/recommendations/{rec}/dismiss", body)
+        r = c.post(f"/recommendations/{resolve(c, 'recommendation', rec)}/dismiss", body)
     if as_json:
         print_json(r)
         return

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -26,7 +27,7 @@ from wrale.user.cli.fleet_common import (
 from wrale.user.cli.output import console, print_json
 
 rollouts_app = sub_app("Staged rollouts in waves with physical health gates.")
-RolloutArg = Annotated[str, typer.Argument(help="rollout id")]
+RolloutArg = Annotated[str, typer.Argument(help="rollout id, name, or a unique part of the id")]
 
 
 def _json(text: str | None, option: str) -> Any:
@@ -174,9 +175,9 @@ def create(
         if tag:
             sel["tags_all"] = tag
         if site:
-            sel["site_id"] = resolve(c, "site", "/sites", site)
+            sel["site_id"] = resolve(c, "site", site)
         if rack:
-            sel["rack_id"] = resolve(c, "rack", "/racks", rack)
+            sel["rack_id"] = resolve(c, "rack", rack)
         body = {
             "name": name,
             "change": change,
@@ -211,6 +212,7 @@ def list_rollouts(
     """Rollouts, newest first."""
     with client() as c:
         items = list(c.iter_all("/rollouts", {"state": state}, limit=limit))
+        short = refs.short_ids(c, "rollout")
     if as_json:
         print_json(items)
         return
@@ -227,7 +229,7 @@ def list_rollouts(
             ],
             (
                 [
-                    r["id"],
+                    short(r["id"]),
                     r["name"],
                     r["state"],
                     r["change"].get("kind"),
@@ -264,7 +266,7 @@ def _gate_row(w: dict[str, Any]) -> list[Any]:
 def show(rollout: RolloutArg, as_json: JsonOpt = False) -> None:
     """A rollout with its waves: their boards, states and measured gate values."""
     with client() as c:
-        r = c.get(f"/rollouts/{rollout}")
+        r = c.get(f"/rollouts/{resolve(c, 'rollout', rollout)}")
     if as_json:
         print_json(r)
         return
@@ -287,7 +289,7 @@ def show(rollout: RolloutArg, as_json: JsonOpt = False) -> None:
 def _action(name: str, doc: str) -> None:
     def run(rollout: RolloutArg, as_json: JsonOpt = False) -> None:
         with client() as c:
-            r = c.post(f"/rollouts/{rollout}/{name}", None)
+            r = c.post(f"/rollouts/{resolve(c, 'rollout', rollout)}/{name}", None)
         if as_json:
             print_json(r)
             return

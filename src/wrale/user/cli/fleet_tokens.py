@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from wrale.shared.errors import WraleError
 from wrale.user.cli.fleet_common import (
     JsonOpt,
     LimitOpt,
@@ -63,7 +62,7 @@ def create_token(
         if group:
             body["target_group_id"] = group_id(c, group)
         if rack:
-            body["target_rack_id"] = resolve(c, "rack", "/racks", rack)
+            body["target_rack_id"] = resolve(c, "rack", rack)
         t = c.post("/enrollment-tokens", body)
     if as_json:
         print_json(t)
@@ -112,10 +111,14 @@ def list_tokens(
 
 
 @tokens_app.command("revoke")
-def revoke_token(token_id: Annotated[str, typer.Argument(help="enrollment token id")]) -> None:
+def revoke_token(
+    token_id: Annotated[
+        str, typer.Argument(help="enrollment token id, name, or a unique part of the id")
+    ],
+) -> None:
     """Revoke an enrollment token; boards already enrolled keep their credentials."""
     with client() as c:
-        t = c.delete(f"/enrollment-tokens/{token_id}")
+        t = c.delete(f"/enrollment-tokens/{resolve(c, 'enrollment-token', token_id)}")
     say(f"revoked enrollment token {t.get('name')} ({t.get('id')})")
 
 
@@ -174,14 +177,10 @@ def list_api_tokens(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
 
 
 @api_tokens_app.command("revoke")
-def revoke_api_token(token: Annotated[str, typer.Argument(help="API token id or name")]) -> None:
+def revoke_api_token(
+    token: Annotated[str, typer.Argument(help="API token id, name, or a unique part of the id")],
+) -> None:
     """Revoke an API token now."""
     with client() as c:
-        tid = token
-        if len(token) != 32:
-            found = [t for t in c.iter_all("/api-tokens") if t.get("name") == token]
-            if len(found) != 1:
-                raise WraleError(f"{len(found) or 'no'} API token(s) named {token!r}: use the id")
-            tid = found[0]["id"]
-        t = c.delete(f"/api-tokens/{tid}")
+        t = c.delete(f"/api-tokens/{resolve(c, 'token', token)}")
     say(f"revoked API token {t.get('name')} ({t.get('id')})")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -38,10 +39,17 @@ def _list(path: str, title: str, columns: list[str | Col], params: dict[str, Any
           as_json: bool) -> None:  # fmt: skip
     with client() as c:
         items = list(c.iter_all(path, params, limit=limit))
+        # short ids of this kind and of the parent column, asked while the client is open
+        keys = _keys(columns)
+        ids = refs.ShortIds(c)
+        kinds = {"id": path.strip("/")[:-1], "site_id": "site", "room_id": "room"}
+        kinds = {k: kind for k, kind in kinds.items() if k in keys}
+        for kind in kinds.values():
+            ids.length(kind)
     if as_json:
         print_json(items)
         return
-    keys = [c.name if isinstance(c, Col) else c for c in columns]
+    items = [i | {k: ids.of(kind, i.get(k)) for k, kind in kinds.items()} for i in items]
     console.print(
         list_table(
             f"{title} ({len(items)})",
@@ -49,6 +57,10 @@ def _list(path: str, title: str, columns: list[str | Col], params: dict[str, Any
             ([when(i.get(k)) if k == "created_at" else i.get(k) for k in keys] for i in items),
         )
     )
+
+
+def _keys(columns: list[str | Col]) -> list[str]:
+    return [c.name if isinstance(c, Col) else c for c in columns]
 
 
 def _created(item: dict[str, Any], title: str, as_json: bool) -> None:
@@ -62,7 +74,7 @@ def _created(item: dict[str, Any], title: str, as_json: bool) -> None:
 
 def _delete(kind: str, path: str, ref: str, force: bool, yes: bool) -> None:
     with client() as c:
-        ident = resolve(c, kind, path, ref)
+        ident = resolve(c, kind, ref)
         if not yes:
             typer.confirm(f"delete {kind} {ref}?", abort=True)
         c.delete(f"{path}/{ident}", force=force or None)
@@ -108,7 +120,7 @@ def list_rooms(
     params: dict[str, Any] = {}
     if site:
         with client() as c:
-            params["site_id"] = resolve(c, "site", "/sites", site)
+            params["site_id"] = resolve(c, "site", site)
     _list("/rooms", "Rooms", ["id", "name", "site_id", "created_at"], params, limit, as_json)
 
 
@@ -120,7 +132,7 @@ def create_room(
 ) -> None:
     """Create a room in a site."""
     with client() as c:
-        body = {"name": name, "site_id": resolve(c, "site", "/sites", site)}
+        body = {"name": name, "site_id": resolve(c, "site", site)}
         _created(c.post("/rooms", body), "Room", as_json)
 
 
@@ -143,7 +155,7 @@ def list_racks(
     params: dict[str, Any] = {}
     if room:
         with client() as c:
-            params["room_id"] = resolve(c, "room", "/rooms", room)
+            params["room_id"] = resolve(c, "room", room)
     cols: list[str | Col] = [
         Col("id", 4), Col("name", KEEP), Col("room_id", 6), Col("units", 3),
         Col("power_budget_w", 1), Col("cooling_zone", 2), Col("power_feed", 5),
@@ -170,7 +182,7 @@ def create_rack(
     with client() as c:
         body = {
             "name": name,
-            "room_id": resolve(c, "room", "/rooms", room),
+            "room_id": resolve(c, "room", room),
             "units": units,
             "power_budget_w": power_budget,
             "cooling_zone": cooling_zone,
@@ -187,11 +199,14 @@ def delete_rack(rack: str, force: ForceOpt = False, yes: YesOpt = False) -> None
 
 @racks_app.command("power")
 def rack_power(
-    rack: Annotated[str, typer.Argument(help="rack id or name")], as_json: JsonOpt = False
+    rack: Annotated[
+        str, typer.Argument(help="rack name or id", autocompletion=refs.completer("rack"))
+    ],
+    as_json: JsonOpt = False,
 ) -> None:
     """A rack's power draw (latest power_w of its devices) against its budget."""
     with client() as c:
-        p = c.get(f"/racks/{resolve(c, 'rack', '/racks', rack)}/power")
+        p = c.get(f"/racks/{resolve(c, 'rack', rack)}/power")
     if as_json:
         print_json(p)
         return

@@ -53,7 +53,7 @@ def load_json(text: str, what: str) -> Any:
 
 
 def template_id(c: CentralClient, ref: str) -> str:
-    return resolve(c, "config template", "/config-templates", ref)
+    return resolve(c, "template", ref)
 
 
 def _counts(d: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     JsonOpt,
     Styled,
@@ -24,7 +25,13 @@ from wrale.user.cli.fleet_common import (
 from wrale.user.cli.output import console, fmt, print_json
 
 twin_app = sub_app("A device's twin: desired and reported state, and what differs.")
-DeviceArg = Annotated[str, typer.Argument(help="device id or name")]
+DeviceArg = Annotated[
+    str,
+    typer.Argument(
+        help="device name, id, or a unique part of the id",
+        autocompletion=refs.completer("device"),
+    ),
+]
 
 
 def _sync_cell(t: dict[str, Any]) -> str:

@@ -57,7 +57,6 @@ class Kind:
     name_col: str | None
     label: Callable[[Any], str | None]
     role: Role = Role.VIEWER
-    plural: str = ""
 
 
 def _attr(col: str) -> Callable[[Any], str | None]:
@@ -84,7 +83,7 @@ KINDS: dict[str, Kind] = {
     "recommendation": Kind(recommendations.Recommendation, None, _attr("title")),
     "dry-run": Kind(dry_runs.DryRun, None, lambda r: (r.change or {}).get("kind")),
     "user": Kind(User, "username", _attr("username"), Role.ADMIN),
-    "token": Kind(ApiToken, "name", _attr("name"), Role.ADMIN, "API tokens"),
+    "token": Kind(ApiToken, "name", _attr("name"), Role.ADMIN),
     "enrollment-token": Kind(EnrollmentToken, "name", _attr("name"), Role.ADMIN),
     "channel": Kind(alerts.NotificationChannel, "name", _attr("name"), Role.ADMIN),
 }
@@ -104,7 +103,7 @@ def kind_of(kind: str, p: Principal) -> Kind:
         raise InvalidRequestError(
             f"unknown kind {kind[:40]!r}: one of {', '.join(sorted(KINDS))}", kinds=sorted(KINDS)
         )
-    p.require(k.role, f"finding {k.plural or kind + 's'}")
+    p.require(k.role, f"finding {words(kind)}s")
     return k
 
 
@@ -118,6 +117,11 @@ def check_ref(ref: str) -> str:
     if _CONTROL.search(text):
         raise InvalidRequestError("a reference may not contain control characters")
     return text
+
+
+def words(kind: str) -> str:
+    """A kind as a message says it (``maintenance-rule`` → ``maintenance rule``)."""
+    return "API token" if kind == "token" else kind.replace("-", " ")
 
 
 def short(id_: str, length: int) -> str:
@@ -149,7 +153,7 @@ async def resolve(session: AsyncSession, p: Principal, kind: str, ref: str) -> R
             return _found(kind, k, rows[0])
         if rows:
             raise _ambiguous(kind, k, text, rows)
-    raise NotFoundError(f"no {kind} matches {text[:60]!r}", kind=kind, ref=text[:60])
+    raise NotFoundError(f"no {words(kind)} matches {text[:60]!r}", kind=kind, ref=text[:60])
 
 
 def _found(kind: str, k: Kind, row: Any) -> Resolved:
@@ -165,7 +169,7 @@ def _ambiguous(kind: str, k: Kind, text: str, rows: Sequence[Any]) -> ConflictEr
     )
     more = " and more" if len(rows) > MAX_CANDIDATES else ""
     return ConflictError(
-        f"{text[:60]!r} matches several {kind}s: {listed}{more}",
+        f"{text[:60]!r} matches several {words(kind)}s: {listed}{more}",
         kind=kind,
         ref=text[:60],
         candidates=candidates,
