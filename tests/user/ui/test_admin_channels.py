@@ -168,6 +168,7 @@ async def test_email_errors_at_their_fields(
     error = re.search(rf'id="{field}-error" role="alert">([^<]*)<', r.text)
     assert error is not None
     assert words.lower() in error.group(1).lower()
+    assert not error.group(1).startswith(("config", "Config"))  # plain words at the field
     assert "pw" not in re.findall(r'name="password"[^>]*value="([^"]*)"', r.text)
     assert await _channels(database) == []
 

@@ -40,7 +40,11 @@ MESSAGES = {
 def _place(exc: Exception, errors: dict[str, str]) -> str | None:
     """Put a service error at its form field; the form-level message when it has none."""
     _, text = service_error(exc, FORM_FIELDS)
-    name = error_field(getattr(exc, "details", {}).get("field"))
+    field = getattr(exc, "details", {}).get("field")
+    name = error_field(field)
+    if field and text.lower().startswith(f"{field}: "):  # "config.host: …" → "…"
+        text = text[len(field) + 2 :]
+        text = text[:1].upper() + text[1:]
     if isinstance(exc, ConflictError) and "named" in text:
         name = "name"
     if name:
