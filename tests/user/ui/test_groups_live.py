@@ -16,8 +16,10 @@ from wrale.user.ui.live import wanted
 LIVE = re.compile(r'<div id="(members-live|groups-live)"[^>]*hx-trigger="([^"]*)"')
 
 
-def test_every_page_hears_group_changes() -> None:
+def test_every_page_hears_group_changes_and_placements() -> None:
     assert wanted(BusEvent("t1", "group.changed", {"group_id": "g"}), None)
+    # the physical view listens for wrale-device-location: it must reach the page
+    assert wanted(BusEvent("t1", "device.location", {"device_id": "d"}), None)
 
 
 async def test_group_pages_refresh_on_live_events(central: Central, admin_ui: Browser) -> None:

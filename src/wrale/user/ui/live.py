@@ -47,6 +47,7 @@ BROADCAST = (
     "device.status",
     "device.event",
     "device.enrolled",
+    "device.location",  # a board placed or moved: the physical view redraws
     "twin.",
     "command.",
     "job.",  # job.updated, job.placement: the jobs pages and the physical view's job marks
