@@ -163,8 +163,9 @@ def with_formats(cmd: Command) -> None:
     ``--wide``: a data format sets ``as_json`` (the command prints with ``print_json``)
     and the command runs in its ``Mode``. Idempotent."""
     names = {p.name for p in cmd.params}
-    if "as_json" not in names or "output_format" in names or cmd.callback is None:
-        return
+    taken = {o for p in cmd.params for o in getattr(p, "opts", ())} & {"-o", "--output", "--wide"}
+    if "as_json" not in names or "output_format" in names or taken or cmd.callback is None:
+        return  # not a --json command, done already, or its own -o/--output/--wide
     cmd.params.extend(_format_params())
     cmd.callback = _formatted(cmd.callback)
 
