@@ -80,6 +80,7 @@ def test_tables_show_short_ids_and_locations_by_name(cli: CliCentral) -> None:
     out = cli.ok("devices", "list")
     assert "Leeds / Server room / R1 U7" in out
     assert "zone cold-aisle" in out
+    assert "Leeds / Server room / R1 U7" in cli.ok("devices", "show", "pi-02")
     for id_ in ids.values():
         assert id_ not in out  # no full id in the table
         assert re.search(rf"\b{id_[-n:]}\b", out)  # its short id is

@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli import refs
+from wrale.user.cli.client import CentralClient
 from wrale.user.cli.fleet_common import (
     KEEP,
     Col,
@@ -56,7 +57,12 @@ def status_cell(status: str | None) -> str:
     return Styled(f"[{STATUS_COLOUR.get(status or '', 'white')}]{escape(str(status))}[/]")
 
 
-def show_device(d: dict[str, Any]) -> None:
+def where(c: CentralClient, d: dict[str, Any]) -> str | None:
+    """The device's place by name (``Site / Room / Rack U7``, zone), asked of ``c``."""
+    return refs.Locations(c).loaded(bool(d.get("location"))).of(d.get("location"))
+
+
+def show_device(d: dict[str, Any], place: str | None = None) -> None:
     loc = d.get("location") or {}
     console.print(
         kv_table(
@@ -71,6 +77,7 @@ def show_device(d: dict[str, Any]) -> None:
                 "capabilities": d.get("capabilities"),
                 "agent version": d.get("agent_version"),
                 "last seen": when(d.get("last_seen_at")),
+                "location": place,
                 "rack": loc.get("rack_id"),
                 "slot (U)": loc.get("slot_u"),
                 "zone": loc.get("zone_id"),
@@ -142,7 +149,8 @@ def show(device: DeviceArg, as_json: JsonOpt = False) -> None:
     """One device in full."""
     with client() as c:
         d = c.get(f"/devices/{device_id(c, device)}")
-    print_json(d) if as_json else show_device(d)
+        place = None if as_json else where(c, d)
+    print_json(d) if as_json else show_device(d, place)
 
 
 @devices_app.command()
@@ -170,7 +178,8 @@ def update(
         raise WraleError("nothing to change: give --name, --tag, --no-tags or --model")
     with client() as c:
         d = c.patch(f"/devices/{device_id(c, device)}", body)
-    print_json(d) if as_json else show_device(d)
+        place = None if as_json else where(c, d)
+    print_json(d) if as_json else show_device(d, place)
 
 
 @devices_app.command()

@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.client import CentralClient
 from wrale.user.cli.fleet_common import (
     JsonOpt,
@@ -67,6 +68,7 @@ def list_policies(
         if scope:
             params["scope_type"], params["scope_id"] = parse_scope(c, scope)
         items = list(c.iter_all("/policies", params, limit=limit))
+        short = refs.short_ids(c, "policy")
     if as_json:
         print_json(items)
         return
@@ -76,7 +78,7 @@ def list_policies(
             ["id", "scope", "kind", "version", "document", "updated", "by"],
             (
                 [
-                    p["id"],
+                    short(p["id"]),
                     _scope_text(p.get("scope_type"), p.get("scope_id")),
                     p.get("kind"),
                     p.get("version"),

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     FleetGroup,
     JsonOpt,
@@ -67,6 +68,7 @@ def recommend(
     params = {"state": None if state == "all" else state}
     with client() as c:
         items = list(c.iter_all("/recommendations", params, limit=limit))
+        short = refs.short_ids(c, "recommendation")
     items.sort(key=lambda r: (-float(r.get("score") or 0.0), r["id"]))
     if as_json:
         print_json(items)
@@ -75,7 +77,7 @@ def recommend(
         list_table(
             f"Recommendations ({len(items)})",
             ["id", "severity", "score", "kind", "title", "on accept", "state", "updated"],
-            (_row(r) for r in items),
+            (_row(r | {"id": short(r["id"])}) for r in items),
         )
     )
 

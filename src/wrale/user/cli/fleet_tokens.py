@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     JsonOpt,
     LimitOpt,
@@ -86,6 +87,8 @@ def list_tokens(
     """Enrollment tokens, without their secrets (admin)."""
     with client() as c:
         items = list(c.iter_all("/enrollment-tokens", {"active": active}, limit=limit))
+        short = refs.short_ids(c, "enrollment-token")
+        short_group = refs.short_ids(c, "group")
     if as_json:
         print_json(items)
         return
@@ -95,13 +98,13 @@ def list_tokens(
             ["id", "name", "prefix", "state", "uses", "expires", "group", "tags"],
             (
                 [
-                    t["id"],
+                    short(t["id"]),
                     t["name"],
                     t.get("prefix"),
                     t.get("state"),
                     f"{t.get('uses')}/{t.get('max_uses') or '∞'}",
                     when(t.get("expires_at")),
-                    t.get("target_group_id"),
+                    short_group(t.get("target_group_id")),
                     t.get("target_tags"),
                 ]
                 for t in items
@@ -152,6 +155,7 @@ def list_api_tokens(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
     """API tokens, without their secrets (admin)."""
     with client() as c:
         items = list(c.iter_all("/api-tokens", limit=limit))
+        short_token = refs.short_ids(c, "token")
     if as_json:
         print_json(items)
         return
@@ -161,7 +165,7 @@ def list_api_tokens(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
             ["id", "name", "role", "prefix", "created", "expires", "last used", "revoked"],
             (
                 [
-                    t["id"],
+                    short_token(t["id"]),
                     t["name"],
                     t.get("role"),
                     t.get("prefix"),

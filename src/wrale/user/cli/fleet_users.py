@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.fleet_common import (
     JsonOpt,
     LimitOpt,
@@ -49,6 +50,7 @@ def list_users(limit: LimitOpt = 1000, as_json: JsonOpt = False) -> None:
     """Users, oldest first."""
     with client() as c:
         items = list(c.iter_all("/users", limit=limit))
+        short = refs.short_ids(c, "user")
     if as_json:
         print_json(items)
         return
@@ -58,7 +60,7 @@ def list_users(limit: LimitOpt = 1000, as_json: JsonOpt = False) -> None:
             ["id", "username", "role", "disabled", "created", "last login"],
             (
                 [
-                    u["id"],
+                    short(u["id"]),
                     u["username"],
                     u.get("role"),
                     u.get("disabled"),

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from wrale.shared.errors import WraleError
+from wrale.user.cli import refs
 from wrale.user.cli.client import CentralClient
 from wrale.user.cli.fleet_common import (
     JsonOpt,
@@ -66,6 +67,7 @@ def list_templates(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
     """Config templates, oldest first."""
     with client() as c:
         items = list(c.iter_all("/config-templates", limit=limit))
+        short = refs.short_ids(c, "template")
     if as_json:
         print_json(items)
         return
@@ -75,7 +77,7 @@ def list_templates(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
             ["id", "name", "latest version", "description", "updated"],
             (
                 [
-                    t["id"],
+                    short(t["id"]),
                     t["name"],
                     t["latest_version"],
                     t.get("description"),
