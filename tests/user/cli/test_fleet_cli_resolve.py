@@ -75,7 +75,8 @@ def test_tables_show_short_ids_and_locations_by_name(cli: CliCentral) -> None:
     cli.ok("racks", "create", "R1", "--room", "Server room")
     cli.ok("zones", "create", "cold-aisle")
     n = _short_len(cli, "device")
-    cli.ok("devices", "place", ids["pi-02"][-n:], "--rack", "R1", "--slot", "7")
+    out = cli.ok("devices", "place", ids["pi-02"][-n:], "--rack", "R1", "--slot", "7")
+    assert "Leeds / Server room / R1 U7" in out
     cli.ok("devices", "place", "pi-03", "--zone", "cold-aisle")
     out = cli.ok("devices", "list")
     assert "Leeds / Server room / R1 U7" in out

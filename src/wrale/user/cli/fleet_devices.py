@@ -252,7 +252,8 @@ def place(
             if not body:
                 raise WraleError("give --rack and --slot, --zone, or --clear")
             loc = c.put(f"/devices/{dev}/location", body)
+        place = None if as_json else where(c, {"location": loc})
     if as_json:
         print_json(loc)
         return
-    console.print(kv_table("Location", loc))
+    console.print(kv_table("Location", {"location": place, **loc}))
