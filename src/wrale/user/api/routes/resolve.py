@@ -16,7 +16,11 @@ router = APIRouter(tags=["resolve"])
 
 KindQ = Annotated[
     str,
-    Query(max_length=40, description=f"one of: {', '.join(sorted(svc.KINDS))}"),
+    Query(
+        max_length=40,
+        description="the kind of object (another is a 422)",
+        json_schema_extra={"enum": sorted(svc.KINDS)},
+    ),
 ]
 
 
