@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand
 
 from wrale.shared.errors import WraleError
 from wrale.user.cli import output, refs, session
@@ -46,14 +46,9 @@ class FleetCommand(TyperCommand):
             raise fail(exc.message) from None
 
 
-class FleetGroup(TyperGroup):
+class FleetGroup(output.FormatsGroup):
     """A sub-app whose commands end with a message on a domain error; those with ``--json``
     also take ``-o/--output`` and ``--wide``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        for cmd in self.commands.values():
-            output.with_formats(cmd)
 
     def invoke(self, ctx: Any) -> Any:
         try:
