@@ -123,8 +123,8 @@ def test_columns_drop_by_priority_until_the_table_fits() -> None:
 
 def test_columns_given_by_name_alone_get_a_priority() -> None:
     cols = as_cols(["id", "username", "role", "created"])
-    assert [c.priority for c in cols] == [5, KEEP, 3, 4]  # the id drops first beside a name
-    assert [c.priority for c in as_cols(["id", "op", "state"])] == [1, 2, KEEP]
+    assert [c.priority for c in cols] == [1, KEEP, 4, 5]  # the short id drops last
+    assert [c.priority for c in as_cols(["id", "op", "state"])] == [1, 3, KEEP]
     assert as_cols([Col("model", 9), "name"]) == [Col("model", 9), Col("name", KEEP)]
 
 

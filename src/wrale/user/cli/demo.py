@@ -79,7 +79,7 @@ async def run_demo(opts: DemoOptions) -> int:
     from wrale.shared.errors import WraleError
     from wrale.shared.logging import setup_logging
     from wrale.shared.redact import redact_access_logs
-    from wrale.user.cli.central import central_settings, migrate_schema
+    from wrale.user.cli.central_opts import central_settings, migrate_schema
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -96,7 +96,7 @@ def list_alerts(
         list_table(
             f"Alerts ({len(items)})",
             [
-                Col("id", 5),
+                Col("id", KEEP),  # alerts have no name: the id is the handle
                 Col("severity", KEEP),
                 Col("state", KEEP),
                 Col("message", 2),
@@ -188,7 +188,7 @@ def list_rules(limit: LimitOpt = 500, as_json: JsonOpt = False) -> None:
         list_table(
             f"Alert rules ({len(items)})",
             [
-                Col("id", 4),
+                Col("id", 1),
                 Col("name", KEEP),
                 Col("expression", 1),
                 Col("severity", 2),

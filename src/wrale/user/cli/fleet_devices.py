@@ -120,7 +120,7 @@ def list_devices(
         list_table(
             f"Devices ({len(items)})",
             [
-                Col("id", 4),
+                Col("id", 1),
                 Col("name", KEEP),
                 Col("status", KEEP),
                 Col("model", 6),

@@ -57,7 +57,7 @@ def list_groups(
         list_table(
             f"Groups ({len(items)})",
             [
-                Col("id", 4),
+                Col("id", 1),
                 Col("name", KEEP),
                 Col("kind", 2),
                 Col("parent", 5),
@@ -183,7 +183,7 @@ def members(
     console.print(
         list_table(
             f"Group {group} ({len(items)} devices)",
-            [Col("id", 3), Col("name", KEEP), Col("status", KEEP), Col("model", 5), Col("tags", 4)],
+            [Col("id", 1), Col("name", KEEP), Col("status", KEEP), Col("model", 5), Col("tags", 4)],
             (
                 [
                     short(d["id"]),

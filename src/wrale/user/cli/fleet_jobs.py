@@ -173,7 +173,7 @@ def list_jobs(
         list_table(
             f"Jobs ({len(items)})",
             [
-                Col("id", 3),
+                Col("id", 1),
                 Col("name", KEEP),
                 Col("state", KEEP),
                 Col("running", 1),

@@ -220,7 +220,7 @@ def list_rollouts(
         list_table(
             f"Rollouts ({len(items)})",
             [
-                Col("id", 3),
+                Col("id", 1),
                 Col("name", KEEP),
                 Col("state", KEEP),
                 Col("change", 1),

@@ -157,7 +157,7 @@ def list_racks(
         with client() as c:
             params["room_id"] = resolve(c, "room", room)
     cols: list[str | Col] = [
-        Col("id", 4), Col("name", KEEP), Col("room_id", 6), Col("units", 3),
+        Col("id", 1), Col("name", KEEP), Col("room_id", 6), Col("units", 3),
         Col("power_budget_w", 1), Col("cooling_zone", 2), Col("power_feed", 5),
         Col("created_at", 7),
     ]  # fmt: skip

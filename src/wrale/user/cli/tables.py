@@ -31,19 +31,18 @@ class Col:
 def as_cols(columns: Iterable[str | Col]) -> list[Col]:
     """Columns, those given by name alone with a priority: name, username, status and state
     are kept; the rest drop from the right (the later, the sooner), except that ``id`` drops
-    first in a table with a name (the name finds the item as well)."""
+    last: a short id is a few characters and what a person types next."""
     given = list(columns)
-    named = any((c.name if isinstance(c, Col) else c) in NAMES for c in given)
     out = []
     for index, column in enumerate(given):
         if isinstance(column, Col):
             out.append(column)
         elif column in ALWAYS_KEPT:
             out.append(Col(column, KEEP))
-        elif column == "id" and named:
-            out.append(Col(column, len(given) + 1))
+        elif column == "id":
+            out.append(Col(column, 1))
         else:
-            out.append(Col(column, index + 1))
+            out.append(Col(column, index + 2))
     return out
 
 
