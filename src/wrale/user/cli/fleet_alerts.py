@@ -57,13 +57,13 @@ def sev_cell(value: str | None) -> str:
     return Styled(f"[{SEVERITY_COLOUR.get(value or '', 'white')}]{escape(str(value))}[/]")
 
 
-def _alert_row(a: dict[str, Any]) -> list[Any]:
+def _alert_row(a: dict[str, Any], where: str | None = None) -> list[Any]:
     return [
         a["id"],
         sev_cell(a.get("severity")),
         a.get("state"),
         a.get("message"),
-        a.get("device_id") or a.get("rack_id"),
+        where or a.get("device_id") or a.get("rack_id"),
         a.get("value"),
         a.get("assignee_id"),
         when(a.get("raised_at")),
@@ -89,9 +89,19 @@ def list_alerts(
             params["device_id"] = device_id(c, device)
         items = list(c.iter_all("/alerts", params, limit=limit))
         short = refs.short_ids(c, "alert")
+        if not as_json:
+            names = refs.device_names(c, [a.get("device_id") for a in items])
+            racks = refs.Locations(c).loaded(any(a.get("rack_id") for a in items))
+            devices = refs.short_ids(c, "device")
     if as_json:
         print_json(items)
         return
+
+    def where(a: dict[str, Any]) -> str | None:
+        if a.get("device_id"):
+            return names.get(a["device_id"]) or f"device {devices(a['device_id'])}"
+        return racks.rack(a.get("rack_id"))
+
     console.print(
         list_table(
             f"Alerts ({len(items)})",
@@ -105,7 +115,7 @@ def list_alerts(
                 Col("assignee", 6),
                 Col("raised", 1),
             ],
-            (_alert_row(a | {"id": short(a["id"])}) for a in items),
+            (_alert_row(a | {"id": short(a["id"])}, where(a)) for a in items),
         )
     )
 

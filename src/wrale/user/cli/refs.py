@@ -144,6 +144,24 @@ class Locations:
         return ", ".join(parts) or None
 
 
+DEVICE_LOOKUPS = 50  # distinct devices looked up one by one; more: the whole list once
+
+
+def device_names(c: CentralClient, ids: list[str | None]) -> dict[str, str]:
+    """Names of the devices ``ids`` (a deleted one is left out: shown by its short id)."""
+    wanted = {i for i in ids if i}
+    if len(wanted) > DEVICE_LOOKUPS:
+        return {d["id"]: d["name"] for d in c.iter_all("/devices") if d["id"] in wanted}
+    names: dict[str, str] = {}
+    for device_id in sorted(wanted):
+        try:
+            names[device_id] = c.get(f"/devices/{device_id}")["name"]
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+    return names
+
+
 # ----------------------------------------------------------------------------- completion
 
 COMPLETION_TIMEOUT_S = 1.5  # a shell waits for this at most, then completes nothing
