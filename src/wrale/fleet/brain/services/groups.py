@@ -59,6 +59,20 @@ async def _places(session: AsyncSession, tenant_id: str) -> dict[str, Place]:
     return {r.id: Place(r.room_id, r.site_id) for r in rows}
 
 
+async def place_of(session: AsyncSession, device: Device) -> Place | None:
+    """The room and site of ``device``'s rack (None when it is in no rack)."""
+    if not device.rack_id:
+        return None
+    row = (
+        await session.execute(
+            select(Rack.room_id, Room.site_id)
+            .join(Room, Room.id == Rack.room_id)
+            .where(Rack.id == device.rack_id)
+        )
+    ).first()
+    return Place(row.room_id, row.site_id) if row is not None else None
+
+
 # ----------------------------------------------------------------------------- hierarchy
 
 
@@ -372,16 +386,7 @@ async def groups_of_device(session: AsyncSession, device: Device) -> list[Group]
     dynamic = await session.scalars(
         select(Group).where(Group.tenant_id == device.tenant_id, Group.kind == "dynamic")
     )
-    place = None
-    if device.rack_id:
-        row = (
-            await session.execute(
-                select(Rack.room_id, Room.site_id)
-                .join(Room, Room.id == Rack.room_id)
-                .where(Rack.id == device.rack_id)
-            )
-        ).first()
-        place = Place(row.room_id, row.site_id) if row else None
+    place = await place_of(session, device)
     for g in dynamic:
         if matches(g.selector or {}, device, place):
             found[g.id] = g

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from wrale.fleet.brain.models import Device, Rack, Room
+from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.alerts import Alert, NotificationChannel
 from wrale.fleet.brain.services import audit
 from wrale.fleet.brain.services.alerts import alert_view
+from wrale.fleet.brain.services.groups import place_of
 from wrale.fleet.brain.services.notify import (
     CHANNEL_TYPES,
     EVENTS_KEY,
@@ -57,16 +58,7 @@ async def queue_device_alert(
     channels = [c for c in (await session.scalars(stmt)).all() if c.config.get(EVENTS_KEY)]
     if not channels:
         return 0
-    place = None
-    if device.rack_id:
-        row = (
-            await session.execute(
-                select(Rack.room_id, Room.site_id)
-                .join(Room, Room.id == Rack.room_id)
-                .where(Rack.id == device.rack_id)
-            )
-        ).first()
-        place = Place(row.room_id, row.site_id) if row is not None else None
+    place = await place_of(session, device)
     ids = [c.id for c in channels if admits(c.config[EVENTS_KEY], alert.severity, device, place)]
     if not ids:
         return 0
