@@ -125,8 +125,8 @@ def list_devices(
                 Col("status", KEEP),
                 Col("model", 6),
                 Col("tags", 5),
-                Col("location", 3),
-                Col("last seen", 2),
+                Col("location", 2),  # physical first: where it is before when it spoke
+                Col("last seen", 3),
             ],
             (
                 [

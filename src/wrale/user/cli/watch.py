@@ -133,8 +133,10 @@ def render(frame: Frame, problem: str | None = None) -> RenderableType:
     ]
     if problem:
         parts.append(Text.from_markup(f"[red]{escape(problem)}[/]", overflow="fold"))
-    counts = " · ".join(
-        f"[{STATUS_COLOUR.get(s, 'white')}]{s} {frame.statuses.get(s, 0)}[/]" for s in STATUSES
+    counts = " · ".join(  # online and offline always; the rest when there are any
+        f"[{STATUS_COLOUR.get(s, 'white')}]{s} {frame.statuses.get(s, 0)}[/]"
+        for s in STATUSES
+        if s in ("online", "offline") or frame.statuses.get(s)
     )
     others = sum(n for s, n in frame.statuses.items() if s not in STATUSES)
     parts.append(
