@@ -68,6 +68,15 @@ def test_event_data_is_rounded_by_each_keys_unit() -> None:
     }
 
 
+def test_values_too_big_to_round_are_shown_as_they_are() -> None:
+    """A board may send 1e300 (finite, valid JSON): rounding leaves it, it never raises."""
+    assert units.round_data({"cpu_temp_c": 1e300, "power_w": -1e300}) == {
+        "cpu_temp_c": 1e300,
+        "power_w": -1e300,
+    }
+    assert units.reading(1e300, "cpu_temp_c") != ""
+
+
 def test_gauges_and_charts_take_their_precision_from_the_one_table() -> None:
     for g in device_panels.GAUGES:
         assert g.digits == units.digits_of(g.metric)

@@ -66,7 +66,7 @@ def reading(value: object, metric: object, with_unit: bool = True) -> str:
     unit = unit_of(metric) if isinstance(metric, str) else None
     unit = unit or PLAIN
     n = number(value)
-    shown = _round(n, unit.digits) if n is not None and abs(n) < BIG else value
+    shown = _round(n, unit.digits) if n is not None else value
     return fmt_num(shown, unit.digits, unit.symbol if with_unit else "")
 
 
@@ -75,7 +75,10 @@ def digits_of(metric: str) -> int:
 
 
 def _round(value: float, digits: int) -> float | int:
-    """Half away from zero, as people round (62.5 → 63, not Python's 62)."""
+    """Half away from zero, as people round (62.5 → 63, not Python's 62). A value too big
+    for that (a hostile 1e300 from a board) is left as it is."""
+    if not abs(value) < BIG:
+        return value
     exact = Decimal(repr(value)).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
     return int(exact) if digits == 0 else float(exact)
 
