@@ -26,10 +26,12 @@ PUBLIC = "https://fleet.example.com"
 
 
 def snap(page: Any, folder: Path, name: str) -> None:
-    """The first screen as it is (what a person sees before scrolling) and the whole page."""
+    """The first screen as it is (what a person sees before scrolling) and the whole page,
+    in the screenshot folder people look at (``polish-*.png``)."""
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(folder / f"{name}.png"), animations="disabled")
-    page.screenshot(path=str(folder / f"{name}-full.png"), full_page=True, animations="disabled")
+    first, whole = folder / f"polish-{name}.png", folder / f"polish-{name}-full.png"
+    page.screenshot(path=str(first), animations="disabled")
+    page.screenshot(path=str(whole), full_page=True, animations="disabled")
 
 
 def cold_boards(world: World) -> list[dict[str, Any]]:
@@ -39,7 +41,7 @@ def cold_boards(world: World) -> list[dict[str, Any]]:
     )
 
 
-def test_rack_boards_are_on_the_first_screen(world: World, pages: Pages, tmp_path: Path) -> None:
+def test_rack_boards_are_on_the_first_screen(world: World, pages: Pages, screenshots: Path) -> None:
     page = pages.new()
     sign_in(page, "viewer")
     for size, name in ((DESKTOP, "desktop"), (TABLET, "tablet")):
@@ -47,7 +49,7 @@ def test_rack_boards_are_on_the_first_screen(world: World, pages: Pages, tmp_pat
         page.goto("/physical")
         page.wait_for_selector("g.rack a.board")
         settle(page)
-        snap(page, tmp_path, f"physical-{name}")
+        snap(page, screenshots, f"physical-{name}")
         rack = page.locator(f"#rack-{world.hot_rack_id}")
         size_u = re.search(r": (\d+) U,", rack.get_attribute("aria-label") or "")
         assert size_u, rack.get_attribute("aria-label")
@@ -60,10 +62,9 @@ def test_rack_boards_are_on_the_first_screen(world: World, pages: Pages, tmp_pat
         assert gap.get_attribute("data-high-u") == size_u.group(1)
         low = gap.get_attribute("data-low-u")
         assert gap.locator("text").text_content() == f"U{low}–U{size_u.group(1)} empty"
-    print(f"screenshots: {tmp_path}")
 
 
-def test_the_heatmap_follows_the_metric(world: World, pages: Pages, tmp_path: Path) -> None:
+def test_the_heatmap_follows_the_metric(world: World, pages: Pages, screenshots: Path) -> None:
     page = pages.new()
     sign_in(page, "viewer")
     page.set_viewport_size(DESKTOP)
@@ -87,13 +88,13 @@ def test_the_heatmap_follows_the_metric(world: World, pages: Pages, tmp_path: Pa
         )
         assert any(re.search(rf"\b{prefix}\d\b", c) for c in classes), classes
         assert not any(re.search(r"\bt\d\b", c) for c in classes), classes
-        snap(page, tmp_path, f"heatmap-{key}")
+        snap(page, screenshots, f"heatmap-{key}")
     page.set_viewport_size(TABLET)
-    snap(page, tmp_path, "heatmap-fan-tablet")
+    snap(page, screenshots, "heatmap-fan-tablet")
 
 
 def test_event_data_is_rounded_on_the_device_page(
-    world: World, pages: Pages, tmp_path: Path
+    world: World, pages: Pages, screenshots: Path
 ) -> None:
     """A board of the heated rack went past 70 °C: its thermal and throttling events carry
     the temperatures as the board measured them (70.01314907491161)."""
@@ -122,10 +123,10 @@ def test_event_data_is_rounded_on_the_device_page(
     assert json.loads(shown) == units.round_data(json.loads(exact)), (shown, exact)
     assert re.search(r'"cpu_temp_c":\d+\.\d[,}]', shown), shown
     page.locator("#events").scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / "device-events.png"), animations="disabled")
+    page.screenshot(path=str(screenshots / "polish-device-events.png"), animations="disabled")
 
 
-def test_one_toast_per_tamper_incident(world: World, pages: Pages, tmp_path: Path) -> None:
+def test_one_toast_per_tamper_incident(world: World, pages: Pages, screenshots: Path) -> None:
     demo = world.demo
     board = cold_boards(world)[1]  # not the one test_live opens
     page = pages.new()
@@ -167,14 +168,14 @@ def test_one_toast_per_tamper_incident(world: World, pages: Pages, tmp_path: Pat
             "#toasts .toast", has=page.locator(f'a[href="/devices/{board["id"]}"]')
         )
         assert about_board.count() == 1, about_board.all_inner_texts()
-        snap(page, tmp_path, "tamper-one-toast")
+        snap(page, screenshots, "tamper-one-toast")
     finally:
         demo.send_to(board["id"], "sim_clear", {"fault": "case_open"})
         demo.api("DELETE", f"/alert-rules/{rule['id']}")
 
 
 def test_a_group_page_follows_an_edit_made_elsewhere(
-    world: World, pages: Pages, tmp_path: Path
+    world: World, pages: Pages, screenshots: Path
 ) -> None:
     demo = world.demo
     group = demo.api("POST", "/groups", json={"name": "e2e live group", "kind": "static"})
@@ -196,12 +197,14 @@ def test_a_group_page_follows_an_edit_made_elsewhere(
         row.wait_for(timeout=15_000)  # the live event, well before the 30 s poll
         assert watcher.locator("#members-count").inner_text() == "(1)"
         assert watcher.evaluate("window.__e2e") == "same page"  # no reload
-        snap(watcher, tmp_path, "group-live")
+        snap(watcher, screenshots, "group-live")
     finally:
         demo.api("DELETE", f"/groups/{group['id']}")
 
 
-def test_printed_commands_use_the_public_url(pages: Pages, tmp_path: Path) -> None:
+def test_printed_commands_use_the_public_url(
+    pages: Pages, tmp_path: Path, screenshots: Path
+) -> None:
     port = free_port()
     central = Proc(
         [
@@ -244,6 +247,6 @@ def test_printed_commands_use_the_public_url(pages: Pages, tmp_path: Path) -> No
         text = command.input_value()
         assert f"--central {PUBLIC} " in text, text
         assert "127.0.0.1" not in text
-        snap(page, tmp_path, "enrollment-public-url")
+        snap(page, screenshots, "enrollment-public-url")
     finally:
         assert central.stop() == 0, central.output()[-2000:]
