@@ -4,8 +4,6 @@ placement on, and a board saying it entered SAFE mode gives its work to another 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
@@ -41,7 +39,6 @@ async def test_a_placement_reaches_its_board_and_comes_back(kit: Kit) -> None:
     session_b, _, _ = await kit.open(b, secret_b)
     hub.register(session_a)
     hub.register(session_b)
-    pusher = asyncio.create_task(session_a.run_pusher())
     try:
         await session_a.deliver()
         wire_a.take()
@@ -91,7 +88,4 @@ async def test_a_placement_reaches_its_board_and_comes_back(kit: Kit) -> None:
         assert (done.placed, done.released) == (1, 0)
         assert (await _placement(kit, job)).device_id == b
     finally:
-        pusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pusher
         await hub.stop()

@@ -4,8 +4,6 @@ new document to each board's session, once (on SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from pathlib import Path
 
 from sqlalchemy import select
@@ -37,7 +35,7 @@ async def test_connected_boards_get_the_change_batch_by_batch(
             hub.register(session)
             await session.deliver()
             wire.take()  # the desired document sent on connect
-            opened.append((wire, asyncio.create_task(session.run_pusher())))
+            opened.append(wire)
         before = await versions(kit.db)
         async with kit.db.session() as s:
             await policies.create_policy(
@@ -48,14 +46,10 @@ async def test_connected_boards_get_the_change_batch_by_batch(
         assert await twin_recompose.recompose_pending(kit.db, kit.bus, batch=1) == 3
         after = await versions(kit.db)
         assert after == {k: v + 1 for k, v in before.items()}
-        for wire, _ in opened:
+        for wire in opened:
             got = await wire.wait_for(lambda m: isinstance(m, Desired))
             assert isinstance(got, Desired)
             assert got.doc["sampling"]["interval_s"] == 4.0
             assert [m.version for m in wire.sent if isinstance(m, Desired)] == [got.version]
     finally:
-        for _, pusher in opened:
-            pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pusher
         await hub.stop()

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -18,6 +19,8 @@ from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base
 from wrale.shared.central_settings import CentralSettings
 from wrale.user.api.app import create_app
+from wrale.user.api.edge_wire import use_edge_wire
+from wrale.user.api.routes.edge import WS_MAX_SIZE
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -43,9 +46,10 @@ class ThreadedCentral:
 
 
 def start_central(
-    data_dir: Path, database_url: str | None = None, *, migrate: bool = True
+    data_dir: Path, database_url: str | None = None, *, migrate: bool = True, **overrides: Any
 ) -> ThreadedCentral:
-    """Start a central server; ``migrate`` runs the real migrations as ``wrale central`` does."""
+    """Start a central server; ``migrate`` runs the real migrations as ``wrale central`` does;
+    ``overrides``: settings other than the test defaults."""
     url_db = database_url or f"sqlite+aiosqlite:///{data_dir / 'central.db'}"
     settings = CentralSettings(
         database_url=url_db,
@@ -54,6 +58,7 @@ def start_central(
         secret_key="test-secret-key-0123456789abcdef",
         admin_password=ADMIN_PASSWORD,
         login_max_failures=1000,
+        **overrides,
     )
 
     async def schema() -> None:
@@ -68,16 +73,16 @@ def start_central(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=3,
-        )
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        timeout_graceful_shutdown=3,
+        ws_max_size=WS_MAX_SIZE,
     )
+    server = uvicorn.Server(use_edge_wire(config, app.state.hub))  # as `wrale central` serves
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

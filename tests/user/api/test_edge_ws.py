@@ -32,7 +32,6 @@ from wrale.fleet.sync.protocol import (
     decode,
     encode,
 )
-from wrale.user.api.routes.edge import FrameBuffer
 
 API = "/api/v1"
 SAFETY_S = 10.0  # bound on a frame that should come at once, never a timing
@@ -223,22 +222,3 @@ async def test_quarantine_replaced_and_events(central: Central) -> None:
     actions = {e["action"] for e in audit.json()["items"]}
     assert {"device.quarantine", "device.release"} <= actions
     await back.finish()
-
-
-async def test_frame_buffer_is_bounded() -> None:
-    """A flood fills the buffer and then waits (the socket is not read meanwhile)."""
-    buf = FrameBuffer(max_frames=3, max_bytes=1000)
-    msg = Ack(stream="telemetry", seq=1)
-    for _ in range(3):
-        await buf.put(msg, 10)
-    blocked = asyncio.create_task(buf.put(msg, 10))
-    await asyncio.sleep(0)
-    assert not blocked.done()
-    assert len(await buf.take(2)) == 2
-    await asyncio.wait_for(blocked, SAFETY_S)
-    big = asyncio.create_task(buf.put(msg, 995))  # 2 frames of 10 bytes + 995 > 1000
-    await asyncio.sleep(0)
-    assert not big.done()
-    assert len(await buf.take(10)) == 2
-    await asyncio.wait_for(big, SAFETY_S)  # alone it is always let in
-    assert len(await buf.take(10)) == 1

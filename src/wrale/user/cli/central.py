@@ -51,8 +51,8 @@ async def _serve(settings: CentralSettings) -> None:
     from wrale.shared.logging import setup_logging
     from wrale.shared.redact import redact_access_logs
     from wrale.user.api.app import create_app, settle_heap
+    from wrale.user.api.edge_wire import use_edge_wire
     from wrale.user.api.routes.edge import WS_MAX_SIZE
-    from wrale.user.api.ws_protocol import LeanWebSocketProtocol
     from wrale.user.simfleet.digital_copy import DigitalCopy
 
     class Server(uvicorn.Server):
@@ -87,16 +87,18 @@ async def _serve(settings: CentralSettings) -> None:
     app = create_app(settings, migrate=False, dry_runner=DigitalCopy())
     settle_heap()
     server = Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level.lower(),
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            log_config=None,  # the process's logging setup, not uvicorn's own
-            ws_max_size=WS_MAX_SIZE,  # no WebSocket message bigger than a protocol frame
-            ws=LeanWebSocketProtocol,  # per-message deflate at a few KiB a board
+        use_edge_wire(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level=settings.log_level.lower(),
+                lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                log_config=None,  # the process's logging setup, not uvicorn's own
+                ws_max_size=WS_MAX_SIZE,  # no WebSocket message bigger than a protocol frame
+            ),
+            app.state.hub,  # the device channel's sockets on their own protocol (edge_wire)
         )
     )
     await server.serve()

@@ -233,7 +233,8 @@ async def _start_server(
     import uvicorn
 
     from wrale.user.api.app import create_app
-    from wrale.user.api.ws_protocol import LeanWebSocketProtocol
+    from wrale.user.api.edge_wire import use_edge_wire
+    from wrale.user.api.routes.edge import WS_MAX_SIZE
     from wrale.user.cli.central import GRACEFUL_SHUTDOWN_S
     from wrale.user.simfleet.digital_copy import DigitalCopy
 
@@ -252,15 +253,18 @@ async def _start_server(
 
     app = create_app(settings, database=db, migrate=False, dry_runner=DigitalCopy())
     server = Server(
-        uvicorn.Config(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            lifespan="on",
-            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-            log_config=None,
-            ws=LeanWebSocketProtocol,
+        use_edge_wire(
+            uvicorn.Config(
+                app,
+                host=settings.host,
+                port=settings.port,
+                log_level="warning",
+                lifespan="on",
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+                log_config=None,
+                ws_max_size=WS_MAX_SIZE,
+            ),
+            app.state.hub,  # the device channel's sockets on their own protocol (edge_wire)
         )
     )
     serving = asyncio.create_task(server.serve())

@@ -50,6 +50,7 @@ class ChannelHub:
         # credential checks of sockets not yet accepted, many in one read (a connect storm)
         self.credentials = CredentialChecks(ctx.db, ctx.clock)
         self._fallback: Pusher | None = None
+        self.links: Any = None  # the WebSocket carrier's live sockets (user.api.edge_link)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unlisten: Callable[[], None] | None = None
         self._loop_task: asyncio.Task[None] | None = None

@@ -96,8 +96,9 @@ class DeviceSession(FrameSession):
         self.desired_sent = 0
         self.goodbye: Goodbye | None = None
         self.ended = asyncio.Event()  # set when the server ends the session
+        self.on_end: Callable[[], None] | None = None  # the transport's: close the link
         self._deliver_lock = asyncio.Lock()
-        self._wake = asyncio.Event()
+        self._pusher: asyncio.Task[None] | None = None  # only while there is work
         self._wanted: set[str] = set()
 
     def __repr__(self) -> str:
@@ -209,22 +210,24 @@ class DeviceSession(FrameSession):
     # ------------------------------------------------------------------ server → device
 
     def want(self, what: str) -> None:
-        """Ask the pusher (``run_pusher``) to send ``desired`` and/or ``commands``."""
+        """Ask for ``desired`` and/or ``commands`` to be delivered: a pusher task runs while
+        there is something wanted and ends when there is not (an idle session holds none)."""
         self._wanted.add(what)
-        self._wake.set()
+        if self._pusher is None and not self._closed:
+            self._pusher = asyncio.get_running_loop().create_task(self._push())
 
-    async def run_pusher(self) -> None:
-        """Deliver what ``want`` asked for, until cancelled (one per connection)."""
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            wanted, self._wanted = self._wanted, set()
-            try:
-                await self.deliver(desired="desired" in wanted, cmds="commands" in wanted)
-            except (asyncio.CancelledError, ConnectionError):
-                raise
-            except Exception:  # logged; what was not sent stays queued for the next try
-                log.exception("device %s: delivery failed", self.device_id)
+    async def _push(self) -> None:
+        try:
+            while self._wanted and not self._closed:
+                wanted, self._wanted = self._wanted, set()
+                try:
+                    await self.deliver(desired="desired" in wanted, cmds="commands" in wanted)
+                except ConnectionError:  # the transport is gone and ends the session
+                    return
+                except Exception:  # logged; what was not sent stays queued for the next try
+                    log.exception("device %s: delivery failed", self.device_id)
+        finally:
+            self._pusher = None
 
     async def deliver(self, *, desired: bool = True, cmds: bool = True, urgent: bool = True) -> int:
         """Send the desired document if newer than what the device has, then its due
@@ -300,6 +303,8 @@ class DeviceSession(FrameSession):
         with contextlib.suppress(Exception):  # the device may be gone already
             await asyncio.wait_for(self.emit(self.goodbye), SEND_TIMEOUT_S)
         self.ended.set()
+        if self.on_end is not None:
+            self.on_end()
 
     async def close(self, reason: str) -> None:
         """Record the end of the session. The device goes offline now, unless a newer
@@ -310,6 +315,8 @@ class DeviceSession(FrameSession):
             return
         self._closed = True
         self.ended.set()
+        if self._pusher is not None:
+            self._pusher.cancel()
         self.ctx.boards.forget(self.device_id, self.id)
         now = self.ctx.clock()
         try:
