@@ -1,17 +1,24 @@
-"""The chat channel's presets against a real HTTP receiver on 127.0.0.1, on SQLite and
-PostgreSQL: ntfy (text body; Title, Priority, Tags, Click and the access token in headers)
-and Slack-compatible JSON (text and blocks, board text escaped); hostile configs refused."""
+"""The chat channel's presets against a real HTTP receiver on 127.0.0.1: ntfy (text body;
+Title, Priority, Tags, Click and the access token in headers) and Slack-compatible JSON
+(text and blocks, board text escaped); hostile configs refused.
+
+On SQLite only: what is tested here is the request each preset makes; the channel's rows,
+the queue, the claims and the retries run on both databases in ``test_notify_delivery.py``,
+``test_alerts_notify.py`` and ``test_notify_board_events.py``."""
 
 from __future__ import annotations
 
 import base64
 import json
+from collections.abc import AsyncIterator
 from email.header import decode_header
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import sqlite_database
 from tests.fleet.brain.notify_servers import alert_payload, http_sink
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Tenant
@@ -21,6 +28,14 @@ from wrale.fleet.brain.services.delivery import deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy, EgressRefusedError
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import InvalidRequestError
+
+
+@pytest.fixture(params=["sqlite"])
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """This module's database: SQLite only (see the module's docstring)."""
+    async with sqlite_database(tmp_path) as db:
+        yield db
+
 
 LOCAL = EgressPolicy(("127.0.0.1",))
 PUBLIC_URL = "https://fleet.example.com"

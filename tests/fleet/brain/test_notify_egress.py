@@ -1,21 +1,36 @@
 """Webhook SSRF: every non-public address class is refused when a channel is saved and again
 when it is sent (a name that resolved public at save and private at send), unless the
-operator lists the host; the connection goes to the checked address, Host stays the name."""
+operator lists the host; the connection goes to the checked address, Host stays the name.
+
+On SQLite only: the checks are on addresses, before and after resolution, not on SQL; the
+channel's rows and deliveries run on both databases in ``test_alerts_notify.py`` and
+``test_notify_delivery.py``."""
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from tests.conftest import sqlite_database
 from tests.fleet.brain.test_alerts_notify import Receiver, _admin, receiver
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models.alerts import NotificationDelivery
 from wrale.fleet.brain.services import notify
 from wrale.fleet.brain.services.delivery import deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy, EgressRefusedError, address_class
+
+
+@pytest.fixture(params=["sqlite"])
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """This module's database: SQLite only (see the module's docstring)."""
+    async with sqlite_database(tmp_path) as db:
+        yield db
+
 
 __all__ = ["receiver"]  # the fixture, used by name
 

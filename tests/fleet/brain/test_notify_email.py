@@ -1,8 +1,13 @@
-"""The e-mail channel against a real SMTP server (aiosmtpd on 127.0.0.1), on SQLite and
-PostgreSQL: the plain-text mail (subject, body, dashboard link, recipients) without
-STARTTLS, no downgrade when STARTTLS is asked for and not offered, retries with backoff
-on a refused connection, the password kept and never shown, and hostile configs refused
-(CR/LF in addresses and subject, forbidden hosts, text from a board)."""
+"""The e-mail channel against a real SMTP server (aiosmtpd on 127.0.0.1): the plain-text
+mail (subject, body, dashboard link, recipients) without STARTTLS, no downgrade when
+STARTTLS is asked for and not offered, retries with backoff on a refused connection, the
+password kept and never shown, and hostile configs refused (CR/LF in addresses and
+subject, forbidden hosts, text from a board).
+
+On SQLite only: what is tested here is the mail and its SMTP conversation; the channel's
+rows, the queue, the claims and the retries run on both databases in
+``test_notify_delivery.py``, ``test_alerts_notify.py``, ``test_notify_board_events.py``
+(a board event mailed through this channel) and the API's ``test_alerts_api.py``."""
 
 from __future__ import annotations
 
@@ -20,6 +25,8 @@ from wrale.fleet.brain.services.delivery import deliver_pending
 from wrale.fleet.brain.services.egress import EgressPolicy, EgressRefusedError
 from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.shared.errors import InvalidRequestError
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 LOCAL = EgressPolicy(("127.0.0.1",))  # the operator allows the local test server
 PUBLIC_URL = "https://fleet.example.com"

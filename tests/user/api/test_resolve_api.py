@@ -1,6 +1,11 @@
-"""``/resolve`` and ``/resolve/short-ids`` through the real API on SQLite and PostgreSQL:
-names and id parts, 404 / 409 (with candidates) / 422 as JSON errors, the role of each
-kind, and another tenant's objects invisible."""
+"""``/resolve`` and ``/resolve/short-ids`` through the real API: names and id parts,
+404 / 409 (with candidates) / 422 as JSON errors, the role of each kind, and another
+tenant's objects invisible.
+
+On SQLite only: the lookups' SQL (names, id prefixes and suffixes, wildcards and
+injections, NUL and control characters, deleted objects, other tenants, short-id lengths)
+runs on both databases in ``tests/fleet/brain/test_resolve_service.py``, and the route
+only maps its answers and errors to HTTP, which does not depend on the database."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from typing import Any
 import pytest
 
 from tests.conftest import Central
+
+pytestmark = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 
 API = "/api/v1"
 
