@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -99,6 +98,27 @@ class Wire(Protocol):
 class EdgeLink:
     """One device socket from accept to close: hello, open, frames in, messages out."""
 
+    __slots__ = (
+        "_inbox",
+        "_inbox_bytes",
+        "_paused",
+        "_results",
+        "_results_bytes",
+        "_urgent",
+        "_worker",
+        "closing",
+        "expected",
+        "hub",
+        "keep",
+        "last_rx",
+        "on_hello",
+        "phase",
+        "remote",
+        "secret",
+        "session",
+        "wire",
+    )
+
     def __init__(
         self,
         hub: ChannelHub,
@@ -116,9 +136,10 @@ class EdgeLink:
         self.phase = HELLO
         self.last_rx = time.monotonic()
         self.session: DeviceSession | None = None
-        self._inbox: deque[tuple[Message, int]] = deque()
+        # lists, not deques: at most 64 short entries, and 56 bytes empty against 624
+        self._inbox: list[tuple[Message, int]] = []
         self._inbox_bytes = 0
-        self._results: deque[tuple[Message, int]] = deque()
+        self._results: list[tuple[Message, int]] = []
         self._results_bytes = 0
         self._worker: asyncio.Task[None] | None = None
         self._urgent: asyncio.Task[None] | None = None
@@ -259,12 +280,10 @@ class EdgeLink:
         assert session is not None
         try:
             while queue and self.phase == OPEN:
-                taken: list[Message] = []
-                size = 0
-                while queue and len(taken) < GROUP_MAX:
-                    msg, n = queue.popleft()
-                    taken.append(msg)
-                    size += n
+                group = queue[:GROUP_MAX]
+                del queue[:GROUP_MAX]
+                taken = [msg for msg, _ in group]
+                size = sum(n for _, n in group)
                 if results:
                     self._results_bytes -= size
                 else:
