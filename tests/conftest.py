@@ -16,9 +16,20 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.once_a_process import (
+    PgCopies,
+    _cli_built_once,
+    _copy_sqlite,
+    _endpoints_analysed_once,
+    _sqlite_schema_file,
+    _templates_compiled_once,
+)
 from wrale.metal.hw.sim import SimBoard
 from wrale.shared.clock import FakeClock
 from wrale.shared.config import SimSettings
+
+# once_a_process's autouse fixtures: imported here so that pytest finds them
+__all__ = ["_cli_built_once", "_endpoints_analysed_once", "_templates_compiled_once"]
 
 if TYPE_CHECKING:
     from wrale.fleet.brain.db import Database
@@ -61,107 +72,6 @@ def _cheap_password_hashing() -> Iterator[None]:
     yield
     identity._hasher = production
     identity._dummy_hash.cache_clear()
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _templates_compiled_once() -> Iterator[None]:
-    """The dashboard's templates compiled once a process, not once an app: each test's app
-    makes its own Jinja environment (as a process does once), which compiled every page it
-    rendered again (a third of the page tests' time). The environments share an in-memory
-    bytecode cache, keyed by template and checked against its source; everything else about
-    the environment (filters, globals, autoescape, StrictUndefined) is the app's own."""
-    try:
-        from jinja2 import BytecodeCache
-        from jinja2.bccache import Bucket
-
-        from wrale.user.ui import web
-    except ImportError:  # a device-only install: there is no dashboard to test
-        yield
-        return
-
-    class MemoryBytecodeCache(BytecodeCache):
-        def __init__(self) -> None:
-            self.code: dict[str, bytes] = {}
-
-        def load_bytecode(self, bucket: Bucket) -> None:
-            code = self.code.get(bucket.key)
-            if code is not None:
-                bucket.bytecode_from_string(code)
-
-        def dump_bytecode(self, bucket: Bucket) -> None:
-            self.code[bucket.key] = bucket.bytecode_to_string()
-
-    cache = MemoryBytecodeCache()
-    production = web.make_templates
-
-    def make_templates() -> Any:
-        env = production()
-        env.bytecode_cache = cache
-        return env
-
-    web.make_templates = make_templates
-    yield
-    web.make_templates = production
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _endpoints_analysed_once() -> Iterator[None]:
-    """FastAPI's analysis of an endpoint's signature done once a process, not once an app.
-
-    FastAPI builds each route's dependency tree (``get_dependant``: the signature, its
-    ``Depends`` and their pydantic fields) lazily for each app, at its first requests; a
-    process does it once, but the tests make an app per test, and that was most of the
-    central's fixture time (~0.4 s of CPU a test, over a thousand tests). The tree depends
-    only on the path, the endpoint and the route's dependencies, which are the same objects
-    in every app (the routers are module-level), so each app reuses the first one's."""
-    try:
-        from fastapi import routing
-    except ImportError:  # a device-only install: there is no central server to test
-        yield
-        return
-    build = getattr(routing, "_build_dependant_with_parameterless_dependencies", None)
-    if build is None:  # another FastAPI: nothing to reuse
-        yield
-        return
-    built: dict[Any, Any] = {}
-
-    def build_once(*, path: str, call: Any, dependencies: Any) -> Any:
-        try:
-            key = (path, call, tuple(dependencies))
-            hash(key)
-        except TypeError:
-            return build(path=path, call=call, dependencies=dependencies)
-        if key not in built:
-            built[key] = build(path=path, call=call, dependencies=dependencies)
-        return built[key]
-
-    routing._build_dependant_with_parameterless_dependencies = build_once
-    yield
-    routing._build_dependant_with_parameterless_dependencies = build
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _cli_built_once() -> Iterator[None]:
-    """The ``wrale`` command's click tree built once a process, as the ``wrale`` process
-    does, not once an invocation: Typer's ``CliRunner.invoke`` rebuilt the whole tree
-    (every command's signature and annotations) each time, ~0.1 s of CPU a call, and the
-    CLI tests make thousands of calls. Each invocation still parses and runs afresh."""
-    try:
-        from typer import testing
-    except ImportError:  # a device-only install: no CLI extra
-        yield
-        return
-    production = testing._get_command
-    built: dict[int, tuple[Any, Any]] = {}
-
-    def get_command(app: Any) -> Any:
-        if id(app) not in built:  # the app is kept with its command: its id stays its own
-            built[id(app)] = (app, production(app))
-        return built[id(app)][1]
-
-    testing._get_command = get_command
-    yield
-    testing._get_command = production
 
 
 PG_ADMIN_DSN = os.environ.get("WRALE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -235,43 +145,6 @@ def _pg_url(name: str) -> str:
 _counter = iter(range(1_000_000))
 
 
-_sqlite_schema: list[Path] = []  # this process's SQLite file holding only the schema
-
-
-async def _sqlite_schema_file() -> Path:
-    """A SQLite file with the schema made by ``create_all``, once a process: each test's
-    database is a copy of it (like PostgreSQL's template), not ``create_all`` again (a
-    quarter of a second of CPU a test, over a thousand SQLite tests)."""
-    if _sqlite_schema:
-        return _sqlite_schema[0]
-    import atexit
-    import shutil
-    import tempfile
-
-    from wrale.fleet.brain.db import Database
-    from wrale.fleet.brain.models import Base
-
-    folder = Path(tempfile.mkdtemp(prefix="wrale-sqlite-schema-"))
-    atexit.register(shutil.rmtree, folder, True)
-    db = Database(f"sqlite+aiosqlite:///{folder / 'schema.db'}")
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    await db.dispose()
-    _sqlite_schema.append(folder / "schema.db")
-    return _sqlite_schema[0]
-
-
-def _copy_sqlite(source: Path, target: Path) -> None:
-    """SQLite's backup API: a consistent copy whatever its WAL holds (WAL mode included)."""
-    import sqlite3
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
-        src.backup(dst)
-    src.close()
-    dst.close()
-
-
 @asynccontextmanager
 async def sqlite_database(folder: Path) -> AsyncIterator[Database]:
     """The central database as a SQLite file in ``folder``, with the schema in place."""
@@ -295,19 +168,22 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         async with sqlite_database(tmp_path) as db:
             yield db
         return
-    import asyncpg
-
-    template = request.getfixturevalue("pg_template")
-    name = f"wrale_t_{os.getpid()}_{next(_counter)}"
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    await admin.close()
+    copies: PgCopies = request.getfixturevalue("pg_copies")
+    name = copies.take()
     db = Database(_pg_url(name))
-    yield db
-    await db.dispose()
-    admin = await asyncpg.connect(PG_ADMIN_DSN)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    try:
+        yield db
+    finally:
+        await db.dispose()
+        copies.drop(name)
+
+
+@pytest.fixture(scope="session")
+def pg_copies(pg_template: str) -> Iterator[PgCopies]:
+    """This worker's copies of the template, made one ahead and dropped behind."""
+    copies = PgCopies(PG_ADMIN_DSN, pg_template)
+    yield copies
+    copies.close()
 
 
 ADMIN_PASSWORD = "admin-password-1"
