@@ -7,6 +7,11 @@ board (what a board reports every 10 s), and prints the central's resident memor
 its idle size, per board, after each step and after every socket is closed:
 
     python bench/conn_memory.py 1000 deflate   # or: none (no per-message deflate)
+    python bench/conn_memory.py 400 deflate heap   # the traced breakdown (slow)
+
+With ``heap`` the central runs under ``tracemalloc`` (``central_heap.py``); the sockets dial
+four at a time so the traced server keeps up, and what the Python heap grew by between
+N/2 and N connected (and over one batch from each) is printed per board by site.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
+from central_heap import compare
 from fleet_harness import Central, scratch
 from wrale.fleet.sync.protocol import Ack, Hello, TelemetryBatch, Welcome, decode, encode
 
@@ -30,7 +37,7 @@ async def _probe(
     c: Central, creds: list[tuple[str, str]], rss: Callable[[], float], deflate: bool
 ) -> None:
     url = c.url.replace("http", "ws") + "/api/v1/edge/ws"
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(4 if c.heap else 50)
     base = rss()
 
     def show(what: str) -> None:
@@ -61,6 +68,9 @@ async def _probe(
                 return
 
     print(f"{len(creds)} boards, per-message deflate {'on' if deflate else 'off'}")
+    if c.heap:
+        await _traced(c, creds, dial, report)
+        return
     socks = await asyncio.gather(*(dial(d, s) for d, s in creds))
     await asyncio.sleep(5)
     show("connected")
@@ -74,11 +84,42 @@ async def _probe(
     show("all closed")
 
 
+async def _traced(c: Central, creds: list[tuple[str, str]], dial: Any, report: Any) -> None:
+    half = len(creds) // 2
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, c.snapshot)  # tracing starts: the idle server
+    socks = await asyncio.gather(*(dial(d, s) for d, s in creds[:half]))
+    await asyncio.sleep(3)
+    at_half = await loop.run_in_executor(None, c.snapshot)
+    socks += await asyncio.gather(*(dial(d, s) for d, s in creds[half:]))
+    await asyncio.sleep(3)
+    at_all = await loop.run_in_executor(None, c.snapshot)
+    for i in range(0, len(socks), 20):  # twenty boards' batches at a time: it keeps up
+        await asyncio.gather(*(report(ws, 1) for ws in socks[i : i + 20]))
+    await asyncio.sleep(3)
+    batched = await loop.run_in_executor(None, c.snapshot)
+    for title, a, b, per in (
+        (
+            f"connected: the heap's growth from {half} to {len(creds)} boards",
+            at_half,
+            at_all,
+            len(creds) - half,
+        ),
+        (f"one 170-point batch from each of {len(creds)} boards", at_all, batched, len(creds)),
+    ):
+        print(f"\n{title}, per board")
+        for where, kib, blocks in compare(a, b, per, top=20):
+            print(f"  {kib:7.2f} KiB {blocks:>8} blocks  {where}")
+    for ws in socks:
+        await ws.close()
+
+
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     deflate = (sys.argv[2] if len(sys.argv) > 2 else "deflate") != "none"
+    heap = sys.argv[3:4] == ["heap"]
     with scratch() as (central_dir, _shm):
-        c = Central(central_dir)
+        c = Central(central_dir, heap=heap)
         c.start()
         try:
             api = c.login()
