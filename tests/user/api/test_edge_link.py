@@ -24,7 +24,8 @@ from wrale.fleet.sync.protocol import (
     decode,
     encode,
 )
-from wrale.user.api.edge_link import BUFFER_FRAMES, DONE, OPEN, EdgeLink, hub_links
+from wrale.user.api.edge_link import BUFFER_FRAMES, DONE, OPEN, EdgeLink
+from wrale.user.api.edge_watch import hub_links
 
 
 @dataclass

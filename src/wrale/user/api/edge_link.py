@@ -13,7 +13,7 @@ A full queue (frames or bytes) stops reading the socket, so a flood slows the se
 instead of growing memory. The session's pusher, too, runs only while there is something
 to deliver (``DeviceSession.want``). Silence (no hello within
 ``channel_hello_timeout_s``, no frame within ``offline_after_s``) is found by one sweep
-over all links (``LinkWatch``), not a timer per socket.
+over all links (``edge_watch.LinkWatch``), not a timer per socket.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from wrale.fleet.sync.protocol import (
     encode,
 )
 from wrale.shared.errors import WraleError
+from wrale.user.api.edge_watch import hub_links
 
 log = logging.getLogger("wrale.central.edge")
 
@@ -359,52 +360,3 @@ class EdgeLink:
             self.hub.unregister(session)
             session.on_end = None
             self.closing = spawn(session.close(reason), self.keep)
-
-
-# ----------------------------------------------------------------------------- silence
-
-
-class LinkWatch:
-    """Every live link of a hub, and the one sweep that ends the silent ones."""
-
-    TICK_S = 1.0
-
-    def __init__(self, hub: ChannelHub) -> None:
-        self.hub = hub
-        self.links: set[EdgeLink] = set()
-        self._task: asyncio.Task[None] | None = None
-
-    def __len__(self) -> int:
-        return len(self.links)
-
-    def add(self, link: EdgeLink) -> None:
-        self.links.add(link)
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-
-    def discard(self, link: EdgeLink) -> None:
-        self.links.discard(link)
-
-    def sweep(self, now: float) -> int:
-        settings = self.hub.ctx.settings
-        hello_s, offline_s = settings.channel_hello_timeout_s, settings.offline_after_s
-        return sum(link.silent(now, hello_s, offline_s) for link in list(self.links))
-
-    async def _run(self) -> None:
-        try:
-            while self.links:
-                await asyncio.sleep(self.TICK_S)
-                try:
-                    self.sweep(time.monotonic())
-                except Exception:  # the next tick tries again
-                    log.exception("device channel: silence sweep failed")
-        finally:
-            self._task = None
-
-
-def hub_links(hub: ChannelHub) -> LinkWatch:
-    """The hub's ``LinkWatch`` (made on first use; one per hub)."""
-    watch = hub.links
-    if not isinstance(watch, LinkWatch):
-        watch = hub.links = LinkWatch(hub)
-    return watch

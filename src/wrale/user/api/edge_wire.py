@@ -32,6 +32,7 @@ from websockets.http11 import Request, Response
 from websockets.server import ServerProtocol
 
 from wrale.fleet.brain.channel.hub import ChannelHub
+from wrale.fleet.brain.channel.session import goodbye
 from wrale.user.api.edge_admit import DENIED, TOO_MANY, admission, denial, settle
 from wrale.user.api.edge_link import SHUTDOWN, EdgeLink, spawn
 from wrale.user.api.ws_protocol import LeanWebSocketProtocol, deflate
@@ -42,6 +43,11 @@ CLOSE_TIMEOUT_S = 10.0  # a peer that does not answer our close in this long is 
 _WIRE_LOG = logging.getLogger("wrale.central.edge.wire")
 _WIRE_LOG.setLevel(logging.WARNING)
 log = logging.getLogger("wrale.central.edge")
+REFUSALS = {  # HTTP status → the JSON error's code and message
+    403: ("unauthorized", DENIED),
+    429: ("too_many_connections", TOO_MANY),
+    503: ("unavailable", "the server cannot check credentials now; retry later"),
+}
 
 
 async def _keep(scope: Any, receive: Any, send: Any) -> None:
@@ -169,18 +175,15 @@ class EdgeWire(asyncio.Protocol):
         device_id = request.headers.get("X-Wrale-Device", "")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         secret = token.strip() if scheme.lower() == "bearer" else ""
-        status = await admission(self.hub, self.host, device_id, secret or None)
+        try:
+            status = await admission(self.hub, self.host, device_id, secret or None)
+        except Exception:  # the database failed us: the board comes back later
+            log.exception("device channel: could not check a socket's credential")
+            status = 503
         if self.gone:
             return
         if status:
-            code, message = (
-                ("too_many_connections", TOO_MANY)
-                if status == 429
-                else (
-                    "unauthorized",
-                    DENIED,
-                )
-            )
+            code, message = REFUSALS.get(status, ("unauthorized", DENIED))
             body = json.dumps(denial(code, message)).encode()
             headers = Headers(
                 [
@@ -189,7 +192,7 @@ class EdgeWire(asyncio.Protocol):
                     ("Connection", "close"),
                 ]
             )
-            phrase = "Too Many Requests" if status == 429 else "Forbidden"
+            phrase = {429: "Too Many Requests", 503: "Service Unavailable"}.get(status, "Forbidden")
             self.conn.send_response(Response(status, phrase, headers, body))
             self._flush()
             self._cut()
@@ -247,7 +250,11 @@ class EdgeWire(asyncio.Protocol):
         if self.link is None:
             return  # frames before the handshake was answered: never from a real board
         raw = data if isinstance(data, bytes) else bytes(data)
-        self.link.received(raw, len(raw))
+        try:
+            self.link.received(raw, len(raw))
+        except Exception:  # a bug of ours must not take the event loop's callback down
+            log.exception("device channel: a frame could not be handled")
+            self.link.finish("error", goodbye("shutdown", "server error; reconnect later"))
 
     # ------------------------------------------------------------------ Wire
 
