@@ -86,6 +86,7 @@ async def test_an_open_that_waited_too_long_is_told_to_come_back(kit: Kit) -> No
     ((dev, secret),) = await kit.devices("late-1")
     committer = ctx.committer()
     assert committer is not None
+    committer.committers = 1  # one transaction at a time (PostgreSQL's default: several)
 
     started = asyncio.Event()
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.channel.alerts import BusOut
 from wrale.fleet.brain.channel.checks import SessionEndedError
+from wrale.fleet.brain.channel.ingest import prestore
 from wrale.fleet.brain.db import Database, DatabaseBusyError
 from wrale.fleet.sync.protocol import Ack, Message, TelemetryBatch
 
@@ -38,6 +39,10 @@ JOB_COST = 125  # a job (a session opening: ~15 queries) weighs this many points
 # and every transaction still carries telemetry, so neither side starves
 JOBS_AHEAD_MAX = 64
 SLICE_S = 0.005  # a group commit's work between two turns of the loop
+# transactions being written at once: SQLite has one writer; PostgreSQL many, and while one
+# transaction waits for its round trips and its commit's flush the next ones are written
+# (the central's and PostgreSQL's CPU both busy)
+PG_COMMITTERS = 3
 
 
 @dataclass
@@ -68,11 +73,15 @@ class GroupCommitter:
     operator's change), the transaction commits at the next item and the rest go first in
     the next one: the urgent turn waits for one item, not a whole transaction."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, committers: int | None = None) -> None:
         self.db = db
         self._queue: list[_Item] = []
         self._loop = asyncio.get_running_loop()
-        self._worker: asyncio.Task[None] | None = None
+        self._workers: set[asyncio.Task[None]] = set()
+        self._fresh: set[asyncio.Task[None]] = set()  # started, yet to take their first items
+        if committers is None:
+            committers = 1 if db.is_sqlite else PG_COMMITTERS
+        self.committers = committers
 
     def usable(self) -> bool:
         try:
@@ -95,11 +104,20 @@ class GroupCommitter:
 
     async def _enqueue(self, item: _Item) -> Any:
         self._queue.append(item)
-        if self._worker is None or self._worker.done():
-            self._worker = self._loop.create_task(self._run(), name="wrale-group-commit")
+        # another committer only when every one is writing: a fresh one takes everything
+        # queued meanwhile (transactions stay full)
+        live = sum(not w.done() for w in self._workers)
+        if live < self.committers and not any(not w.done() for w in self._fresh):
+            worker = self._loop.create_task(self._run(), name="wrale-group-commit")
+            self._workers.add(worker)
+            self._fresh.add(worker)
+            worker.add_done_callback(self._workers.discard)
+            worker.add_done_callback(self._fresh.discard)
         return await item.done
 
     async def _run(self) -> None:
+        me = asyncio.current_task()
+        self._fresh.discard(me)
         while self._queue:
             batch, self._queue = _take(self._queue)
             batch = [i for i in batch if not i.done.done()]  # a cancelled caller
@@ -124,6 +142,9 @@ class GroupCommitter:
             async with self.db.serial_session() as s:
                 kept = _drop_late(batch)
                 now = self._clock(kept)
+                if not self.db.is_sqlite:  # every device's telemetry in one statement
+                    groups = [(i.session.device_id, i.msgs) for i in kept if i.session]
+                    await prestore(s, groups, now)
                 slice_end = time.monotonic() + SLICE_S
                 for n, i in enumerate(kept, 1):
                     results.append(await _work(i, s, now))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.channel import alerts
@@ -16,7 +17,11 @@ from wrale.fleet.brain.channel.alerts import BusOut
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.services import telemetry
 from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of
-from wrale.fleet.sync.protocol import Ack, Status, TelemetryBatch
+from wrale.fleet.sync.protocol import Ack, Message, Status, TelemetryBatch
+
+# session.info: (device id, id(batch)) → the batch's IngestResults, in the frames' order
+_PRESTORED = "wrale_prestored_telemetry"
+_HELD = "wrale_prestored_devices"
 
 
 def valid_points(
@@ -64,14 +69,49 @@ async def store_telemetry(
     out: BusOut,
     session_id: str,
 ) -> tuple[Ack, int]:
-    """Store batch ``m`` with its valid points ``pts``: its Ack and the points stored."""
-    r = await telemetry.ingest_batch(s, device, m.seq, pts, now=now, prev=m.prev)
+    """Store batch ``m`` with its valid points ``pts``: its Ack and the points stored
+    (stored already if ``prestore`` did it in this transaction)."""
+    ready = s.info.get(_PRESTORED, {}).get((device.id, id(m)))
+    r = ready.pop(0) if ready else None
+    if r is None:
+        r = await telemetry.ingest_batch(s, device, m.seq, pts, now=now, prev=m.prev)
     if r.stored and pts:
         out.append(
             (device.tenant_id, "telemetry.summary", telemetry_summary(device.id, m.seq, pts))
         )
     seq = m.seq if r.stored else max(r.last_seq, 0)
     return Ack(stream="telemetry", seq=seq, gap=r.gap, session=session_id), r.points
+
+
+async def prestore(
+    s: AsyncSession, groups: Sequence[tuple[str, Sequence[Message]]], now: float
+) -> None:
+    """Store the telemetry batches of many devices' frame groups ``(device id, frames)`` in
+    one statement (PostgreSQL), ahead of the frames' own work in the same transaction;
+    ``store_telemetry`` then takes each batch's result instead of storing it. The devices
+    are loaded in one query too (the frames' ``get`` finds them in the session)."""
+    ids = {d for d, msgs in groups if any(isinstance(m, TelemetryBatch) for m in msgs)}
+    if not ids:
+        return
+    rows = await s.execute(select(Device).where(Device.id.in_(sorted(ids))))
+    devices = {d.id: d for d in rows.scalars()}
+    todo: list[tuple[str, int]] = []
+    batches: list[tuple[Device, int, Sequence[tuple[str, float, float]], int | None]] = []
+    for device_id, msgs in groups:
+        device = devices.get(device_id)
+        if device is None:
+            continue  # deleted: the frames' own work says so
+        for m in msgs:
+            if isinstance(m, TelemetryBatch):
+                todo.append((device_id, id(m)))
+                batches.append((device, m.seq, valid_points(m.points, now), m.prev))
+    results = await telemetry.ingest_batches(s, batches, now=now)
+    # the frames' ``get`` finds them (the session holds them weakly: keep them till commit)
+    s.info.setdefault(_HELD, []).append(devices)
+    done = s.info.setdefault(_PRESTORED, {})
+    for key, r in zip(todo, results, strict=True):
+        if r is not None:
+            done.setdefault(key, []).append(r)
 
 
 async def event_effects(
