@@ -64,7 +64,7 @@ async def _rows(db: Database, first: int) -> list[Any]:
         ]:
             rows = await s.execute(
                 text(
-                    f"SELECT * FROM {table} WHERE device_num BETWEEN :a AND :b "  # noqa: S608
+                    f"SELECT * FROM {table} WHERE device_num BETWEEN :a AND :b "
                     f"ORDER BY device_num, {key}"
                 ),
                 {"a": first, "b": first + 3},
@@ -109,3 +109,29 @@ async def test_a_batch_ingest_batch_refuses_is_left_for_the_caller(database: Dat
     assert got[:2] == [None, None]
     assert got[2] is not None
     assert (got[2].stored, got[2].points) == (True, 5)
+
+
+async def test_large_statements_store_every_row_once(database: Database) -> None:
+    """Columns long enough to be sent as 2-D arrays (padded): every row arrives, no more."""
+    async with database.session() as s:
+        t = Tenant(name="big")
+        s.add(t)
+        await s.flush()
+        devices = [Device(tenant_id=t.id, num=100 + i, name=f"b{i}") for i in range(7)]
+        s.add_all(devices)
+    metrics = ("cpu_temp_c", "power_w", "fan_rpm")
+    batches: list[tuple[Device, int, Points, int | None]] = [
+        (d, 1, [(m, T0 + k * 7.0, float(k + i)) for k in range(13 + i) for m in metrics], 0)
+        for i, d in enumerate(devices)
+    ]
+    async with database.session() as s:
+        got = await telemetry.ingest_batches(s, batches, now=NOW)
+        raw = await s.execute(text("SELECT device_num, ts, value FROM telemetry_raw"))
+        counts = await s.execute(text("SELECT SUM(count) FROM telemetry_1m"))
+        latest = await s.execute(text("SELECT COUNT(*) FROM telemetry_latest"))
+        rows = sorted((int(n), float(ts), float(v)) for n, ts, v in raw)
+        assert counts.scalar_one() == len(rows)
+        assert latest.scalar_one() == 3 * 7
+    assert [r.points if r else None for r in got] == [3 * (13 + i) for i in range(7)]
+    expected = sorted((d.num, ts, v) for d, _, pts, _ in batches for _, ts, v in pts)
+    assert rows == expected

@@ -7,6 +7,7 @@ No business rules here (validation and idempotency live in ``services/telemetry.
 # ruff: noqa: S608 - SQL text interpolates only placeholders and constant table names
 from __future__ import annotations
 
+import math
 import sqlite3
 import weakref
 from collections.abc import Iterable, Sequence
@@ -326,7 +327,21 @@ def _many_params(batches: Sequence[BatchRows]) -> tuple[list[Any], ...]:
         [b.prev for b in order],
         [b.at for b in order],
     )
-    return (*heads, *raw, *m1, *h1, *latest)
+    return (*heads, *(_grid(c) for c in (*raw, *m1, *h1, *latest)))
+
+
+def _grid(column: list[Any]) -> list[Any]:
+    """A column as a near-square 2-D array (the last row padded with NULLs: their device is
+    NULL, so no row is made of them; ``unnest`` reads it row by row). asyncpg checks every
+    element of a flat list for being a sub-array (an ``isinstance`` on an ABC, ~0.25 µs),
+    but only the first row of a 2-D one: a 4,000-element array costs 0.3 ms, not 1.3."""
+    n = len(column)
+    if n < 64:
+        return column
+    width = math.isqrt(n - 1) + 1
+    rows = [column[i : i + width] for i in range(0, n, width)]
+    rows[-1] += [None] * (width - len(rows[-1]))
+    return rows
 
 
 async def write_batches(
