@@ -7,6 +7,7 @@ sequence of loads, rooms, fan duties and time steps.
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import pytest
@@ -145,3 +146,21 @@ def test_temperatures_stay_finite_and_physical(
         rpm = board.fan.read_fan().rpm
         assert rpm is not None
         assert 0 <= rpm <= 8000 * 1.02
+
+
+def test_reading_releases_the_board_after_an_error_inside() -> None:
+    board = SimBoard(SimSettings(seed=1), clock=FakeClock())
+    with pytest.raises(RuntimeError), board.reading():
+        raise RuntimeError("a reader failed")
+    got: list[bool] = []
+
+    def other_reader() -> None:
+        got.append(board._lock.acquire(timeout=1))
+        board._lock.release()
+
+    t = threading.Thread(target=other_reader)
+    t.start()
+    t.join()
+    assert got == [True]
+    with board.reading(), board.reading():  # re-entrant, as the components nest it
+        assert board.soc_temp_c > 0

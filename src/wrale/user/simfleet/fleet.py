@@ -35,6 +35,7 @@ from wrale.shared.clock import Clock, ScaledClock, SystemClock
 from wrale.shared.config import BackendName, MetalSettings
 from wrale.shared.policy import ThermalPolicy
 from wrale.user.simfleet.agents import Agent, AgentFactory, FleetAgents
+from wrale.user.simfleet.physics_clock import PHYSICS_STEP_S, SteppedClock
 from wrale.user.simfleet.plan import DEFAULT_LAYOUT, BoardSpec, Layout, plan_fleet
 
 __all__ = ["Agent", "AgentFactory", "FleetAgents", "FleetState", "SimDevice", "SimFleet"]
@@ -123,6 +124,8 @@ class SimFleet(FleetAgents):
         self.clock: Clock = clock or SystemClock()
         if board_clock is None:
             board_clock = self.clock if speed == 1.0 else ScaledClock(speed, self.clock)
+            if clock is None:  # real time: one physics step per sampling step, not per read
+                board_clock = SteppedClock(board_clock, PHYSICS_STEP_S * speed)
         self.board_clock: Clock = board_clock
         self.noise = noise
         self.devices: dict[str, SimDevice] = {}

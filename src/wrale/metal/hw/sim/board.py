@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from wrale.metal.hw.base import (
@@ -72,6 +72,7 @@ class SimBoard:
         self.clock: Clock = clock if clock is not None else FakeClock()
         self.shutdown_requests: list[str] = []
         self._lock = threading.RLock()
+        self._reading = _Reading(self)
         self._t = self.clock.monotonic()
         self._wall_offset = self.clock.now() - self._t
         self._load_pct = settings.load_pct
@@ -186,11 +187,8 @@ class SimBoard:
             voltage_normal=supply.rail_v >= VOLTAGE_NORMAL_MIN_V,
         )
 
-    @contextmanager
-    def reading(self) -> Iterator[None]:
-        with self._lock:
-            self.sync()
-            yield
+    def reading(self) -> AbstractContextManager[None]:
+        return self._reading
 
     @contextmanager
     def changing(self) -> Iterator[None]:
@@ -386,6 +384,28 @@ class SimBoard:
                     for f, left in self._faults.remaining_s(self._t)
                 ],
             }
+
+
+class _Reading:
+    """``SimBoard.reading()``: the board's lock, physics integrated first. A plain context
+    manager, made once per board: a sampling step enters it once per source it reads."""
+
+    __slots__ = ("_board",)
+
+    def __init__(self, board: SimBoard) -> None:
+        self._board = board
+
+    def __enter__(self) -> None:
+        board = self._board
+        board._lock.acquire()
+        try:
+            board.sync()
+        except BaseException:
+            board._lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._board._lock.release()
 
 
 def _conforms(board: SimBoard) -> Board:  # mypy checks SimBoard against the Board protocol
