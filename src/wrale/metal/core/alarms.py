@@ -181,6 +181,9 @@ def _fmt(value: float | None, digits: int) -> str:
 def supply_events(
     kinds: Iterable[EventType], p: PowerReading, stats: SupplyStats, at: float
 ) -> list[Event]:
+    kinds = list(kinds)
+    if not kinds:  # the usual step: no message to write
+        return []
     messages = {
         EventType.VOLTAGE_SAG: (Severity.CRITICAL, f"supply sagged to {_fmt(p.voltage_v, 2)} V"),
         EventType.VOLTAGE_RIPPLE: (
