@@ -15,6 +15,19 @@
 
 Figures that cannot be had (a phase times out) are reported as what was reached.
 Run alone: ``python bench/fleet_bench.py --devices 200 --command-devices 100 --seconds 20``.
+
+``--sample-s S`` (the 5,000-board phase: ``--devices 5000 --sample-s 10``): before any
+board starts, a fleet-wide ``sampling`` policy is set through the API as an operator would
+(``interval_s`` S, ``report_interval_s`` the larger of S and 10) and its recomposition
+waited for, so every agent samples every S seconds from its first session. What differs
+from the 1 Hz run: a report carries S times fewer points (17 a sample, one sample per S
+seconds; 1.7 points/s a board at 10 s), so the central stores and the boards encode that
+much less; the boards' metal cores still run their safety loops every second, and the
+report interval, heartbeats and the command test are unchanged. Either way the sims' own
+cost is reported per board (``fleet.sim_cpu_pct_per_board``, % of one core a board).
+``--metal-sample-s M`` also runs every board's metal core (its safety loops, metald's
+``sample_interval_s``) every M seconds instead of every second: about half of a board's
+cost in the sim at a 10 s sampling policy; the central sees the same reports either way.
 """
 
 from __future__ import annotations
@@ -59,6 +72,10 @@ class Options:
     connect_timeout_s: float = float(os.environ.get("BENCH_FLEET_CONNECT_TIMEOUT", "150"))
     ramp_s: float = float(os.environ.get("BENCH_FLEET_RAMP_S", "0"))
     heap: bool = False  # tracemalloc breakdown of the central's growth (slow: not for speed)
+    # a fleet sampling policy (seconds) set before the boards start; None: the 1 s default
+    sample_s: float | None = float(os.environ.get("BENCH_FLEET_SAMPLE_S", "0")) or None
+    # how often each board's metal core runs its safety loops (metald's sample_interval_s)
+    metal_sample_s: float = float(os.environ.get("BENCH_FLEET_METAL_SAMPLE_S", "1"))
 
 
 # ----------------------------------------------------------------------------- measures
@@ -169,6 +186,20 @@ def window(central: Central, sims: list[Sim], seconds: float) -> dict[str, float
     }
 
 
+def set_sampling(api: httpx.Client, interval_s: float) -> str:
+    """A fleet-wide sampling policy (as an operator sets one), its twins recomposed before
+    any board starts; returns what was set."""
+    report_s = max(interval_s, 10.0)
+    doc = {"interval_s": interval_s, "report_interval_s": report_s}
+    r = api.post("/policies", json={"scope_type": "fleet", "kind": "sampling", "document": doc})
+    r.raise_for_status()
+    job = r.json().get("recompose")
+    if job:
+        url = f"/policies/recompose/{job['id']}"
+        wait_for(lambda: api.get(url).json()["state"] == "done", 300, "the policy's recompose")
+    return f"sampling every {interval_s:g} s, reporting every {report_s:g} s"
+
+
 def heap_breakdown(central: Central, boards: int) -> None:
     """Print what the central's Python heap grew by per board added in phase 2 (one-time
     costs, e.g. lazily built routes and imports, were paid in phase 1), by site."""
@@ -199,6 +230,11 @@ def run(opts: Options | None = None) -> list[Figure]:
             if opts.heap:
                 central.snapshot()
             api = central.login()
+            sampling = "sampling every 1 s, reporting every 10 s"
+            if opts.sample_s is not None:
+                sampling = set_sampling(api, opts.sample_s)
+            if opts.metal_sample_s != 1.0:
+                sampling += f", metal cores every {opts.metal_sample_s:g} s"
             sims = make_sims(api, central, fleet_dir, opts.devices, opts.per_process)
 
             # Phase 1: the boards of the command test, and the command round trip.
@@ -206,7 +242,7 @@ def run(opts: Options | None = None) -> list[Figure]:
             for sim in sims:
                 if started >= first:
                     break
-                sim.start(central, opts.ramp_s)
+                sim.start(central, opts.ramp_s, opts.metal_sample_s)
                 started += sim.n
             wait_for(
                 lambda: central.online() >= started, opts.connect_timeout_s, f"{started} online"
@@ -230,7 +266,7 @@ def run(opts: Options | None = None) -> list[Figure]:
             t1 = time.monotonic()
             for sim in sims:
                 if sim.proc is None:
-                    sim.start(central, opts.ramp_s)
+                    sim.start(central, opts.ramp_s, opts.metal_sample_s)
             wait_for(
                 lambda: central.online() >= opts.devices,
                 opts.connect_timeout_s,
@@ -246,6 +282,7 @@ def run(opts: Options | None = None) -> list[Figure]:
             time.sleep(10)  # past the first reports' burst
             w = window(central, sims, opts.seconds)
             connected = w["online_end"]
+            interval = opts.sample_s or 1.0
             if opts.heap:
                 heap_breakdown(central, int(connected - online1))
             figures += [
@@ -276,9 +313,15 @@ def run(opts: Options | None = None) -> list[Figure]:
                     "",
                 ),
                 Figure(
+                    "fleet.sim_cpu_pct_per_board",
+                    w["sim_cpu"] / max(opts.devices, 1),
+                    f"% of one core a board ({opts.devices} boards, {sampling})",
+                    "",
+                ),
+                Figure(
                     "fleet.telemetry_points_s",
                     w["points_s"],
-                    f"points/s stored (offered {connected * POINTS_PER_SAMPLE:.0f}/s)",
+                    f"points/s stored (offered {connected * POINTS_PER_SAMPLE / interval:.0f}/s)",
                     "",
                 ),
             ]
@@ -307,6 +350,18 @@ def main() -> int:
     p.add_argument("--connect-timeout", type=float, default=d.connect_timeout_s)
     p.add_argument("--ramp-s", type=float, default=d.ramp_s, help="spread each sim's dials")
     p.add_argument("--heap", action="store_true", help="where the central's memory goes")
+    p.add_argument(
+        "--sample-s",
+        type=float,
+        default=None,
+        help="a fleet sampling policy (seconds) set before the boards start (default: 1 s)",
+    )
+    p.add_argument(
+        "--metal-sample-s",
+        type=float,
+        default=d.metal_sample_s,
+        help="the boards' metal cores sample this often (default 1 s, as metald's default)",
+    )
     a = p.parse_args()
     opts = Options(
         a.devices,
@@ -317,6 +372,8 @@ def main() -> int:
         a.connect_timeout,
         a.ramp_s,
         a.heap,
+        a.sample_s,
+        a.metal_sample_s,
     )
     for f in run(opts):
         print(f.line(), flush=True)

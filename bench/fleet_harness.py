@@ -198,7 +198,7 @@ class Sim:
     specs: list[BoardSpec]
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, central: Central, ramp_s: float = 0.0) -> None:
+    def start(self, central: Central, ramp_s: float = 0.0, metal_sample_s: float = 1.0) -> None:
         log = (self.state_dir / "sim.log").open("wb")
         self.proc = subprocess.Popen(
             [
@@ -210,6 +210,7 @@ class Sim:
                 *("--boards-per-rack", str(SIM_LAYOUT.boards_per_rack)),
                 *("--racks-per-room", str(SIM_LAYOUT.racks_per_room)),
                 *("--ramp-s", str(ramp_s)),
+                *("--metal-sample-s", str(metal_sample_s)),
             ],
             env=clean_env(),
             stdout=log,

@@ -60,6 +60,17 @@ def sim(
             "--ramp-s", min=0, max=3600, help="spread the first connections over this long"
         ),
     ] = 0.0,
+    metal_sample_s: Annotated[
+        float,
+        typer.Option(
+            "--metal-sample-s",
+            min=0.05,
+            max=60,
+            help="each board's metal core samples and runs its safety loops this often "
+            "(metald's sample_interval_s); the agents' telemetry sampling is the fleet's "
+            "sampling policy",
+        ),
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "WARNING",
 ) -> None:
     """Run N simulated boards, each with its own agent, against a central server."""
@@ -84,6 +95,7 @@ def sim(
             racks_per_room=racks_per_room,
             enroll_concurrency=enroll_concurrency,
             ramp_s=ramp_s,
+            metal_sample_s=metal_sample_s,
         )
     )
     raise typer.Exit(code)
@@ -105,6 +117,7 @@ async def run_sim(
     racks_per_room: int = 4,
     enroll_concurrency: int = 8,
     ramp_s: float = 0.0,
+    metal_sample_s: float = 1.0,
 ) -> int:
     from wrale.fleet.sync.transport.base import require_secure
     from wrale.shared.errors import WraleError
@@ -123,7 +136,13 @@ async def run_sim(
             loop.add_signal_handler(sig, stop.set)
     layout = Layout(boards_per_rack=boards_per_rack, racks_per_room=racks_per_room)
     fleet = SimFleet.planned(
-        devices, state_dir, prefix=prefix, seed=seed, layout=layout, speed=speed
+        devices,
+        state_dir,
+        prefix=prefix,
+        seed=seed,
+        layout=layout,
+        speed=speed,
+        sample_interval_s=metal_sample_s,
     )
     try:
         await fleet.start()
