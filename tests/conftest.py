@@ -186,6 +186,10 @@ def pg_copies(pg_template: str) -> Iterator[PgCopies]:
     copies.close()
 
 
+# A test whose subject is not SQL (a body's validation, a protocol) runs on SQLite only; a
+# comment at each use says where the SQL it reaches runs on both databases.
+SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
 ADMIN_PASSWORD = "admin-password-1"
 
 

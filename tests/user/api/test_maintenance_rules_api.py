@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Central
+from tests.conftest import SQLITE_ONLY, Central
 from tests.fleet.brain.rules_kit import minutes
 from wrale.fleet.brain.services.maintenance.rules_runner import evaluate_all
 
@@ -49,6 +49,7 @@ async def test_crud_roles_and_tenancy(central: Central) -> None:
     assert (await c.http.get(one, headers=viewer)).status_code == 404
 
 
+@SQLITE_ONLY  # refused before any SQL; the service's run on both (brain/test_maintenance_rules)
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Central
+from tests.conftest import SQLITE_ONLY, Central
 from wrale.fleet.brain.models import Device
 from wrale.fleet.brain.models.telemetry import TelemetryLatest
 from wrale.fleet.brain.services.rollout_loop import advance_all
@@ -144,6 +144,7 @@ async def test_list_cursor_and_actions_by_hand(central: Central) -> None:
     assert r.status_code == 403  # a policy rollout needs an admin
 
 
+@SQLITE_ONLY  # refused before any SQL; the service's cases run on both (brain/test_rollouts.py)
 @pytest.mark.parametrize(
     ("over", "field"),
     [
