@@ -6,6 +6,7 @@ loop: the refused statement waits on the thread instead."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -73,3 +74,34 @@ async def test_a_lock_held_outside_the_turns_does_not_stop_the_loop(db: Database
     async with db.session() as s:
         row = (await s.execute(select(Lease.holder, Lease.expires_at))).one()
     assert tuple(row) == ("outside", 1.0)
+
+
+async def test_a_call_left_on_the_thread_keeps_the_connection_to_itself(db: Database) -> None:
+    """A turn cancelled while its refused statement waits on the thread (a shutdown): the
+    statement goes on there, and the pool's closing of the connection, on the loop's
+    thread, waits behind it instead of using the connection from two threads at once
+    (which crashed the process: a segmentation fault in the test run)."""
+    async with db.session() as outside:  # the file lock, held outside the turns
+        await outside.execute(update(Lease).values(holder="outside"))
+        s = db.serial_session()
+        session = await s.__aenter__()
+        waiting = asyncio.create_task(
+            session.execute(update(Lease).values(expires_at=Lease.expires_at + 1))
+        )
+        await asyncio.sleep(0.3)  # refused inline: it waits on the thread now
+        waiting.cancel()  # its cleanup (the pool closing the connection) waits behind it
+
+        async def let_go() -> None:
+            await asyncio.sleep(0.3)
+            await outside.rollback()  # the lock is let go: the thread's statement ends
+
+        releasing = asyncio.create_task(let_go())
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(waiting), 10)
+        await releasing
+        with contextlib.suppress(Exception):  # the session's transaction is gone with it
+            await s.__aexit__(None, None, None)
+    async with db.serial_session() as again:  # the writer works on a fresh connection
+        await again.execute(update(Lease).values(holder="after"))
+    async with db.session() as check:
+        assert await check.scalar(select(Lease.holder)) == "after"

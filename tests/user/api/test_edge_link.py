@@ -61,6 +61,13 @@ async def until(pred: object, what: str) -> None:
         await asyncio.sleep(0.01)
 
 
+async def stop(hub: ChannelHub, *links: EdgeLink) -> None:
+    """The hub stopped and the ends it caused written (no task left for the loop's end)."""
+    await hub.stop()
+    ends = [link.closing for link in links if link.closing is not None]
+    await asyncio.wait_for(asyncio.gather(*ends, return_exceptions=True), SAFETY_S)
+
+
 async def opened(kit: Kit, hub: ChannelHub, name: str) -> tuple[EdgeLink, Socket]:
     ((dev, secret),) = await kit.devices(name)
     sock = Socket()
@@ -76,8 +83,10 @@ async def test_a_flood_pauses_reading_and_loses_nothing(database: Database, tmp_
     kit = await make_kit(database, tmp_path)
     hub = ChannelHub(kit.ctx())
     await hub.start()
+    links: list[EdgeLink] = []
     try:
         link, sock = await opened(kit, hub, "link-flood")
+        links.append(link)
         await until(lambda: link._worker is None, "settled after connect")
         t0 = time.time() - 600
         n = 3 * BUFFER_FRAMES
@@ -93,15 +102,17 @@ async def test_a_flood_pauses_reading_and_loses_nothing(database: Database, tmp_
         assert link.session is not None
         assert link.session._pusher is None  # an idle board holds no task
     finally:
-        await hub.stop()
+        await stop(hub, *links)
 
 
 async def test_bad_frames_and_silence_end_the_link(database: Database, tmp_path: Path) -> None:
     kit = await make_kit(database, tmp_path)
     hub = ChannelHub(kit.ctx())
     await hub.start()
+    links: list[EdgeLink] = []
     try:
         link, sock = await opened(kit, hub, "link-bad")
+        links.append(link)
         link.received("{not json", 9)
         assert link.phase == DONE
         bye = sock.sent[-1]
@@ -113,6 +124,7 @@ async def test_bad_frames_and_silence_end_the_link(database: Database, tmp_path:
         await asyncio.wait_for(link.closing, SAFETY_S)  # the end is recorded
 
         quiet, quiet_sock = await opened(kit, hub, "link-quiet")
+        links.append(quiet)
         watch = hub_links(hub)
         assert quiet in watch.links
         now = time.monotonic()
@@ -131,4 +143,4 @@ async def test_bad_frames_and_silence_end_the_link(database: Database, tmp_path:
         assert isinstance(last, Goodbye)
         assert (last.code, last.message) == ("protocol", "no hello in time")
     finally:
-        await hub.stop()
+        await stop(hub, *links)

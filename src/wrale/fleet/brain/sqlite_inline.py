@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
@@ -35,32 +36,46 @@ SQLITE_BUSY = 5
 
 
 class InlineConnection(aiosqlite.Connection):
-    """aiosqlite's connection whose calls run on the caller's thread (see the module)."""
+    """aiosqlite's connection whose calls run on the caller's thread (see the module).
+
+    A call sent to the thread may still run there after its caller stopped waiting (a task
+    cancelled in a busy wait, e.g. at shutdown): ``_using`` is held while either thread
+    uses the connection, and an inline call that finds it taken goes to the thread too,
+    behind that call, instead of using the connection from two threads at once (which
+    crashed the process when the pool then closed the connection inline)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._using = threading.Lock()
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not self._running or not self._connection:
             raise ValueError("Connection closed")
-        if _OFF_LOOP.get():
+        if _OFF_LOOP.get() or not self._using.acquire(blocking=False):
             return await self._on_thread(partial(fn, *args, **kwargs))
         try:
             return fn(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             if getattr(exc, "sqlite_errorcode", 0) & 0xFF != SQLITE_BUSY:
                 raise
+        finally:
+            self._using.release()
         return await self._on_thread(partial(fn, *args, **kwargs))
 
     async def _on_thread(self, call: Callable[[], Any]) -> Any:
         run = super()._execute
-        return await run(_patiently, self._connection, call)  # type: ignore[no-untyped-call]
+        return await run(_patiently, self._connection, call, self._using)  # type: ignore[no-untyped-call]
 
 
-def _patiently(conn: sqlite3.Connection, call: Callable[[], Any]) -> Any:
+def _patiently(conn: sqlite3.Connection, call: Callable[[], Any], using: threading.Lock) -> Any:
     """``call`` waiting up to ``BUSY_TIMEOUT_MS`` for the file lock (on the thread)."""
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    try:
-        return call()
-    finally:
-        conn.execute("PRAGMA busy_timeout=0")
+    with using:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        try:
+            return call()
+        finally:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # the call closed it
+                conn.execute("PRAGMA busy_timeout=0")
 
 
 @contextlib.contextmanager
