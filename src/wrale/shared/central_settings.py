@@ -66,6 +66,10 @@ class CentralSettings(BaseModel):
     offline_alert_after_s: float = Field(default=600.0, ge=1, le=30 * 86_400)
     channel_heartbeat_s: float = Field(default=15.0, ge=0.5, le=3600, validate_default=True)
     channel_hello_timeout_s: float = Field(default=10.0, ge=0.5, le=300)
+    # per-message deflate of what boards send keeps its context between messages (a zlib
+    # decoder held per board: ~15 KiB of the central's memory each); off, each message
+    # is compressed on its own (~8 % more bytes of telemetry on the boards' links)
+    channel_deflate_context: bool = True
     # device WebSockets not yet past their hello, per client address (more are refused)
     channel_max_pending_per_address: int = Field(default=32, ge=1, le=100_000)
     # frames a device session may send per second on average, and in one burst (token

@@ -242,3 +242,38 @@ def test_the_dashboard_stream_still_reaches_the_app(server: ThreadedCentral) -> 
             assert reply == {"type": "subscribed", "id": "s1"}
 
     asyncio.run(go())
+
+
+@pytest.mark.parametrize("context", [True, False])
+def test_deflate_with_or_without_context_between_messages(tmp_path: Path, context: bool) -> None:
+    """``channel_deflate_context`` off: the server asks boards to compress each message on
+    its own (no decoder kept per board); either way the channel works compressed."""
+    server = start_central(tmp_path, migrate=False, channel_deflate_context=context)
+    ((dev, secret),) = enroll(server, "wire-deflate")
+
+    async def go() -> str:
+        async with connect(
+            edge_url(server), additional_headers=headers(dev, secret), compression="deflate"
+        ) as ws:
+            assert ws.response is not None
+            negotiated = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+            await ws.send(encode(Hello(device_id=dev, agent_version="0.4.0")))
+            assert isinstance(await recv(ws), Welcome)
+            t0 = 1.7e9
+            for seq in (1, 2, 3):  # alike messages: what a kept context would shrink
+                points = [("power_w", t0 + seq * 10 + i, 4.0 + i / 10) for i in range(170)]
+                await ws.send(encode(TelemetryBatch(seq=seq, prev=seq - 1, points=points)))
+            acks: list[int] = []
+            while len(acks) < 3:
+                m = await recv(ws)
+                if isinstance(m, Ack):
+                    acks.append(m.seq)
+            assert acks == [1, 2, 3]
+            return negotiated
+
+    try:
+        negotiated = asyncio.run(go())
+    finally:
+        server.stop()
+    assert "permessage-deflate" in negotiated
+    assert ("client_no_context_takeover" in negotiated) is (not context)

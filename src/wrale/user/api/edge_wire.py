@@ -80,7 +80,8 @@ class EdgeWire(asyncio.Protocol):
         proxy: ProxyHeadersMiddleware | None,
     ) -> None:
         self.hub, self.state, self.proxy = hub, state, proxy
-        extensions = [deflate()] if config.ws_per_message_deflate else []
+        context = hub.ctx.settings.channel_deflate_context
+        extensions = [deflate(context)] if config.ws_per_message_deflate else []
         self.conn = ServerProtocol(
             extensions=extensions, max_size=config.ws_max_size, logger=_WIRE_LOG
         )

@@ -22,9 +22,12 @@ from websockets.server import ServerProtocol
 CLIENT_WINDOW_BITS = 12  # what boards compress with (their window: the decoder kept here)
 
 
-def deflate() -> ServerPerMessageDeflateFactory:
+def deflate(context: bool = True) -> ServerPerMessageDeflateFactory:
+    """``context``: boards' messages compressed with the context of the ones before (the
+    decoder kept per connection); else each on its own (no decoder kept between them)."""
     return ServerPerMessageDeflateFactory(
         server_no_context_takeover=True,
+        client_no_context_takeover=not context,
         server_max_window_bits=9,
         client_max_window_bits=CLIENT_WINDOW_BITS,
         compress_settings={"memLevel": 1},
