@@ -8,6 +8,7 @@ its idle size, per board, after each step and after every socket is closed:
 
     python bench/conn_memory.py 1000 deflate   # or: none (no per-message deflate)
     python bench/conn_memory.py 400 deflate heap   # the traced breakdown (slow)
+    python bench/conn_memory.py 1000 deflate nocontext   # channel_deflate_context off
 
 With ``heap`` the central runs under ``tracemalloc`` (``central_heap.py``); the sockets dial
 four at a time so the traced server keeps up, and what the Python heap grew by between
@@ -117,9 +118,10 @@ async def _traced(c: Central, creds: list[tuple[str, str]], dial: Any, report: A
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     deflate = (sys.argv[2] if len(sys.argv) > 2 else "deflate") != "none"
-    heap = sys.argv[3:4] == ["heap"]
+    heap = "heap" in sys.argv[3:]
+    settings = {"WRALE_CHANNEL_DEFLATE_CONTEXT": "false"} if "nocontext" in sys.argv[3:] else {}
     with scratch() as (central_dir, _shm):
-        c = Central(central_dir, heap=heap)
+        c = Central(central_dir, heap=heap, settings=settings)
         c.start()
         try:
             api = c.login()

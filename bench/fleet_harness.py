@@ -71,6 +71,7 @@ class Central:
     proc: subprocess.Popen[bytes] | None = None
     heap: bool = False  # under tracemalloc, for ``snapshot``
     snapshots: list[Path] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)  # WRALE_* settings of the run
 
     @property
     def url(self) -> str:
@@ -98,6 +99,7 @@ class Central:
                 # addresses: the per-address cap on sockets before hello (an anti-abuse
                 # bound, 32 by default) would otherwise turn the storm into 429s
                 WRALE_CHANNEL_MAX_PENDING_PER_ADDRESS="100000",
+                **self.settings,
             ),
             stdout=log,
             stderr=subprocess.STDOUT,
