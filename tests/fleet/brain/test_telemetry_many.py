@@ -11,7 +11,7 @@ from sqlalchemy import event, text
 
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Device, Tenant
-from wrale.fleet.brain.services import telemetry
+from wrale.fleet.brain.services import telemetry, telemetry_many
 
 T0 = 1_789_999_200.0  # a whole hour (and minute) in 2026
 NOW = T0 + 7200
@@ -89,7 +89,7 @@ async def test_many_batches_at_once_store_what_each_alone_stores(database: Datab
         (many[i], seq, pts, prev) for i, seq, prev, pts in SCENARIO
     ]
     async with database.session() as s:
-        got = await telemetry.ingest_batches(s, batches, now=NOW)
+        got = await telemetry_many.ingest_batches(s, batches, now=NOW)
     assert got == expected
     assert [r.stored for r in expected] == [True, True, True, False, False, True, True, True, True]
     assert expected[3].gap
@@ -103,7 +103,7 @@ async def test_a_batch_ingest_batch_refuses_is_left_for_the_caller(database: Dat
     (d, *_) = await _devices(database, 1)
     bad: Points = [("cpu_temp_c", T0, float("nan"))]
     async with database.session() as s:
-        got = await telemetry.ingest_batches(
+        got = await telemetry_many.ingest_batches(
             s, [(d, 1, bad, 0), (d, -1, [], None), (d, 1, _pts(0, "cpu_temp_c"), 0)], now=NOW
         )
     assert got[:2] == [None, None]
@@ -125,7 +125,7 @@ async def test_large_statements_store_every_row_once(database: Database) -> None
         for i, d in enumerate(devices)
     ]
     async with database.session() as s:
-        got = await telemetry.ingest_batches(s, batches, now=NOW)
+        got = await telemetry_many.ingest_batches(s, batches, now=NOW)
         raw = await s.execute(text("SELECT device_num, ts, value FROM telemetry_raw"))
         counts = await s.execute(text("SELECT SUM(count) FROM telemetry_1m"))
         latest = await s.execute(text("SELECT COUNT(*) FROM telemetry_latest"))

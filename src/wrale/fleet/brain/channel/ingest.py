@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wrale.fleet.brain.channel import alerts
 from wrale.fleet.brain.channel.alerts import BusOut
 from wrale.fleet.brain.models import Device
-from wrale.fleet.brain.services import telemetry
+from wrale.fleet.brain.services import telemetry, telemetry_many
 from wrale.fleet.brain.services.telemetry_bounds import MAX_FUTURE_S, MIN_TS, bounds_of
 from wrale.fleet.sync.protocol import Ack, Message, Status, TelemetryBatch
 
@@ -105,7 +105,7 @@ async def prestore(
             if isinstance(m, TelemetryBatch):
                 todo.append((device_id, id(m)))
                 batches.append((device, m.seq, valid_points(m.points, now), m.prev))
-    results = await telemetry.ingest_batches(s, batches, now=now)
+    results = await telemetry_many.ingest_batches(s, batches, now=now)
     # the frames' ``get`` finds them (the session holds them weakly: keep them till commit)
     s.info.setdefault(_HELD, []).append(devices)
     done = s.info.setdefault(_PRESTORED, {})

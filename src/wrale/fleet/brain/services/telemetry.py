@@ -30,7 +30,6 @@ from wrale.fleet.brain.services.telemetry_store import (
     metric_ids,
     placeholders,
     write_batch,
-    write_batches,
 )
 from wrale.fleet.brain.sqlite_inline import off_loop
 from wrale.shared.errors import InvalidRequestError
@@ -45,7 +44,6 @@ __all__ = [
     "apply_retention",
     "device_latest",
     "ingest_batch",
-    "ingest_batches",
     "latest_values",
     "recent_points",
 ]
@@ -178,40 +176,13 @@ async def ingest_batch(
     commits.
     """
     at = time.time() if now is None else now
-    _check(seq, prev, points, at)
+    check_batch(seq, prev, points, at)
     ids = await metric_ids(session, {p[0] for p in points}) if points else {}
-    rows = _rows(device, seq, points, at, prev, ids)
-    return _result(rows, *await write_batch(await session.connection(), rows))
+    rows = batch_rows(device, seq, points, at, prev, ids)
+    return result_of(rows, *await write_batch(await session.connection(), rows))
 
 
-async def ingest_batches(
-    session: AsyncSession,
-    batches: Sequence[tuple[Device, int, Sequence[tuple[str, float, float]], int | None]],
-    *,
-    now: float | None = None,
-) -> list[IngestResult | None]:
-    """``ingest_batch`` of many ``(device, seq, points, prev)`` at once, in order (the
-    channel's group commit: on PostgreSQL one statement for all the devices). A batch
-    ``ingest_batch`` would refuse is left out (None), for the caller to store alone."""
-    at = time.time() if now is None else now
-    ok: list[int] = []
-    for i, (_, seq, points, prev) in enumerate(batches):
-        try:
-            _check(seq, prev, points, at)
-        except InvalidRequestError:
-            continue
-        ok.append(i)
-    names = {p[0] for i in ok for p in batches[i][2]}
-    ids = await metric_ids(session, names) if names else {}
-    rows = [_rows(batches[i][0], batches[i][1], batches[i][2], at, batches[i][3], ids) for i in ok]
-    written = await write_batches(await session.connection(), rows)
-    out: list[IngestResult | None] = [None] * len(batches)
-    for i, r, (stored, last) in zip(ok, rows, written, strict=True):
-        out[i] = _result(r, stored, last)
-    return out
-
-
-def _check(
+def check_batch(
     seq: int, prev: int | None, points: Sequence[tuple[str, float, float]], at: float
 ) -> None:
     if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= MAX_SEQ:
@@ -223,7 +194,7 @@ def _check(
     validate_points(points, at)
 
 
-def _rows(
+def batch_rows(
     device: Device,
     seq: int,
     points: Sequence[tuple[str, float, float]],
@@ -243,7 +214,7 @@ def _rows(
     return BatchRows(device.num, seq, at, raw, m1, h1, newest, prev)
 
 
-def _result(rows: BatchRows, stored: bool, last: int) -> IngestResult:
+def result_of(rows: BatchRows, stored: bool, last: int) -> IngestResult:
     gap = not stored and last < rows.seq
     return IngestResult(
         stored=stored,
