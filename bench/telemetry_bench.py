@@ -7,16 +7,18 @@ point per 10 s for 3 metrics (median of 20 queries), on SQLite (temp file, WAL) 
 PostgreSQL (a temporary database on 127.0.0.1:5432, skipped with a note if unreachable;
 its telemetry tables partitioned by day, the partitions made as the central's duty does).
 
-Why ``central.telemetry_ingest_pg_pts_s`` measures ``SESSIONS`` device sessions at once,
-each committing its own batch: that is how the device channel writes on PostgreSQL. Its
-group commit (many devices' frames in one transaction) is for SQLite's single writer only
-(``ChannelContext.group_commit`` is None: SQLite); on PostgreSQL every connected device's
-session stores and commits its batch on its own pooled connection while the others do the
-same, and PostgreSQL flushes the WAL of commits that arrive together once. One durable
-commit at a time is bounded by the disk's flush (about 0.6-0.9 ms here, a floor of ~1,100
-commits/s before any work), so it measures the disk more than the ingest path; it is still
-reported (``central.telemetry_ingest_pg_serial_pts_s``, one batch per commit, one session)
-and so is ``GROUP`` batches per commit (``central.telemetry_ingest_pg_group_pts_s``).
+Why ``central.telemetry_ingest_pg_pts_s`` is the device channel itself: ``DEVICES`` boards
+with open sessions (``DeviceSession``, as their sockets have) each hand a batch to
+``FrameSession.handle`` at once, which stores it as the channel does and acknowledges it:
+the device's row, the batch, ``last_seen`` every few seconds a board (real clock), the Ack.
+On PostgreSQL that is the channel's group commit (``channel.group_commit``: several
+transactions at once, each storing many devices' batches in one statement) when the
+channel context turns it on, else each session committing its own batch; the unit says
+which. The figures beside it: ``SESSIONS`` sessions at once calling ``ingest_batch``
+alone, one batch per commit each (``..._pg_sessions_pts_s``: the storage path without the
+channel), one batch per commit in one session (``..._pg_serial_pts_s``: bounded by the
+disk's flush, about 0.6-0.9 ms here, ~1,100 commits/s before any work), and ``GROUP``
+batches per commit (``..._pg_group_pts_s``).
 """
 
 from __future__ import annotations
@@ -29,11 +31,18 @@ import time
 from pathlib import Path
 
 from common import Figure, scratch_pg
+from wrale.fleet.brain.bus import EventBus
+from wrale.fleet.brain.channel.context import ChannelContext
+from wrale.fleet.brain.channel.session import DeviceSession
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Base, Device, Tenant
+from wrale.fleet.brain.services import enrollment
+from wrale.fleet.brain.services.principal import Principal, Role
 from wrale.fleet.brain.services.telemetry import ingest_batch
 from wrale.fleet.brain.services.telemetry_partitions import ensure_partitions
 from wrale.fleet.brain.services.telemetry_query import device_series
+from wrale.fleet.sync.protocol import Hello, Message, TelemetryBatch
+from wrale.shared.central_settings import CentralSettings
 
 DEVICES = int(os.environ.get("BENCH_TELEMETRY_DEVICES", "1000"))
 ROUNDS = 2  # batches per device
@@ -104,6 +113,53 @@ async def _concurrent_rate(
     return total / (time.perf_counter() - start)
 
 
+async def _open_sessions(db: Database, tmp: str) -> list[DeviceSession]:
+    """``DEVICES`` enrolled boards, each with an open device-channel session (as its
+    socket's), on a channel context as ``wrale central`` makes it."""
+    async with db.session() as s:
+        tenant = Tenant(name="bench-channel")
+        s.add(tenant)
+        await s.flush()
+        admin = Principal(tenant.id, Role.ADMIN, "user", "a" * 32, "bench")
+        specs = [{"name": f"c{i}"} for i in range(DEVICES)]
+        made = await enrollment.enroll_bulk(s, admin, specs)
+    settings = CentralSettings(data_dir=Path(tmp), secret_key="bench-" + "k" * 32, dev=True)
+    ctx = ChannelContext(db, EventBus(), settings)
+
+    async def discard(_msg: Message) -> None:
+        return None
+
+    async def open_one(device_id: str, secret: str) -> DeviceSession:
+        session = DeviceSession(ctx, discard)
+        opened = await session.open(Hello(device_id=device_id, agent_version="9.9.1"), secret)
+        assert session.open_, opened
+        return session
+
+    sessions: list[DeviceSession] = []
+    for i in range(0, len(made), 100):  # a connect storm, a hundred at a time
+        chunk = made[i : i + 100]
+        sessions += await asyncio.gather(*(open_one(e.device.id, e.secret) for e in chunk))
+    return sessions
+
+
+async def _channel_rate(sessions: list[DeviceSession], t0: float, seq0: int) -> float:
+    """Points per second through the device channel: every session hands a batch to
+    ``FrameSession.handle`` at once (each board's socket), which stores it as the channel
+    does (PostgreSQL: grouped, ``channel.group_commit``) and acknowledges it."""
+    stored: list[int] = []
+    ctx = sessions[0].ctx
+    ctx.on_points = stored.append
+    start = time.perf_counter()
+    for r in range(ROUNDS):
+        base = t0 + (seq0 + r) * 10
+        points = [(m, base + k, 40.0 + k * 0.1) for k in range(10) for m in METRICS]
+        batch = TelemetryBatch(seq=seq0 + r + 1, prev=seq0 + r, points=points)
+        await asyncio.gather(*(s.handle([batch]) for s in sessions))
+    rate = sum(stored) / (time.perf_counter() - start)
+    assert sum(stored) == ROUNDS * len(sessions) * BATCH, sum(stored)  # none lost or refused
+    return rate
+
+
 async def _fill_week(db: Database, chart: Device, end: float) -> None:
     step_ts = 10.0
     per_batch = 1000  # samples per metric per batch (≈ 2.8 h)
@@ -130,9 +186,10 @@ async def _chart_ms(db: Database, chart: Device, end: float) -> float:
     return statistics.median(times)
 
 
-async def _bench(url: str, sessions: int = 0) -> tuple[float, float, float, float]:
+async def _bench(url: str, sessions: int = 0) -> tuple[float, float, float, float, float, str]:
     """(points/s one batch a transaction, points/s grouped, chart ms, points/s with
-    ``sessions`` sessions at once, each one batch a transaction; 0 when not asked)."""
+    ``sessions`` sessions at once, each one batch a transaction, points/s through the
+    device channel and how it commits; 0 and "" when ``sessions`` is 0)."""
     db = Database(url)
     try:
         devices, chart = await _setup(db)
@@ -141,10 +198,18 @@ async def _bench(url: str, sessions: int = 0) -> tuple[float, float, float, floa
         grouped = await _ingest_rate(db, devices, now - 3600, group=GROUP, seq0=ROUNDS)
         await _fill_week(db, chart, now)
         chart_ms = await _chart_ms(db, chart, now)  # before the pool holds many connections
-        together = 0.0
+        together, channel, how = 0.0, 0.0, ""
         if sessions:
             together = await _concurrent_rate(db, devices, now - 3600, sessions, 2 * ROUNDS)
-        return rate, grouped, chart_ms, together
+            with tempfile.TemporaryDirectory() as tmp:
+                boards = await _open_sessions(db, tmp)
+            committer = boards[0].ctx.committer()
+            how = "each session commits alone"
+            if committer is not None:
+                how = f"group commit, {committer.committers} transactions at once"
+            await _channel_rate(boards, now - 3600, 0)  # warm-up: the pool, last_seen writes
+            channel = await _channel_rate(boards, now - 3600, ROUNDS)
+        return rate, grouped, chart_ms, together, channel, how
     finally:
         await db.dispose()
 
@@ -152,7 +217,7 @@ async def _bench(url: str, sessions: int = 0) -> tuple[float, float, float, floa
 def run() -> list[Figure]:
     figures = []
     with tempfile.TemporaryDirectory() as tmp:
-        rate, grouped, ms, _ = asyncio.run(
+        rate, grouped, ms, *_ = asyncio.run(
             _bench(f"sqlite+aiosqlite:///{Path(tmp) / 'central.db'}")
         )
     figures += [
@@ -171,13 +236,19 @@ def run() -> list[Figure]:
     with scratch_pg(name) as url:
         if url is None:
             return figures
-        rate, grouped, ms, together = asyncio.run(_bench(url, SESSIONS))
+        rate, grouped, ms, together, channel, how = asyncio.run(_bench(url, SESSIONS))
     figures += [
         Figure(
             "central.telemetry_ingest_pg_pts_s",
-            together,
-            f"points/s ({SESSIONS} device sessions at once, 1 batch/commit each: the channel)",
+            channel,
+            f"points/s (the device channel, {DEVICES} boards' sessions at once: {how})",
             ">= 100000",
+        ),
+        Figure(
+            "central.telemetry_ingest_pg_sessions_pts_s",
+            together,
+            f"points/s ({SESSIONS} sessions at once, ingest_batch alone, 1 batch/commit each)",
+            "",
         ),
         Figure(
             "central.telemetry_ingest_pg_serial_pts_s", rate, "points/s (1 batch/commit, alone)", ""
