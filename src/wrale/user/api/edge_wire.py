@@ -29,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
+from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 
 from wrale.fleet.brain.channel.hub import ChannelHub
@@ -163,6 +164,14 @@ class EdgeWire(asyncio.Protocol):
             self._flush()
             self._cut()
             return
+        conn = self.conn
+        if not conn.reader.buffer:
+            # websockets' server parser keeps the parsed request (its headers, ~3 KiB) in
+            # its generator's frame for the connection's life; nothing came after it, so a
+            # fresh frame parser (what it goes on to run) takes its place, as websockets
+            # itself swaps parsers (``discard``)
+            conn.parser = Protocol.parse(conn)
+            next(conn.parser)
         assert self.transport is not None
         self.transport.pause_reading()  # until admitted: nothing to read before the 101
         spawn(self._admit(request, response), cast("Any", self.state.tasks))
