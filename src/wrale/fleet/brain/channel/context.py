@@ -34,7 +34,9 @@ class ChannelContext:
     clock: Callable[[], float] = time.time
     on_points: Callable[[int], None] | None = None  # stored telemetry points (metrics)
     open_max_wait_s: float = 5.0  # a Hello that waited longer for SQLite is told to retry
-    group_commit: bool | None = None  # frames of many sessions in one transaction (None: SQLite)
+    # frames of many sessions in one transaction: SQLite's one writer, PostgreSQL's few
+    # (``group_commit.PG_COMMITTERS`` at once); False: each session commits alone
+    group_commit: bool | None = None
     counters: ChannelCounters = field(default_factory=ChannelCounters)  # refused / dropped
     log_gate: LogGate = field(default_factory=LogGate)  # one line per device per interval
     boards: BoardStats = field(default_factory=BoardStats)  # boards' backlog, ingest lag
@@ -42,8 +44,7 @@ class ChannelContext:
 
     def committer(self) -> GroupCommitter | None:
         """The process's group-commit queue, or None when sessions commit alone."""
-        on = self.db.is_sqlite if self.group_commit is None else self.group_commit
-        if not on:
+        if self.group_commit is False:
             return None
         if self._committer is None or not self._committer.usable():
             self._committer = GroupCommitter(self.db)
