@@ -19,8 +19,8 @@ from common import RESULTS, Figure, write_results
 from decisions_bench import run as run_decisions
 from device_bench import run as run_device
 from device_io_bench import run as run_device_io
-from fleet_bench import run as run_fleet
 from fleet_change_bench import run as run_fleet_change
+from fleet_runs import run_2000, run_5000
 from maintenance_bench import run as run_maintenance
 from metald_bench import run as run_metald
 from telemetry_bench import run as run_telemetry
@@ -34,7 +34,8 @@ def main() -> int:
         ("telemetry", run_telemetry),
         ("device", run_device),
         ("device_io", run_device_io),
-        ("fleet", run_fleet),
+        ("fleet", run_2000),
+        ("fleet_5000", run_5000),
         ("fleet_change", run_fleet_change),
         ("ui", run_ui),
         ("decisions", run_decisions),
