@@ -354,7 +354,10 @@ class EdgeLink:
             text = bye.message.encode()[:120].decode(errors="ignore")
         else:
             code, text = (1000 if reason == "disconnected" else 1001), ""
-        self.wire.close(code, text)
+        try:
+            self.wire.close(code, text)
+        except Exception:  # the socket's end must not keep the session's from being written
+            log.exception("device channel: closing a socket failed")
         session = self.session
         if session is not None:
             self.hub.unregister(session)

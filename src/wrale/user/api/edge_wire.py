@@ -29,7 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import Protocol
+from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 
 from wrale.fleet.brain.channel.hub import ChannelHub
@@ -296,6 +296,9 @@ class EdgeWire(asyncio.Protocol):
         if self.closing or self.gone or self.transport is None:
             return
         self.closing = True
+        if self.conn.state is not State.OPEN:  # the peer's close came first: answered
+            self._cut()
+            return
         self.conn.send_close(code, reason)
         self._flush()
         self.transport.resume_reading()  # to read the peer's answering close
