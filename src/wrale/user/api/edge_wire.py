@@ -34,7 +34,7 @@ from websockets.server import ServerProtocol
 
 from wrale.fleet.brain.channel.hub import ChannelHub
 from wrale.fleet.brain.channel.session import goodbye
-from wrale.user.api.edge_admit import DENIED, TOO_MANY, admission, denial, settle
+from wrale.user.api.edge_admit import DENIED, TOO_MANY, admission, bearer, denial, settle
 from wrale.user.api.edge_link import SHUTDOWN, EdgeLink, spawn
 from wrale.user.api.ws_protocol import LeanWebSocketProtocol, deflate
 
@@ -183,8 +183,7 @@ class EdgeWire(asyncio.Protocol):
         self.host = client[0] if client else "-"
         remote = f"{client[0]}:{client[1]}" if client else None
         device_id = request.headers.get("X-Wrale-Device", "")
-        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        secret = token.strip() if scheme.lower() == "bearer" else ""
+        secret = bearer(request.headers.get("Authorization", "")) or ""
         try:
             status = await admission(self.hub, self.host, device_id, secret or None)
         except Exception:  # the database failed us: the board comes back later
