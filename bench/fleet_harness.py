@@ -2,7 +2,9 @@
 ``wrale sim`` processes whose boards were enrolled in bulk beforehand (``fleet_bench``).
 
 With ``heap`` set, the central runs under ``central_heap`` (tracemalloc; a snapshot per
-``Central.snapshot()``) to show where its memory goes.
+``Central.snapshot()``, and beside it the allocator's figures, kept with the logs) to show
+where its memory goes; ``BENCH_HEAP_TRACE=0`` keeps the allocator's figures only (nothing
+traced: the central at full speed).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ SHM = Path("/dev/shm")
 SIM_LAYOUT = Layout(boards_per_rack=16, racks_per_room=4)  # `wrale sim` defaults
 SIM_SEED = 0
 LOGS = Path(tempfile.gettempdir()) / "wrale-bench-logs"
+HEAP_TRACE = os.environ.get("BENCH_HEAP_TRACE", "1")  # "0": allocator figures, no tracing
 
 # ----------------------------------------------------------------------------- the central
 
@@ -99,6 +102,7 @@ class Central:
                 # addresses: the per-address cap on sockets before hello (an anti-abuse
                 # bound, 32 by default) would otherwise turn the storm into 429s
                 WRALE_CHANNEL_MAX_PENDING_PER_ADDRESS="100000",
+                WRALE_HEAP_TRACE=HEAP_TRACE,
                 **self.settings,
             ),
             stdout=log,
@@ -258,9 +262,10 @@ def scratch() -> Iterator[tuple[Path, Path]]:
 def keep_logs(central: Central, sims: list[Sim]) -> None:
     """Copy the processes' logs out of the scratch directories, which are removed."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    for old in LOGS.glob("*.log"):
+    for old in [*LOGS.glob("*.log"), *LOGS.glob("heap.*.json")]:
         old.unlink()
     logs = [(central.data_dir / "central.log", "central.log")]
+    logs += [(p, p.name) for p in sorted(central.data_dir.glob("heap.*.json"))]
     logs += [(s.state_dir / "sim.log", f"sim-{s.prefix}.log") for s in sims]
     for src, name in logs:
         if src.exists():
