@@ -135,7 +135,7 @@ def serve(prefix: str, argv: list[str]) -> int:
 def site(tb: tracemalloc.Traceback) -> str:
     """The allocation's most telling frame: the innermost in a library or wrale, with the
     wrale frame that led to it when the innermost is a library's."""
-    frames = list(tb)  # most recent first
+    frames = list(reversed(tb))  # most recent first (a Traceback is oldest first)
     inner = frames[0]
     own = next((f for f in frames if "/wrale/" in f.filename), None)
     where = f"{_short(inner.filename)}:{inner.lineno}"
