@@ -101,8 +101,10 @@ class ChannelHub:
             return
         if ev.kind == "twin.desired":
             version = ev.data.get("version")
-            if not isinstance(version, int) or version > s.desired_sent:
+            if not isinstance(version, int):
                 s.want("desired")
+            elif version > s.desired_sent:
+                s.want("desired", version)
         elif ev.kind == "command.queued":
             s.want("commands")
         elif ev.kind == "device.status":
@@ -142,8 +144,9 @@ class ChannelHub:
         for sid, s in live.items():
             if sid in verdicts:
                 continue
-            if work.versions.get(s.device_id, 0) > s.desired_sent:
-                s.want("desired")
+            version = work.versions.get(s.device_id, 0)
+            if version > s.desired_sent:
+                s.want("desired", version)
             if s.device_id in work.queued:
                 s.want("commands")
         return len(verdicts)

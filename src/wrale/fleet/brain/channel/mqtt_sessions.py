@@ -216,7 +216,8 @@ class MqttSessions:
         s = await self._mqtt_session(device_id)
         if s is None:
             return
-        await s.deliver(desired="desired" in push, cmds="commands" in push)
+        cmds = "commands" in push  # urgent: a command; a desired document alone is not
+        await s.deliver(desired="desired" in push, cmds=cmds, urgent=cmds)
 
     async def _held(self, device_id: str, data: dict[str, Any]) -> None:
         """End the device's MQTT session once the database says it is quarantined or held.

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -100,6 +101,7 @@ class DeviceSession(FrameSession):
         self._deliver_lock = asyncio.Lock()
         self._pusher: asyncio.Task[None] | None = None  # only while there is work
         self._wanted: set[str] = set()
+        self._desired_wanted = 0.0  # the newest desired version asked for (inf: any)
 
     def __repr__(self) -> str:
         return f"DeviceSession({self.id or '-'}, device={self.device_id or '-'})"
@@ -209,9 +211,13 @@ class DeviceSession(FrameSession):
 
     # ------------------------------------------------------------------ server → device
 
-    def want(self, what: str) -> None:
+    def want(self, what: str, version: int | None = None) -> None:
         """Ask for ``desired`` and/or ``commands`` to be delivered: a pusher task runs while
-        there is something wanted and ends when there is not (an idle session holds none)."""
+        there is something wanted and ends when there is not (an idle session holds none).
+        ``version``: the desired version that is new (none: compose and see)."""
+        if what == "desired":
+            newer = math.inf if version is None else version
+            self._desired_wanted = max(self._desired_wanted, newer)
         self._wanted.add(what)
         if self._pusher is None and not self._closed:
             self._pusher = asyncio.get_running_loop().create_task(self._push())
@@ -220,8 +226,19 @@ class DeviceSession(FrameSession):
         try:
             while self._wanted and not self._closed:
                 wanted, self._wanted = self._wanted, set()
+                above, self._desired_wanted = self._desired_wanted, 0.0
+                cmds = "commands" in wanted
                 try:
-                    await self.deliver(desired="desired" in wanted, cmds="commands" in wanted)
+                    # a command is what an operator waits for: an urgent writer turn; a
+                    # desired document alone (a policy change reaching the whole fleet,
+                    # a board's twin made at its first session) shares the next group
+                    # commit, so a fleet's recompositions never queue before a command
+                    await self.deliver(
+                        desired="desired" in wanted,
+                        cmds=cmds,
+                        urgent=cmds,
+                        desired_above=above,
+                    )
                 except ConnectionError:  # the transport is gone and ends the session
                     return
                 except Exception:  # logged; what was not sent stays queued for the next try
@@ -229,13 +246,26 @@ class DeviceSession(FrameSession):
         finally:
             self._pusher = None
 
-    async def deliver(self, *, desired: bool = True, cmds: bool = True, urgent: bool = True) -> int:
+    async def deliver(
+        self,
+        *,
+        desired: bool = True,
+        cmds: bool = True,
+        urgent: bool = True,
+        desired_above: float = math.inf,
+    ) -> int:
         """Send the desired document if newer than what the device has, then its due
         commands (marked sent once handed to the transport). Returns messages sent.
         ``urgent`` (a command or change just queued): the read takes an urgent writer turn;
-        otherwise (a device just connected) it shares the channel's next group commit."""
+        otherwise (a device just connected) it shares the channel's next group commit.
+        ``desired_above``: the desired document is composed only if this version is newer
+        than the one sent (the event of a version this session has sent meanwhile, e.g.
+        the twin made by its own first delivery, composes nothing again)."""
         async with self._deliver_lock:
             if not self.open_:
+                return 0
+            desired = desired and desired_above > self.desired_sent
+            if not (desired or cmds):
                 return 0
             now = self.ctx.clock()
 
@@ -249,11 +279,12 @@ class DeviceSession(FrameSession):
                 await self.emit(m)
             if not msgs:
                 return 0
+            sent_before, self.desired_sent = self.desired_sent, max(self.desired_sent, version)
 
             async def marks(s: AsyncSession) -> None:
                 if due_ids:
                     await commands.mark_sent(s, due_ids, now, self.ctx.bus)
-                if version > self.desired_sent:
+                if version > sent_before:
                     await s.execute(
                         update(ChannelSession)
                         .where(ChannelSession.id == self.id)
@@ -261,7 +292,6 @@ class DeviceSession(FrameSession):
                     )
 
             await self._turn(marks, urgent=False)  # already sent: need not go first
-            self.desired_sent = max(self.desired_sent, version)
             return len(msgs)
 
     async def _due(
