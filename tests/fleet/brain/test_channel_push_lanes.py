@@ -1,0 +1,115 @@
+"""What the hub pushes to a session, and in which writer lane, on SQLite and PostgreSQL: a
+command takes the urgent turn; a desired document alone shares the next group commit; the
+twin made by a board's own first delivery is not composed a second time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tests.fleet.brain.channel_kit import Kit, make_kit
+from wrale.fleet.brain.channel.hub import ChannelHub
+from wrale.fleet.brain.channel.session import DeviceSession
+from wrale.fleet.brain.db import Database
+from wrale.fleet.brain.services import commands, twin
+from wrale.fleet.sync.protocol import Command, Desired
+
+
+@pytest.fixture
+async def kit(database: Database, tmp_path: Path) -> Kit:
+    return await make_kit(database, tmp_path)
+
+
+async def settled(session: DeviceSession) -> None:
+    """Until the session's pusher has nothing left to do."""
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if session._pusher is None:
+            return
+    raise AssertionError("the pusher did not finish")
+
+
+def watch_turns(session: DeviceSession) -> list[tuple[str, bool]]:
+    """The session's writer turns, as (what, urgent), in order."""
+    seen: list[tuple[str, bool]] = []
+    real = session._turn
+
+    async def turn(job: Callable[[AsyncSession], Awaitable[Any]], *, urgent: bool) -> Any:
+        seen.append((job.__name__, urgent))
+        return await real(job, urgent=urgent)
+
+    session._turn = turn  # type: ignore[method-assign]
+    return seen
+
+
+async def test_first_delivery_composes_the_twin_once(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ((dev, secret),) = await kit.devices("first-session")
+    composed: list[str] = []
+    real = twin.desired_for
+
+    async def counting(s: AsyncSession, device: Any, bus: Any = None) -> tuple[int, Any]:
+        composed.append(device.id)
+        return await real(s, device, bus)
+
+    monkeypatch.setattr(twin, "desired_for", counting)
+    hub = ChannelHub(kit.ctx())
+    await hub.start()
+    try:
+        session, wire, _ = await kit.open(dev, secret)
+        hub.register(session)
+        assert await session.deliver(urgent=False) == 1  # as a transport does after Welcome
+        (desired,) = wire.take()
+        assert isinstance(desired, Desired)
+        # its twin was made by that delivery, and the hub heard of the new version: the
+        # session has sent it, so nothing is composed or sent again
+        await settled(session)
+        assert composed == [dev]
+        assert wire.take() == []
+        assert session.desired_sent == desired.version
+    finally:
+        await hub.stop()
+
+
+async def test_a_command_is_urgent_and_a_desired_document_is_not(kit: Kit) -> None:
+    ((dev, secret),) = await kit.devices("lanes")
+    hub = ChannelHub(kit.ctx())
+    await hub.start()
+    try:
+        session, wire, _ = await kit.open(dev, secret)
+        hub.register(session)
+        await session.deliver(urgent=False)
+        (first,) = wire.take()
+        assert isinstance(first, Desired)
+        await settled(session)
+        turns = watch_turns(session)
+
+        async with kit.db.session() as s:
+            t = await twin.patch_twin(
+                s, kit.admin, dev, first.version, {"fan": {"override_pct": 40.0}}, kit.bus
+            )
+            version = t.desired_version
+        pushed = await wire.wait_for(lambda m: isinstance(m, Desired) and m.version == version)
+        assert isinstance(pushed, Desired)
+        await settled(session)
+        assert ("due", False) in turns
+        assert ("due", True) not in turns
+
+        turns.clear()
+        wire.take()
+        async with kit.db.session() as s:
+            queued = await commands.create_command(s, kit.admin, dev, "run_diag", {}, bus=kit.bus)
+        cmd = await wire.wait_for(lambda m: isinstance(m, Command) and m.id == queued.id)
+        assert isinstance(cmd, Command)
+        await settled(session)
+        assert turns[0] == ("due", True)
+        # the command's delivery composed no desired document: none was sent with it
+        assert not [m for m in wire.take() if isinstance(m, Desired)]
+    finally:
+        await hub.stop()
