@@ -4,11 +4,16 @@ needs an admin), follow each command's lifecycle, and cancel one still queued.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from wrale.fleet.brain.bus import BusEvent
 from wrale.fleet.brain.models.commands import Command
 from wrale.fleet.brain.services import commands as svc
 from wrale.fleet.brain.services import groups, registry
@@ -27,6 +32,8 @@ from wrale.user.api.schemas.common import Page, fetch_page, page_of
 from wrale.user.api.schemas.registry import ID
 
 router = APIRouter(tags=["commands"])
+WAIT_MAX_S = 30.0  # a long poll's longest wait (below proxies' usual 60 s idle timeout)
+WAIT_READ_S = 1.0  # while waiting, the command is read again at least this often
 StatusQ = Annotated[list[CommandStatus] | None, Query(description="any of (repeatable)")]
 
 
@@ -155,8 +162,55 @@ async def list_commands(
 
 
 @router.get("/commands/{command_id}")
-async def get_command(command_id: str, p: ViewerDep, session: SessionDep) -> CommandPublic:
-    return command_public(await svc.get_command(session, p.tenant_id, command_id))
+async def get_command(
+    command_id: str,
+    p: ViewerDep,
+    session: SessionDep,
+    state: StateDep,
+    wait_s: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=WAIT_MAX_S,
+            description="if the command has not finished, answer when it does, or after "
+            "this many seconds as it then is (a long poll in place of polling)",
+        ),
+    ] = 0,
+) -> CommandPublic:
+    """One command with its result."""
+    if wait_s <= 0:
+        return command_public(await svc.get_command(session, p.tenant_id, command_id))
+    return command_public(await _finished(state, session, p.tenant_id, command_id, wait_s))
+
+
+async def _finished(
+    state: StateDep, session: AsyncSession, tenant_id: str, command_id: str, wait_s: float
+) -> Command:
+    """The command once finished, or after ``wait_s`` as it then is. Woken by its
+    ``command.updated`` event (from any replica whose events reach this one), and read again
+    every ``WAIT_READ_S`` too, so an event lost or never relayed costs at most that long.
+    No database connection is held while waiting."""
+    finished = asyncio.Event()
+
+    def heard(ev: BusEvent) -> None:
+        data = ev.data
+        ours = ev.tenant_id == tenant_id and data.get("command_id") == command_id
+        if ours and data.get("status") not in svc.OPEN:
+            finished.set()
+
+    stop = state.bus.listen(["command.updated"], heard, remote=True)
+    try:
+        c = await svc.get_command(session, tenant_id, command_id)  # listening: none missed
+        await session.close()
+        end = time.monotonic() + wait_s
+        while c.status in svc.OPEN and (left := end - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), min(left, WAIT_READ_S))
+            async with state.db.session() as fresh:
+                c = await svc.get_command(fresh, tenant_id, command_id)
+        return c
+    finally:
+        stop()
 
 
 @router.post("/commands/{command_id}/cancel")
