@@ -76,3 +76,17 @@ def test_twin_commands_and_templates(cli: CliCentral) -> None:
     assert len(cli.json("templates", "deployments", "motd")) == 2
     cli.ok("templates", "delete", "motd")
     assert cli.json("templates", "list") == []
+
+
+def test_send_wait_ends_with_the_command_as_it_is(cli: CliCentral) -> None:
+    cli.login()
+    token = json.loads(cli.session_file.read_text())["access_token"]
+    with CentralClient(cli.url, token) as c:
+        c.post("/devices", {"name": "pi-w", "tags": ["w"]})
+    # no board is connected: the wait ends with the command still queued, and exit 1
+    r = cli.run("commands", "send", "run_diag", "--device", "pi-w", "--wait", "1s")
+    assert r.exit_code == 1, r.output
+    assert "(run_diag) is queued" in r.output
+    r = cli.run("commands", "send", "run_diag", "--tag", "w", "--wait", "1s")
+    assert r.exit_code == 1
+    assert "--wait is for one device" in r.output

@@ -5,6 +5,7 @@ and cancel one still queued — over the central API."""
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 import typer
@@ -61,6 +62,8 @@ def _rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
+OPEN = ("queued", "sent")
+WAIT_TURN_S = 20.0  # one long poll (the API allows 30 s; the client times out at 30)
 COLUMNS = ["id", "device", "op", "args", "status", "reason", "created"]
 
 
@@ -81,6 +84,13 @@ def send(
     timeout: Annotated[
         str | None, typer.Option(help="deadline from now, e.g. 30s, 5m, 2h (default 5m)")
     ] = None,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            help="with --device: wait this long for its result, e.g. 30s (exit 1 unless it "
+            "succeeded)"
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a command to a device, a group, or the devices matching tags / a selector."""
@@ -100,13 +110,20 @@ def send(
     targets = sum(x is not None for x in (device, group)) + bool(sel)
     if targets != 1:
         raise WraleError("give one target: --device, --group, or --tag / --selector")
+    if wait is not None and device is None:
+        raise WraleError("--wait is for one device (--device)")
     with client() as c:
         if device is not None:
             cmd = c.post(f"/devices/{device_id(c, device)}/commands", body)
+            if wait is not None:
+                cmd = _until_finished(c, cmd, parse_duration(wait))
             if as_json:
                 print_json(cmd)
-                return
-            say(f"command {cmd['id']} ({cmd['op']}) is {cmd['status']}")
+            else:
+                reason = f": {cmd['reason']}" if cmd.get("reason") else ""
+                say(f"command {cmd['id']} ({cmd['op']}) is {cmd['status']}{reason}")
+            if wait is not None and cmd["status"] != "succeeded":
+                raise typer.Exit(1)
             return
         if group is not None:
             batch = c.post(f"/groups/{group_id(c, group)}/commands", body)
@@ -118,6 +135,15 @@ def send(
     say(f"batch {batch['batch_id']}: {batch['count']} command(s) queued")
     for r in batch.get("refused", []):
         say(f"  refused {r['name']} ({r['device_id']}): {r['reason']}")
+
+
+def _until_finished(c: Any, cmd: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The command once finished, or as it is after ``seconds`` (the API's long poll, in
+    turns shorter than the client's own timeout)."""
+    end = time.monotonic() + seconds
+    while cmd["status"] in OPEN and (left := end - time.monotonic()) > 0:
+        cmd = c.get(f"/commands/{cmd['id']}", wait_s=round(min(left, WAIT_TURN_S), 3))
+    return dict(cmd)
 
 
 @commands_app.command("list")
