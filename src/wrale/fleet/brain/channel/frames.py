@@ -13,7 +13,6 @@ import logging
 import math
 from collections.abc import Sequence
 
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.channel import alerts, events, ingest
@@ -24,7 +23,6 @@ from wrale.fleet.brain.channel.events import clean_text, strip_nul
 from wrale.fleet.brain.channel.ingest import valid_points
 from wrale.fleet.brain.channel.limits import TokenBucket, reported_problem
 from wrale.fleet.brain.models import Device
-from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.brain.services import commands, job_placement, registry, twin
 from wrale.fleet.brain.services.job_boards import SAFE_MODE
 from wrale.fleet.sync.protocol import (
@@ -130,6 +128,7 @@ class FrameSession:
     ) -> tuple[list[Ack], BusOut, int]:
         async with self.ctx.db.serial_session(urgent=urgent) as s:
             acks, out, points, held = await self._group_in(s, msgs, self.ctx.clock())
+            await ingest.write_touches(s)
         if held is not None:
             self._publish(out)
             raise SessionEndedError(held)
@@ -138,7 +137,8 @@ class FrameSession:
     async def _group_in(
         self, s: AsyncSession, msgs: Sequence[Message], now: float
     ) -> tuple[list[Ack], BusOut, int, Goodbye | None]:
-        """The frames' work inside the caller's transaction (nothing is sent)."""
+        """The frames' work inside the caller's transaction (nothing is sent); the caller
+        writes the boards' ``last_seen`` (``ingest.write_touches``) before it commits."""
         acks: list[Ack] = []
         out: BusOut = []
         points = 0
@@ -201,7 +201,7 @@ class FrameSession:
     async def _telemetry(
         self, s: AsyncSession, device: Device, m: TelemetryBatch, now: float, out: BusOut
     ) -> tuple[Ack, int]:
-        pts = valid_points(m.points, now)
+        pts, r = ingest.prestored(s, device.id, m) or (valid_points(m.points, now), None)
         if len(pts) != len(m.points):
             self.ctx.counters.inc("refused_points", self.transport, len(m.points) - len(pts))
         if len(pts) != len(m.points) and not self._dropped_points_logged:
@@ -213,7 +213,7 @@ class FrameSession:
                 len(m.points) - len(pts),
                 m.seq,
             )
-        ack, stored = await ingest.store_telemetry(s, device, m, pts, now, out, self.id)
+        ack, stored = await ingest.store_telemetry(s, device, m, pts, now, out, self.id, r)
         if stored:
             self.ctx.boards.lag(now - max(ts for _, ts, _ in pts))
         return ack, stored
@@ -228,7 +228,8 @@ class FrameSession:
         return Ack(stream="events", seq=result.last, gap=result.gap, session=self.id)
 
     async def _touch(self, s: AsyncSession, device: Device, now: float, out: BusOut) -> None:
-        """``last_seen_at`` at most every few seconds; back online if the offline job had
+        """``last_seen_at`` at most every few seconds (written with the transaction's other
+        boards': ``ingest.touch``); back online if the offline job had
         given up on a device that is still talking; a board entering SAFE mode releases
         its job placements."""
         back = device.status in ("offline", "unknown", "error")
@@ -240,12 +241,7 @@ class FrameSession:
         if mode_changed and self.mode == SAFE_MODE:
             why = f"{device.name} entered SAFE mode"
             await job_placement.release_board(s, device, why, now, self.ctx.bus)
-        device.last_seen_at = now
-        await s.execute(
-            update(ChannelSession)
-            .where(ChannelSession.id == self.id)
-            .values(last_seen_at=now, mode=self.mode[:16])
-        )
+        ingest.touch(s, device, self.id, now, self.mode)
         if back:
             await registry.set_status(s, device, "online", "heard from again", self.ctx.bus)
             await alerts.apply(

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wrale.fleet.brain.channel.alerts import BusOut
 from wrale.fleet.brain.channel.checks import SessionEndedError
-from wrale.fleet.brain.channel.ingest import prestore
+from wrale.fleet.brain.channel.ingest import prestore, write_touches
 from wrale.fleet.brain.db import Database, DatabaseBusyError
 from wrale.fleet.sync.protocol import Ack, Message, TelemetryBatch
 
@@ -156,6 +156,7 @@ class GroupCommitter:
                         slice_end = time.monotonic() + SLICE_S
                     if n < len(kept) and self.db.urgent_waiting():
                         break  # commit what is done: an urgent turn waits for the writer
+                await write_touches(s)  # every board's last_seen in one statement
         except Exception:  # redo each item alone; its own error goes to its own waiter
             if len(kept) == 1:
                 raise
