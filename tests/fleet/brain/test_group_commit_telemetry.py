@@ -9,13 +9,14 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, select, update
 
 from tests.fleet.brain.channel_kit import Kit, Wire, make_kit
 from wrale.fleet.brain.channel.checks import SessionEndedError
 from wrale.fleet.brain.channel.session import DeviceSession
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Device
+from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.brain.models.telemetry import TelemetryRaw
 from wrale.fleet.sync.protocol import Ack, TelemetryBatch, Welcome
 
@@ -95,3 +96,35 @@ async def test_a_deleted_devices_frames_fail_only_its_session(kit: Kit) -> None:
     assert _acks(sessions[0][1]) == [(1, False)]
     assert _acks(sessions[2][1]) == [(1, False)]
     assert await _raw(kit.db) == 20
+
+
+async def test_the_boards_last_seen_is_written_once_a_transaction(kit: Kit) -> None:
+    """Every board heard from in a shared transaction: its device's and its session's
+    ``last_seen_at`` in one statement (SQLite: one ``executemany`` a table), and a board
+    the offline job had given up on is back online."""
+    sessions = await _open(kit, 5)
+    back = sessions[0][0].device_id
+    async with kit.db.session() as s:
+        await s.execute(update(Device).where(Device.id == back).values(status="offline"))
+    kit.clock.advance(30)  # every board's last_seen is due
+    at = kit.clock.now()
+    writes: list[str] = []
+    event.listen(
+        kit.db.writer.sync_engine,
+        "before_cursor_execute",
+        lambda _c, _cur, sql, *_a: writes.append(sql) if "SET last_seen_at" in sql else None,
+    )
+    await asyncio.gather(*(s.handle([_batch(kit, 1, 0)]) for s, _ in sessions))
+    assert len(writes) == (2 if kit.db.is_sqlite else 1)
+    ids = [s.device_id for s, _ in sessions]
+    async with kit.db.session() as s:
+        devices = (await s.execute(select(Device).where(Device.id.in_(ids)))).scalars().all()
+        rows = await s.execute(
+            select(ChannelSession.last_seen_at).where(
+                ChannelSession.id.in_([s.id for s, _ in sessions])
+            )
+        )
+        assert sorted(r for (r,) in rows) == [at] * 5
+    assert {d.last_seen_at for d in devices} == {at}
+    assert {d.id: d.status for d in devices}[back] == "online"
+    assert all(_acks(w) == [(1, False)] for _, w in sessions)
