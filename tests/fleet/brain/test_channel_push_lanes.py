@@ -1,6 +1,7 @@
 """What the hub pushes to a session, and in which writer lane, on SQLite and PostgreSQL: a
-command takes the urgent turn; a desired document alone shares the next group commit; the
-twin made by a board's own first delivery is not composed a second time."""
+command takes the urgent turn; a desired document alone shares the next group commit; a
+board's first delivery is composed in a batch with the others opening (or alone if the
+batch fails), and the twin it made is not composed a second time."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.fleet.brain.channel_kit import Kit, make_kit
+from wrale.fleet.brain.channel import first_compose
 from wrale.fleet.brain.channel.hub import ChannelHub
 from wrale.fleet.brain.channel.session import DeviceSession
 from wrale.fleet.brain.db import Database
-from wrale.fleet.brain.services import commands, twin
+from wrale.fleet.brain.services import commands, twin, twin_batch
 from wrale.fleet.sync.protocol import Command, Desired
 
 
@@ -51,14 +53,20 @@ async def test_first_delivery_composes_the_twin_once(
     kit: Kit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ((dev, secret),) = await kit.devices("first-session")
-    composed: list[str] = []
-    real = twin.desired_for
+    alone: list[str] = []
+    batched: list[list[str]] = []
+    real_alone, real_batch = twin.desired_for, twin_batch.recompose_devices
 
     async def counting(s: AsyncSession, device: Any, bus: Any = None) -> tuple[int, Any]:
-        composed.append(device.id)
-        return await real(s, device, bus)
+        alone.append(device.id)
+        return await real_alone(s, device, bus)
+
+    async def counting_batch(s: AsyncSession, tenant: str, ids: Any, bus: Any) -> int:
+        batched.append(list(ids))
+        return await real_batch(s, tenant, ids, bus)
 
     monkeypatch.setattr(twin, "desired_for", counting)
+    monkeypatch.setattr(twin_batch, "recompose_devices", counting_batch)
     hub = ChannelHub(kit.ctx())
     await hub.start()
     try:
@@ -67,14 +75,61 @@ async def test_first_delivery_composes_the_twin_once(
         assert await session.deliver(urgent=False) == 1  # as a transport does after Welcome
         (desired,) = wire.take()
         assert isinstance(desired, Desired)
+        assert {"thermal", "power", "security", "sampling"} <= set(desired.doc)
         # its twin was made by that delivery, and the hub heard of the new version: the
         # session has sent it, so nothing is composed or sent again
         await settled(session)
-        assert composed == [dev]
+        assert batched == [[dev]]
+        assert alone == []
         assert wire.take() == []
         assert session.desired_sent == desired.version
     finally:
         await hub.stop()
+
+
+async def test_boards_opening_together_are_composed_in_batches(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devices = await kit.devices(*(f"storm-{i}" for i in range(first_compose.BATCH + 8)))
+    sizes: list[int] = []
+    real_batch = twin_batch.recompose_devices
+
+    async def counting_batch(s: AsyncSession, tenant: str, ids: Any, bus: Any) -> int:
+        sizes.append(len(ids))
+        return await real_batch(s, tenant, ids, bus)
+
+    monkeypatch.setattr(twin_batch, "recompose_devices", counting_batch)
+    ctx = kit.ctx()  # the process's one context, as a transport's sessions share it
+    opened = [await kit.connect(dev, secret, ctx=ctx) for dev, secret in devices]
+    heard = await asyncio.gather(*(s.deliver(urgent=False) for s, _w, _ in opened))
+    assert heard == [1] * len(devices)
+    assert sizes == [first_compose.BATCH, 8]
+    versions = {}
+    for (dev, _), (_s, wire, _) in zip(devices, opened, strict=True):
+        (desired,) = wire.take()
+        assert isinstance(desired, Desired)
+        versions[dev] = desired.version
+    async with kit.db.session() as s:
+        for dev, version in versions.items():
+            stored = await twin.stored_desired(s, dev)
+            assert stored is not None
+            assert stored[0] == version  # what was sent is what is stored
+
+
+async def test_a_failed_batch_leaves_each_board_to_compose_alone(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ((dev, secret),) = await kit.devices("batch-fails")
+
+    async def broken(*_args: Any) -> int:
+        raise RuntimeError("the batch broke")
+
+    monkeypatch.setattr(twin_batch, "recompose_devices", broken)
+    session, wire, _ = await kit.open(dev, secret)
+    assert await session.deliver(urgent=False) == 1
+    (desired,) = wire.take()
+    assert isinstance(desired, Desired)
+    assert desired.version >= 1
 
 
 async def test_a_command_is_urgent_and_a_desired_document_is_not(kit: Kit) -> None:

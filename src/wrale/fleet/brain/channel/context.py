@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.channel.board_stats import BoardStats
 from wrale.fleet.brain.channel.counters import ChannelCounters, LogGate
+from wrale.fleet.brain.channel.first_compose import FirstCompose
 from wrale.fleet.brain.channel.group_commit import GroupCommitter
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models.base import new_id
@@ -41,6 +42,7 @@ class ChannelContext:
     log_gate: LogGate = field(default_factory=LogGate)  # one line per device per interval
     boards: BoardStats = field(default_factory=BoardStats)  # boards' backlog, ingest lag
     _committer: GroupCommitter | None = field(default=None, init=False, repr=False)
+    _first_compose: FirstCompose | None = field(default=None, init=False, repr=False)
 
     def committer(self) -> GroupCommitter | None:
         """The process's group-commit queue, or None when sessions commit alone."""
@@ -49,6 +51,12 @@ class ChannelContext:
         if self._committer is None or not self._committer.usable():
             self._committer = GroupCommitter(self.db)
         return self._committer
+
+    def first_compose(self) -> FirstCompose:
+        """The batches in which opening sessions' desired documents are composed."""
+        if self._first_compose is None:
+            self._first_compose = FirstCompose(self.db, self.bus, self.committer)
+        return self._first_compose
 
     @property
     def last_seen_every_s(self) -> float:

@@ -102,6 +102,7 @@ class DeviceSession(FrameSession):
         self._pusher: asyncio.Task[None] | None = None  # only while there is work
         self._wanted: set[str] = set()
         self._desired_wanted = 0.0  # the newest desired version asked for (inf: any)
+        self._first_done = False  # the first delivery's document was composed (batched)
 
     def __repr__(self) -> str:
         return f"DeviceSession({self.id or '-'}, device={self.device_id or '-'})"
@@ -267,12 +268,13 @@ class DeviceSession(FrameSession):
             desired = desired and desired_above > self.desired_sent
             if not (desired or cmds):
                 return 0
+            stored = desired and not urgent and await self._composed_first()
             now = self.ctx.clock()
 
             # the desired document may be recomposed and written, and a disruptive
             # command's waiting reason too: a writer turn, not a plain read
             async def due(s: AsyncSession) -> tuple[list[Message], list[str], int]:
-                return await self._due(s, desired, cmds, now)
+                return await self._due(s, desired, cmds, now, stored=stored)
 
             msgs, due_ids, version = await self._turn(due, urgent=urgent)
             for m in msgs:
@@ -294,9 +296,23 @@ class DeviceSession(FrameSession):
             await self._turn(marks, urgent=False)  # already sent: need not go first
             return len(msgs)
 
+    async def _composed_first(self) -> bool:
+        """The session's first delivery: its desired document composed in a batch with the
+        other boards opening now (``FirstCompose``); True once stored, False if it must be
+        composed here (not the first delivery, or the batch failed)."""
+        if self._first_done:
+            return False
+        self._first_done = True
+        try:
+            await self.ctx.first_compose().compose(self.tenant_id, self.device_id)
+        except Exception:  # logged by the batch; composed alone below
+            return False
+        return True
+
     async def _due(
-        self, s: AsyncSession, desired: bool, cmds: bool, now: float
+        self, s: AsyncSession, desired: bool, cmds: bool, now: float, *, stored: bool = False
     ) -> tuple[list[Message], list[str], int]:
+        """``stored``: the desired document was just composed; read it as stored."""
         msgs: list[Message] = []
         due_ids: list[str] = []
         version = self.desired_sent
@@ -304,7 +320,10 @@ class DeviceSession(FrameSession):
         if device is None:
             return msgs, due_ids, version
         if desired:
-            version, doc = await twin.desired_for(s, device, self.ctx.bus)
+            found = await twin.stored_desired(s, device.id) if stored else None
+            if found is None:
+                found = await twin.desired_for(s, device, self.ctx.bus)
+            version, doc = found
             if version > self.desired_sent:
                 msgs.append(Desired(version=version, doc=doc))
         if cmds:

@@ -188,6 +188,23 @@ async def _current(
     return t, effective
 
 
+async def stored_desired(
+    session: AsyncSession, device_id: str
+) -> tuple[int, dict[str, Any]] | None:
+    """The desired version and document as last composed and stored, or None if the
+    device has no composed one yet (``desired_for`` composes it now)."""
+    row = (
+        await session.execute(
+            select(DeviceTwin.desired_version, DeviceTwin.desired).where(
+                DeviceTwin.device_id == device_id
+            )
+        )
+    ).first()
+    if row is None or row.desired_version == 0:
+        return None
+    return row.desired_version, dict(row.desired)
+
+
 async def desired_for(
     session: AsyncSession, device: Device, bus: EventBus | None = None
 ) -> tuple[int, dict[str, Any]]:
