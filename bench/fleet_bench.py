@@ -8,8 +8,10 @@
 * first ``--command-devices`` boards connect, and the command round trip is measured: POST a
   command (``arm``) to a random board → its ``succeeded`` read back through the API (its
   long poll, ``GET /commands/{id}?wait_s=``, as ``wrale commands send --wait`` does; it
-  was polled every 2 ms before the API had one); p50 / p99 over ``--commands`` (the
-  server's own created → finished too);
+  was polled every 2 ms before the API had one): one round of ``--commands`` right after
+  the storm (``fleet.command_rtt_storm_p99_ms``), then, one report interval later, three
+  rounds in a row with telemetry flowing: p50 / p99 (the server's own created → finished
+  too);
 * then the rest up to ``--devices`` start, and over ``--seconds``: how many are connected
   (devices ``online`` in the central's database), the central's resident memory (peak, and
   per device above its idle size) and CPU, the simulators' CPU, and the telemetry points
@@ -36,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
-import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -46,6 +46,7 @@ import httpx
 import psutil
 
 from common import Figure
+from fleet_commands import command_figures
 from fleet_harness import (
     Central,
     Sim,
@@ -57,11 +58,7 @@ from fleet_harness import (
     wait_for,
 )
 
-FINISHED = ("succeeded", "failed", "refused", "expired")
 POINTS_PER_SAMPLE = 17  # metrics per board per sample (fleet/edge/telemetry.py)
-COMMAND_TIMEOUT_S = 15.0
-SENT_MS: list[float] = []  # created → delivery began (the board woken), per command
-ROUNDS = 3  # command rounds in a row, the p99 target holds for each
 
 
 @dataclass
@@ -81,83 +78,6 @@ class Options:
 
 
 # ----------------------------------------------------------------------------- measures
-
-
-def command_rtts(api: httpx.Client, ids: list[str], n: int) -> tuple[list[float], list[float], int]:
-    """Client-seen round trips (POST → ``succeeded`` read back) and the server's own
-    (``finished_at - created_at``), in ms, over ``n`` commands to random boards; and how
-    many did not succeed within ``COMMAND_TIMEOUT_S``."""
-    rng = random.Random(1)
-    client_ms: list[float] = []
-    server_ms: list[float] = []
-    missed = 0
-    for i in range(n + 10):  # the first 10 warm up
-        device = rng.choice(ids)
-        t0 = time.perf_counter()
-        r = api.post(f"/devices/{device}/commands", json={"op": "arm", "args": {"level": "medium"}})
-        r.raise_for_status()
-        cid = r.json()["id"]
-        body = r.json()
-        while (
-            body["status"] not in FINISHED
-            and (left := COMMAND_TIMEOUT_S - (time.perf_counter() - t0)) > 0
-        ):  # the API's long poll: answered once the result is stored
-            body = api.get(f"/commands/{cid}", params={"wait_s": round(left, 3)}).json()
-        t1 = time.perf_counter()
-        if i < 10:
-            continue
-        if body["status"] != "succeeded":
-            missed += 1
-            continue
-        client_ms.append((t1 - t0) * 1000)
-        server_ms.append((body["finished_at"] - body["created_at"]) * 1000)
-        SENT_MS.append(((body.get("sent_at") or body["created_at"]) - body["created_at"]) * 1000)
-    return client_ms, server_ms, missed
-
-
-def command_figures(api: httpx.Client, ids: list[str], n: int, online: int) -> list[Figure]:
-    """The command round trip, ``ROUNDS`` rounds of ``n`` in a row: p50 over all, p99 the
-    worst round's (each round's named), the server's own p99 over all."""
-    rounds = [command_rtts(api, ids, n) for _ in range(ROUNDS)]
-    client = [ms for r in rounds for ms in r[0]]
-    server = [ms for r in rounds for ms in r[1]]
-    missed = sum(r[2] for r in rounds)
-    p99s = [percentile(r[0], 99) for r in rounds]
-    return [
-        Figure(
-            "fleet.command_rtt_p50_ms",
-            statistics.median(client) if client else float("nan"),
-            f"ms (at {online} devices online, POST → succeeded via API)",
-            "",
-        ),
-        Figure(
-            "fleet.command_rtt_p99_ms",
-            max(p99s),
-            f"ms (worst of {ROUNDS} rounds of {n}: {', '.join(f'{p:.0f}' for p in p99s)}; "
-            f"{missed} not done in {COMMAND_TIMEOUT_S:g} s)",
-            "< 100",
-        ),
-        Figure(
-            "fleet.command_server_p99_ms",
-            percentile(server, 99),
-            "ms (created → result stored, server clock)",
-            "",
-        ),
-        Figure(
-            "fleet.command_wake_p99_ms",
-            percentile(SENT_MS, 99),
-            "ms (created → its delivery began, server clock)",
-            "",
-        ),
-    ]
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def window(central: Central, sims: list[Sim], seconds: float) -> dict[str, float]:
