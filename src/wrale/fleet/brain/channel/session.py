@@ -96,7 +96,7 @@ class DeviceSession(FrameSession):
         super().__init__(ctx, send, transport=transport)
         self.desired_sent = 0
         self.goodbye: Goodbye | None = None
-        self.ended = asyncio.Event()  # set when the server ends the session
+        self.ended = False  # the server ended the session (a flag: no Event a board)
         self.on_end: Callable[[], None] | None = None  # the transport's: close the link
         self._deliver_lock = asyncio.Lock()
         self._pusher: asyncio.Task[None] | None = None  # only while there is work
@@ -351,7 +351,7 @@ class DeviceSession(FrameSession):
         self.goodbye = Goodbye(bye.code, bye.message, bye.retry, bye.session or self.id)
         with contextlib.suppress(Exception):  # the device may be gone already
             await asyncio.wait_for(self.emit(self.goodbye), SEND_TIMEOUT_S)
-        self.ended.set()
+        self.ended = True
         if self.on_end is not None:
             self.on_end()
 
@@ -363,7 +363,7 @@ class DeviceSession(FrameSession):
             self._closed = True
             return
         self._closed = True
-        self.ended.set()
+        self.ended = True
         if self._pusher is not None:
             self._pusher.cancel()
         self.ctx.boards.forget(self.device_id, self.id)
