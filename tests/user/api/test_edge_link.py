@@ -144,3 +144,45 @@ async def test_bad_frames_and_silence_end_the_link(database: Database, tmp_path:
         assert (last.code, last.message) == ("protocol", "no hello in time")
     finally:
         await stop(hub, *links)
+
+
+@dataclass
+class RefusingSocket(Socket):
+    """A socket whose close fails, as websockets' did when the peer had closed first."""
+
+    def close(self, code: int, reason: str) -> None:
+        raise RuntimeError("the peer closed first")
+
+
+async def test_a_failing_socket_close_still_ends_the_session(
+    database: Database, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from wrale.fleet.brain.models.channel import ChannelSession
+
+    kit = await make_kit(database, tmp_path)
+    hub = ChannelHub(kit.ctx())
+    await hub.start()
+    links: list[EdgeLink] = []
+    try:
+        ((dev, secret),) = await kit.devices("link-refuses")
+        sock = RefusingSocket()
+        link = EdgeLink(hub, sock, dev, secret, "192.0.2.1:5000")
+        links.append(link)
+        link.received(encode(Hello(device_id=dev, agent_version="0.4.0")), 100)
+        await until(lambda: link.phase == OPEN, "opened")
+        session = link.session
+        assert session is not None
+        link.received("{not json", 9)  # the server ends it; the socket's close raises
+        assert link.phase == DONE
+        assert hub.sessions.get(dev) is not session  # unregistered all the same
+        assert link.closing is not None
+        await asyncio.wait_for(link.closing, SAFETY_S)
+        async with kit.db.session() as s:
+            row = await s.scalar(select(ChannelSession).where(ChannelSession.id == session.id))
+            assert row is not None
+            assert row.closed_at is not None  # and its end written
+            assert row.close_reason is not None
+    finally:
+        await stop(hub, *links)
