@@ -15,9 +15,9 @@ from wrale.fleet.brain.bus import EventBus
 from wrale.fleet.brain.channel.session import ChannelContext, DeviceSession
 from wrale.fleet.brain.db import Database
 from wrale.fleet.brain.models import Tenant
-from wrale.fleet.brain.services import enrollment
+from wrale.fleet.brain.services import enrollment, twin
 from wrale.fleet.brain.services.principal import Principal, Role
-from wrale.fleet.sync.protocol import Hello, Message, Welcome, decode, encode
+from wrale.fleet.sync.protocol import Desired, Hello, Message, Welcome, decode, encode
 from wrale.shared.central_settings import CentralSettings
 from wrale.shared.clock import FakeClock
 
@@ -87,6 +87,18 @@ class Kit:
         session, wire, first = await self.connect(device_id, secret, **hello)
         assert isinstance(first, Welcome), first
         return session, wire, first
+
+    async def fan_override(self, wire: Wire, device_id: str, version: int, pct: float) -> Desired:
+        """An operator's twin patch (a fan override on desired ``version``), and the
+        desired document the hub then pushes to the device's session on ``wire``."""
+        async with self.db.session() as s:
+            t = await twin.patch_twin(
+                s, self.admin, device_id, version, {"fan": {"override_pct": pct}}, self.bus
+            )
+            new = t.desired_version
+        pushed = await wire.wait_for(lambda m: isinstance(m, Desired) and m.version == new)
+        assert isinstance(pushed, Desired)
+        return pushed
 
 
 async def make_kit(db: Database, tmp_path: Path, **settings: Any) -> Kit:

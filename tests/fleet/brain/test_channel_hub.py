@@ -21,7 +21,7 @@ from wrale.fleet.brain.models.alerts import Alert
 from wrale.fleet.brain.models.channel import ChannelSession
 from wrale.fleet.brain.models.commands import Command as CommandRow
 from wrale.fleet.brain.models.twin import DeviceTwin
-from wrale.fleet.brain.services import commands, enrollment, twin
+from wrale.fleet.brain.services import commands, enrollment
 from wrale.fleet.sync.protocol import (
     Command,
     CommandResult,
@@ -177,14 +177,9 @@ async def test_desired_and_commands_on_connect_and_live(kit: Kit) -> None:
         assert isinstance(pushed, Command)
         assert pushed.args["percent"] == 80
         # and a twin change
-        async with kit.db.session() as s:
-            t = await twin.patch_twin(
-                s, kit.admin, dev, desired.version, {"fan": {"override_pct": 55.0}}, kit.bus
-            )
-            version = t.desired_version
-        new = await wire.wait_for(lambda m: isinstance(m, Desired) and m.version == version)
-        assert isinstance(new, Desired)
+        new = await kit.fan_override(wire, dev, desired.version, 55.0)
         assert new.doc["fan"]["override_pct"] == 55.0
+        version = new.version
 
         # the device answers
         result = CommandResult(id=later.id, status="refused", reason="below the fan floor")

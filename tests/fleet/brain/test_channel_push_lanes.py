@@ -145,13 +145,8 @@ async def test_a_command_is_urgent_and_a_desired_document_is_not(kit: Kit) -> No
         await settled(session)
         turns = watch_turns(session)
 
-        async with kit.db.session() as s:
-            t = await twin.patch_twin(
-                s, kit.admin, dev, first.version, {"fan": {"override_pct": 40.0}}, kit.bus
-            )
-            version = t.desired_version
-        pushed = await wire.wait_for(lambda m: isinstance(m, Desired) and m.version == version)
-        assert isinstance(pushed, Desired)
+        pushed = await kit.fan_override(wire, dev, first.version, 40.0)
+        assert pushed.doc["fan"]["override_pct"] == 40.0
         await settled(session)
         assert ("due", False) in turns
         assert ("due", True) not in turns
