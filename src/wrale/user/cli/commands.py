@@ -62,7 +62,7 @@ def _rows(items: list[dict[str, Any]]) -> list[list[Any]]:
     ]
 
 
-OPEN = ("queued", "sent")
+OPEN = ("queued", "sent")  # a command not finished yet (the API's CommandStatus)
 WAIT_TURN_S = 20.0  # one long poll (the API allows 30 s; the client times out at 30)
 COLUMNS = ["id", "device", "op", "args", "status", "reason", "created"]
 

@@ -228,8 +228,7 @@ class SimFleet(FleetAgents):
         # sessions of a thousand agents connecting made the automatic full collections
         # pause every board at once for 250-280 ms (commands answered that much later).
         _freeze_heap()
-        refreeze = asyncio.get_running_loop().call_later(ramp_s + FREEZE_AFTER_S, _freeze_heap)
-        young = asyncio.create_task(_freeze_young_until(ramp_s + FREEZE_AFTER_S))
+        refreeze = asyncio.create_task(_refreeze(ramp_s + FREEZE_AFTER_S))
         tasks = [
             asyncio.create_task(self._run_samplers(stop)),
             asyncio.create_task(self._run_loads(stop)),
@@ -242,7 +241,6 @@ class SimFleet(FleetAgents):
             await stop.wait()
         finally:
             refreeze.cancel()
-            young.cancel()
             stop.set()
             tasks += [t for dev in self.devices.values() for t in dev.tasks]
             _, pending = await asyncio.wait(tasks, timeout=15)
@@ -367,15 +365,17 @@ def _freeze_heap() -> None:
     gc.freeze()
 
 
-async def _freeze_young_until(seconds: float) -> None:
+async def _refreeze(seconds: float) -> None:
     """Every ``FREEZE_EVERY_S`` for ``seconds``: collect the young generations (a few ms),
-    then freeze what lives, so no full collection has a fleet's new objects to scan. What
-    was garbage in the oldest generation then is kept (bounded: these first seconds only)."""
+    then freeze what lives, so no full collection has a fleet's new objects to scan (what
+    was garbage in the oldest generation then is kept: bounded, these seconds only); then
+    once more after a full collection."""
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        await asyncio.sleep(FREEZE_EVERY_S)
+    while (left := end - time.monotonic()) > 0:
+        await asyncio.sleep(min(FREEZE_EVERY_S, left))
         gc.collect(1)
         gc.freeze()
+    _freeze_heap()
 
 
 async def _relay(stop: asyncio.Event, halt: asyncio.Event) -> None:
